@@ -1,0 +1,140 @@
+// Package testregistry runs the reference OCI registry
+// (github.com/distribution/distribution/v3) in-process for tests and
+// benchmarks: in-memory storage, deletes enabled, optional htpasswd (bcrypt)
+// or bearer-token auth, optional TLS, and a request counter.
+package testregistry
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/distribution/distribution/v3/configuration"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // auth: htpasswd
+	"github.com/distribution/distribution/v3/registry/handlers"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Options select the registry's security.
+type Options struct {
+	User, Password string // htpasswd basic auth when set
+	Token          bool   // bearer tokens from <url>/token (anonymous)
+	TLS            bool
+}
+
+// Registry is a running test registry.
+type Registry struct {
+	URL    string // http(s)://127.0.0.1:port
+	Host   string // 127.0.0.1:port
+	CAFile string // PEM of the server certificate when TLS
+	reqs   atomic.Int64
+	mu     sync.Mutex
+	log    []string
+}
+
+var silence sync.Once
+
+// New starts a registry that stops at test cleanup.
+func New(tb testing.TB, o Options) *Registry {
+	tb.Helper()
+	silence.Do(func() { logrus.SetOutput(io.Discard); logrus.SetLevel(logrus.PanicLevel) })
+	dir := tb.TempDir()
+	cfg := &configuration.Configuration{}
+	cfg.Storage = configuration.Storage{"inmemory": configuration.Parameters{}, "delete": configuration.Parameters{"enabled": true}}
+	cfg.Log.Level = "panic"
+	cfg.Log.AccessLog.Disabled = true
+	if o.User != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(o.Password), bcrypt.MinCost)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		p := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(p, []byte(o.User+":"+string(hash)+"\n"), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "test", "path": p}}
+	}
+	app := handlers.NewApp(context.Background(), cfg)
+	r := &Registry{}
+	var h http.Handler = app
+	if o.Token {
+		h = r.tokenAuth(app)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.reqs.Add(1)
+		r.mu.Lock()
+		r.log = append(r.log, req.Method+" "+req.URL.Path)
+		r.mu.Unlock()
+		h.ServeHTTP(w, req)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if o.TLS {
+		srv.StartTLS()
+		p := filepath.Join(dir, "ca.pem")
+		b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		r.CAFile = p
+	} else {
+		srv.Start()
+	}
+	tb.Cleanup(srv.Close)
+	r.URL = srv.URL
+	r.Host = strings.TrimPrefix(strings.TrimPrefix(srv.URL, "https://"), "http://")
+	return r
+}
+
+const token = "test-token"
+
+// tokenAuth mimics a token-protected registry (ghcr.io style): 401 with a
+// Bearer challenge, a token endpoint on the same host, then the token.
+func (r *Registry) tokenAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/token" {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"token":%q}`, token)
+			return
+		}
+		if req.Header.Get("Authorization") != "Bearer "+token {
+			scheme := "http"
+			if req.TLS != nil {
+				scheme = "https"
+			}
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s://%s/token",service="test"`, scheme, req.Host))
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
+}
+
+// Requests returns the number of requests served so far.
+func (r *Registry) Requests() int64 { return r.reqs.Load() }
+
+// Reset zeroes the counter and the log.
+func (r *Registry) Reset() {
+	r.reqs.Store(0)
+	r.mu.Lock()
+	r.log = nil
+	r.mu.Unlock()
+}
+
+// Log returns "METHOD path" for every request since the last Reset.
+func (r *Registry) Log() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.log...)
+}
