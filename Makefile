@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 SHARED   ?= ../shared
 
-.PHONY: all build test test-short lint bench run clean fuzz
+.PHONY: all build test test-short lint bench run clean fuzz e2e
 
 all: build
 
@@ -20,6 +20,15 @@ lint:
 
 test: lint
 	$(GO) test -race -count=1 ./...
+	$(MAKE) e2e
+
+# End-to-end scripts against real processes (Debian's docker-registry). In CI a missing tool is
+# a failure; on a developer machine the scripts are skipped with a notice.
+e2e: build
+	@if command -v docker-registry >/dev/null && command -v htpasswd >/dev/null && command -v curl >/dev/null; then \
+	  scripts/e2e-registry.sh $(BIN); \
+	elif [ "$$CI" = true ]; then echo "e2e: docker-registry/htpasswd/curl missing in CI" >&2; exit 1; \
+	else echo "e2e: skipped (apt-get install -y docker-registry apache2-utils curl)"; fi
 
 test-short:
 	$(GO) test -short -count=1 ./...
