@@ -145,10 +145,23 @@ func (d Diagnostic) Item() (kind, name string) {
 	return l.ItemType, l.ItemName
 }
 
-// String renders the diagnostic on one line: file:line:col (1-based, for editors), item, code and
-// message.
+// String renders the diagnostic on one line for editors and logs: the innermost position in the
+// rules file (1-based line:column), the item, the message and the code. When the problem is
+// inside a condition expression, its position within the expanded condition follows.
 func (d Diagnostic) String() string {
-	l := d.Innermost()
+	var file, expr *Location
+	for i := len(d.Locations) - 1; i >= 0; i-- {
+		l := &d.Locations[i]
+		if l.ItemType == ItemConditionExpression {
+			if expr == nil && file == nil {
+				expr = l
+			}
+			continue
+		}
+		if file == nil && l.Position.Name != "" {
+			file = l
+		}
+	}
 	kind, name := d.Item()
 	sev := "error"
 	if d.Severity == SeverityWarning {
@@ -158,7 +171,16 @@ func (d Diagnostic) String() string {
 	if name != "" {
 		item = fmt.Sprintf("%s '%s'", kind, name)
 	}
-	return fmt.Sprintf("%s:%d:%d: %s: %s: %s (%s)", l.Position.Name, l.Position.Line+1, l.Position.Column+1, sev, item, d.Message, d.Code)
+	pos := "<rules>"
+	if file != nil {
+		pos = fmt.Sprintf("%s:%d:%d", file.Position.Name, file.Position.Line+1, file.Position.Column+1)
+	}
+	s := fmt.Sprintf("%s: %s: %s: %s (%s)", pos, sev, item, d.Message, d.Code)
+	if expr != nil {
+		// Parser positions are already 1-based.
+		s += fmt.Sprintf(" [condition line %d, column %d]", expr.Position.Line, expr.Position.Column)
+	}
+	return s
 }
 
 // FalcoVerbose renders the diagnostic in the layout `falco -V` uses for its verbose details.
