@@ -255,25 +255,17 @@ func (cp *compiler) substitute(e condition.Expr, visible func(string) *compiledM
 		}
 		return cp.substitute(m.ast, visible, append(stack, n.Name), mark)
 	case *condition.AndExpr:
-		out := &condition.AndExpr{Pos: n.Pos, Children: make([]condition.Expr, len(n.Children))}
-		for i, c := range n.Children {
-			r, err := cp.substitute(c, visible, stack, mark)
-			if err != nil {
-				return nil, err
-			}
-			out.Children[i] = r
+		children, err := cp.substituteAll(n.Children, visible, stack, mark)
+		if err != nil {
+			return nil, err
 		}
-		return out, nil
+		return &condition.AndExpr{Pos: n.Pos, Children: children}, nil
 	case *condition.OrExpr:
-		out := &condition.OrExpr{Pos: n.Pos, Children: make([]condition.Expr, len(n.Children))}
-		for i, c := range n.Children {
-			r, err := cp.substitute(c, visible, stack, mark)
-			if err != nil {
-				return nil, err
-			}
-			out.Children[i] = r
+		children, err := cp.substituteAll(n.Children, visible, stack, mark)
+		if err != nil {
+			return nil, err
 		}
-		return out, nil
+		return &condition.OrExpr{Pos: n.Pos, Children: children}, nil
 	case *condition.NotExpr:
 		r, err := cp.substitute(n.Child, visible, stack, mark)
 		if err != nil {
@@ -283,6 +275,18 @@ func (cp *compiler) substitute(e condition.Expr, visible func(string) *compiledM
 	default:
 		return e, nil
 	}
+}
+
+func (cp *compiler) substituteAll(in []condition.Expr, visible func(string) *compiledMacro, stack []string, mark bool) ([]condition.Expr, *macroErr) {
+	out := make([]condition.Expr, len(in))
+	for i, c := range in {
+		r, err := cp.substitute(c, visible, stack, mark)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
 }
 
 // exceptionCondition renders exceptions as Falco does, as text appended to the condition:

@@ -218,7 +218,7 @@ func (n *checkNode) eval(e *Evaluator) bool {
 }
 
 func (n *checkNode) evalNumSet(vals [][]byte) bool {
-	hit := func(b []byte) bool {
+	return n.setMatch(vals, func(b []byte) bool {
 		v, ok := parseUint(b)
 		if !ok {
 			return false
@@ -229,17 +229,22 @@ func (n *checkNode) evalNumSet(vals [][]byte) bool {
 			}
 		}
 		return false
-	}
+	})
+}
+
+// setMatch applies in/intersects semantics with an arbitrary membership test: a list field
+// matches `in` when every element is a member (subset) and `intersects` when any is.
+func (n *checkNode) setMatch(vals [][]byte, member func([]byte) bool) bool {
 	if n.list && n.op == opIn {
 		for _, v := range vals {
-			if !hit(v) {
+			if !member(v) {
 				return false
 			}
 		}
 		return true
 	}
 	for _, v := range vals {
-		if hit(v) {
+		if member(v) {
 			return true
 		}
 	}
@@ -273,30 +278,15 @@ func (n *checkNode) evalField(e *Evaluator, vals [][]byte) bool {
 	if !ok {
 		return false
 	}
-	switch n.op {
-	case opIn, opIntersects:
-		member := func(v []byte) bool {
+	if n.op == opIn || n.op == opIntersects {
+		return n.setMatch(vals, func(v []byte) bool {
 			for _, r := range rhs {
 				if bytes.Equal(v, r) {
 					return true
 				}
 			}
 			return false
-		}
-		if n.list && n.op == opIn {
-			for _, v := range vals {
-				if !member(v) {
-					return false
-				}
-			}
-			return true
-		}
-		for _, v := range vals {
-			if member(v) {
-				return true
-			}
-		}
-		return false
+		})
 	}
 	if n.typ == k8saudit.TypeUint64 || n.typ == k8saudit.TypeAbsTime {
 		a, ok1 := parseUint(vals[0])

@@ -364,14 +364,43 @@ func (r *reader) readPluginVersions(item *yaml.Node, parent ctx) error {
 	return nil
 }
 
+// readItemName decodes an item's name key and returns it with the item's context.
+func (r *reader) readItemName(item *yaml.Node, parent ctx, kind string) (string, ctx, error) {
+	name, _, err := r.decodeString(item, kind, parent.with(kind, "", r.f.pos(item)), false)
+	if err != nil {
+		return "", nil, err
+	}
+	c := parent.with(kind, name, r.f.pos(item))
+	r.checkUnknownKeys(item, kind, c)
+	return name, c, nil
+}
+
+// readSingleKeyAppend handles the append modes of lists and macros, which have one overridable
+// key: the deprecated `append: true` or `override: {key: append|replace}`. It reports whether
+// the item appends (a replace is a plain redefinition).
+func (r *reader) readSingleKeyAppend(item *yaml.Node, key string, c ctx) (bool, error) {
+	appendFlag, _, err := r.decodeBoolKey(item, "append", c, true)
+	if err != nil {
+		return false, err
+	}
+	if appendFlag {
+		r.warn(WarnDeprecatedItem, warningAppend, c)
+	}
+	app, repl, err := r.decodeOverrides(item, []string{key}, []string{key}, c)
+	if err != nil {
+		return false, err
+	}
+	if appendFlag && (len(app) > 0 || len(repl) > 0) {
+		return false, r.validate(errOverrideAppend, c)
+	}
+	return appendFlag || len(app) > 0, nil
+}
+
 func (r *reader) readList(item *yaml.Node, parent ctx) error {
-	tmp := parent.with(ItemList, "", r.f.pos(item))
-	name, _, err := r.decodeString(item, "list", tmp, false)
+	name, c, err := r.readItemName(item, parent, ItemList)
 	if err != nil {
 		return err
 	}
-	c := parent.with(ItemList, name, r.f.pos(item))
-	r.checkUnknownKeys(item, "list", c)
 	if !bareStrRE.MatchString(name) {
 		r.warn(WarnInvalidListName, errInvalidListName+rgxBareStr, c)
 	}
@@ -379,22 +408,12 @@ func (r *reader) readList(item *yaml.Node, parent ctx) error {
 	if err != nil {
 		return err
 	}
-	appendFlag, _, err := r.decodeBoolKey(item, "append", c, true)
+	appendMode, err := r.readSingleKeyAppend(item, "items", c)
 	if err != nil {
 		return err
-	}
-	if appendFlag {
-		r.warn(WarnDeprecatedItem, warningAppend, c)
-	}
-	app, repl, err := r.decodeOverrides(item, []string{"items"}, []string{"items"}, c)
-	if err != nil {
-		return err
-	}
-	if appendFlag && (len(app) > 0 || len(repl) > 0) {
-		return r.validate(errOverrideAppend, c)
 	}
 	l := &listInfo{ctx: c, file: r.f, name: name, items: items}
-	if appendFlag || len(app) > 0 {
+	if appendMode {
 		return r.col.appendList(l)
 	}
 	r.col.defineList(l)
@@ -402,13 +421,10 @@ func (r *reader) readList(item *yaml.Node, parent ctx) error {
 }
 
 func (r *reader) readMacro(item *yaml.Node, parent ctx) error {
-	tmp := parent.with(ItemMacro, "", r.f.pos(item))
-	name, _, err := r.decodeString(item, "macro", tmp, false)
+	name, c, err := r.readItemName(item, parent, ItemMacro)
 	if err != nil {
 		return err
 	}
-	c := parent.with(ItemMacro, name, r.f.pos(item))
-	r.checkUnknownKeys(item, "macro", c)
 	if !identifierRE.MatchString(name) {
 		r.warn(WarnInvalidMacroName, errInvalidMacroName+rgxIdentifier, c)
 	}
@@ -416,22 +432,12 @@ func (r *reader) readMacro(item *yaml.Node, parent ctx) error {
 	if err != nil {
 		return err
 	}
-	appendFlag, _, err := r.decodeBoolKey(item, "append", c, true)
+	appendMode, err := r.readSingleKeyAppend(item, "condition", c)
 	if err != nil {
 		return err
-	}
-	if appendFlag {
-		r.warn(WarnDeprecatedItem, warningAppend, c)
-	}
-	app, repl, err := r.decodeOverrides(item, []string{"condition"}, []string{"condition"}, c)
-	if err != nil {
-		return err
-	}
-	if appendFlag && (len(app) > 0 || len(repl) > 0) {
-		return r.validate(errOverrideAppend, c)
 	}
 	m := &macroInfo{ctx: c, condCtx: c.with(ItemMacroCondition, "", r.f.pos(lookup(item, "condition"))), file: r.f, name: name, cond: cond}
-	if appendFlag || len(app) > 0 {
+	if appendMode {
 		return r.col.appendMacro(m)
 	}
 	r.col.defineMacro(m)
@@ -439,13 +445,10 @@ func (r *reader) readMacro(item *yaml.Node, parent ctx) error {
 }
 
 func (r *reader) readRule(item *yaml.Node, parent ctx) error {
-	tmp := parent.with(ItemRule, "", r.f.pos(item))
-	name, _, err := r.decodeString(item, "rule", tmp, false)
+	name, c, err := r.readItemName(item, parent, ItemRule)
 	if err != nil {
 		return err
 	}
-	c := parent.with(ItemRule, name, r.f.pos(item))
-	r.checkUnknownKeys(item, "rule", c)
 	appendFlag, _, err := r.decodeBoolKey(item, "append", c, true)
 	if err != nil {
 		return err
