@@ -31,6 +31,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRulesCmd(), newReplayCmd(), newVersionCmd())
+	root.AddCommand(newAgentCmd())
 	artifactcli.AddCommands(root)
 	return root
 }

@@ -1,0 +1,411 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/falco-k8s/falco-k8s/agent/config"
+	"github.com/falco-k8s/falco-k8s/agent/metrics"
+	"github.com/falco-k8s/falco-k8s/agent/output"
+	"github.com/falco-k8s/falco-k8s/agent/queue"
+	"github.com/falco-k8s/falco-k8s/agent/status"
+	"github.com/falco-k8s/falco-k8s/agent/webhook"
+	"github.com/falco-k8s/falco-k8s/engine"
+)
+
+// Options are the agent's non-configuration inputs.
+type Options struct {
+	// Version is reported in /status.
+	Version string
+	// Logger receives the agent's logs; the zero value logs nothing.
+	Logger zerolog.Logger
+	// Stdout is the stdout output's destination (os.Stdout when nil).
+	Stdout io.Writer
+	// Sources contribute rules files (the OCI follower).
+	Sources []RuleSource
+	// WebhookListener and ObservabilityListener, when set, are used instead of listening on the
+	// configured addresses (tests pass 127.0.0.1:0 listeners).
+	WebhookListener       net.Listener
+	ObservabilityListener net.Listener
+}
+
+// Agent is one running agent. Create it with New, then call Run.
+type Agent struct {
+	cfg        *config.Config
+	opts       Options
+	log        zerolog.Logger
+	m          *metrics.Metrics
+	q          *queue.Queue
+	wh         *webhook.Handler
+	outs       *output.Set
+	fileOut    *output.Writer
+	hostname   string
+	engineOpts engine.Options
+	all        bool
+	started    time.Time
+
+	cur      atomic.Pointer[active]
+	draining atomic.Bool
+	cert     atomic.Pointer[tls.Certificate]
+
+	mu           sync.Mutex // serialises ruleset rebuilds; guards the fields below
+	generation   uint64
+	inputs       uint64 // bumped when local files or a source's accepted set change
+	localPaths   []string
+	local        []engine.File
+	sources      []RuleSource
+	sourceOrder  []string
+	sourceFiles  map[string][]SourceFile
+	sourceStatus map[string]status.Source
+	lastReload   *status.Change
+	lastAccepted *status.Change
+	lastIgnored  *status.Change
+
+	whLn, obsLn net.Listener
+	addrReady   chan struct{}
+}
+
+// New validates cfg, opens the outputs and loads the start-up ruleset. It does not listen yet.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg: cfg, opts: opts, log: opts.Logger, hostname: cfg.Outputs.ResolvedHostname(),
+		engineOpts: engine.Options{MinPriority: cfg.Rules.Priority()}, all: cfg.Rules.AllMatches(),
+		started: time.Now(), localPaths: append([]string(nil), cfg.Rules.Files...),
+		sourceFiles: map[string][]SourceFile{}, sourceStatus: map[string]status.Source{},
+		addrReady: make(chan struct{}),
+	}
+	a.q = queue.New(cfg.Webhook.Queue.Capacity, int64(cfg.Webhook.Queue.MaxBytes))
+	a.m = metrics.New(func() float64 { n, _ := a.q.Len(); return float64(n) },
+		func() float64 { _, b := a.q.Len(); return float64(b) })
+	for _, s := range opts.Sources {
+		if _, dup := a.sourceFiles[s.Name()]; dup {
+			return nil, fmt.Errorf("two rule sources named %q", s.Name())
+		}
+		a.sources = append(a.sources, s)
+		a.sourceOrder = append(a.sourceOrder, s.Name())
+		a.sourceFiles[s.Name()] = nil
+	}
+	if err := a.openOutputs(); err != nil {
+		return nil, err
+	}
+	a.wh = webhook.New(webhook.Config{
+		MaxEventSize: int(cfg.Webhook.MaxEventSize), MaxBodySize: int64(cfg.Webhook.MaxBodySize),
+		MaxInflight: cfg.Webhook.MaxInflight, Wait: cfg.Webhook.Queue.Wait, RetryAfter: cfg.Webhook.RetryAfter,
+		RequireClientCert: cfg.Webhook.TLS.ClientCAFile != "",
+	}, a.q, a.m, a.log.With().Str("component", "webhook").Logger())
+	if err := a.loadCredentials(); err != nil {
+		a.outs.Close(ctx) //nolint:errcheck // already failing
+		return nil, err
+	}
+	if err := a.loadInitial(ctx); err != nil {
+		a.outs.Close(ctx) //nolint:errcheck // already failing
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Agent) openOutputs() error {
+	o := a.cfg.Outputs
+	var outs []output.Filtered
+	prio := func(s string) engine.Priority { p, _ := engine.ParsePriority(s); return p }
+	if o.Stdout.Enabled {
+		w := a.opts.Stdout
+		if w == nil {
+			w = os.Stdout
+		}
+		js := o.JSONFor(o.Stdout.JSON)
+		outs = append(outs, output.Filtered{Output: output.NewStream("stdout", w, js, a.m, a.log), MinPriority: prio(o.Stdout.MinPriority), JSON: js})
+	}
+	if o.File.Path != "" {
+		js := o.JSONFor(o.File.JSON)
+		f, err := output.OpenFile(o.File.Path, js, a.m, a.log)
+		if err != nil {
+			return err
+		}
+		a.fileOut = f
+		outs = append(outs, output.Filtered{Output: f, MinPriority: prio(o.File.MinPriority), JSON: js})
+	}
+	if o.HTTP.URL != "" {
+		h := o.HTTP
+		tlsCfg, err := output.ClientTLS(h.TLS.InsecureSkipVerify, h.TLS.CAFile, h.TLS.ClientCertFile, h.TLS.ClientKeyFile)
+		if err != nil {
+			if a.fileOut != nil {
+				a.fileOut.Close(context.Background()) //nolint:errcheck // already failing
+			}
+			return err
+		}
+		out := output.NewHTTP(output.HTTPConfig{URL: h.URL, Timeout: h.Timeout, MaxRetries: h.MaxRetries,
+			InitialBackoff: h.InitialBackoff, MaxBackoff: h.MaxBackoff, BufferSize: h.BufferSize, TLS: tlsCfg}, a.m, a.log)
+		outs = append(outs, output.Filtered{Output: out, MinPriority: prio(h.MinPriority), JSON: true})
+	}
+	a.outs = output.NewSet(outs...)
+	return nil
+}
+
+// loadCredentials (re)reads the bearer token and the serving certificate. On a reload failure
+// the previous ones stay in use.
+func (a *Agent) loadCredentials() error {
+	w := a.cfg.Webhook
+	if w.BearerTokenFile != "" {
+		tok, err := os.ReadFile(w.BearerTokenFile)
+		if err != nil {
+			return fmt.Errorf("read webhook.bearer_token_file: %w", err)
+		}
+		if len(trimSpace(tok)) == 0 {
+			// An empty token would silently turn authentication off.
+			return fmt.Errorf("webhook.bearer_token_file %s is empty", w.BearerTokenFile)
+		}
+		a.wh.SetToken(tok)
+	}
+	if w.TLS.Enabled() {
+		c, err := tls.LoadX509KeyPair(w.TLS.CertFile, w.TLS.KeyFile)
+		if err != nil {
+			return fmt.Errorf("load webhook TLS certificate: %w", err)
+		}
+		a.cert.Store(&c)
+	}
+	return nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func (a *Agent) serverTLS() (*tls.Config, error) {
+	t := a.cfg.Webhook.TLS
+	c := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Through a pointer so SIGHUP can rotate the certificate without a restart.
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.cert.Load(), nil },
+	}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read webhook.tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("webhook.tls.client_ca_file %s: no PEM certificates", t.ClientCAFile)
+		}
+		c.ClientCAs = pool
+		// Verify a certificate when one is given; the webhook handler then requires one, while
+		// health checks on the same port (Pebble, kubelet) need none.
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return c, nil
+}
+
+// Handler returns the HTTP handler of the webhook listener (webhook plus, when sharing the
+// port, the observability endpoints).
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(a.cfg.Webhook.Path, a.wh)
+	if a.cfg.Observability.Listen == "" {
+		a.observe(mux)
+	}
+	return mux
+}
+
+func (a *Agent) observe(mux *http.ServeMux) {
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }) //nolint:errcheck
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n") //nolint:errcheck
+			return
+		}
+		io.WriteString(w, "ok\n") //nolint:errcheck
+	})
+	mux.Handle("/metrics", a.m.Handler())
+	mux.HandleFunc("/status", a.serveStatus)
+}
+
+func (a *Agent) ready() bool { return a.cur.Load() != nil && !a.draining.Load() }
+
+// WebhookAddr returns the webhook listener's address once Run is listening (for tests).
+func (a *Agent) WebhookAddr() net.Addr {
+	<-a.addrReady
+	return a.whLn.Addr()
+}
+
+// Metrics returns the agent's metrics.
+func (a *Agent) Metrics() *metrics.Metrics { return a.m }
+
+// Run serves until ctx is cancelled, then shuts down gracefully: /readyz turns 503, the
+// listeners stop accepting and finish in-flight requests, the queue is evaluated, the outputs
+// flushed. It returns nil after a clean shutdown.
+func (a *Agent) Run(ctx context.Context) error {
+	cfg := a.cfg.Webhook
+	tlsCfg := (*tls.Config)(nil)
+	if cfg.TLS.Enabled() {
+		var err error
+		if tlsCfg, err = a.serverTLS(); err != nil {
+			return err
+		}
+	}
+	whLn := a.opts.WebhookListener
+	if whLn == nil {
+		var err error
+		if whLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("webhook listen: %w", err)
+		}
+	}
+	if tlsCfg != nil {
+		whLn = tls.NewListener(whLn, tlsCfg)
+	}
+	a.whLn = whLn
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout,
+			WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: 64 << 10,
+			ErrorLog: nil,
+		}
+	}
+	whSrv := newServer(a.Handler())
+	var obsSrv *http.Server
+	if a.cfg.Observability.Listen != "" || a.opts.ObservabilityListener != nil {
+		ln := a.opts.ObservabilityListener
+		if ln == nil {
+			var err error
+			if ln, err = net.Listen("tcp", a.cfg.Observability.Listen); err != nil {
+				whLn.Close()
+				return fmt.Errorf("observability listen: %w", err)
+			}
+		}
+		a.obsLn = ln
+		mux := http.NewServeMux()
+		a.observe(mux)
+		obsSrv = newServer(mux)
+	}
+	close(a.addrReady)
+
+	workers := a.cfg.Rules.Workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.worker() }()
+	}
+
+	srcCtx, cancelSources := context.WithCancel(ctx)
+	var srcWG sync.WaitGroup
+	for _, s := range a.sources {
+		srcWG.Add(1)
+		go func() {
+			defer srcWG.Done()
+			if err := s.Run(srcCtx, a); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error().Err(err).Str("source", s.Name()).Msg("rule source stopped")
+			}
+		}()
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- serve(whSrv, whLn) }()
+	if obsSrv != nil {
+		go func() { errc <- serve(obsSrv, a.obsLn) }()
+	}
+	a.log.Info().Str("listen", whLn.Addr().String()).Str("path", cfg.Path).Bool("tls", tlsCfg != nil).
+		Bool("mtls", cfg.TLS.ClientCAFile != "").Bool("bearer_token", cfg.BearerTokenFile != "").
+		Int("workers", workers).Msg("agent serving")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		runErr = fmt.Errorf("serve: %w", runErr)
+	}
+	return errors.Join(runErr, a.shutdown(whSrv, obsSrv, &wg, cancelSources, &srcWG))
+}
+
+func serve(s *http.Server, ln net.Listener) error {
+	if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (a *Agent) shutdown(whSrv, obsSrv *http.Server, workers *sync.WaitGroup, cancelSources func(), srcWG *sync.WaitGroup) error {
+	start := time.Now()
+	a.draining.Store(true)
+	a.log.Info().Msg("shutting down: draining requests and the evaluation queue")
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Webhook.ShutdownTimeout)
+	defer cancel()
+	cancelSources()
+	var errs []error
+	// Shutdown waits for in-flight requests, which either queue their batch or refuse it.
+	if err := whSrv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("webhook shutdown: %w", err))
+		whSrv.Close()
+	}
+	a.q.Close()
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		n, _ := a.q.Len()
+		errs = append(errs, fmt.Errorf("shutdown timeout: %d acknowledged events not evaluated", n))
+		a.log.Error().Int("events", n).Msg("shutdown timeout with acknowledged events not evaluated")
+	}
+	srcWG.Wait()
+	if err := a.outs.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if obsSrv != nil {
+		if err := obsSrv.Shutdown(ctx); err != nil {
+			obsSrv.Close()
+		}
+	}
+	snap := a.m.Snapshot()
+	a.log.Info().Dur("took", time.Since(start)).Uint64("received", snap.Received).Uint64("evaluated", snap.Evaluated).
+		Uint64("alerts", snap.Alerts).Msg("agent stopped")
+	return errors.Join(errs...)
+}
+
+// HUP handles SIGHUP: re-read credentials, reopen the file output and rebuild the ruleset from
+// the configured files. Failures are logged and recorded; the agent keeps running as before.
+func (a *Agent) HUP(ctx context.Context) {
+	if err := a.loadCredentials(); err != nil {
+		a.log.Error().Err(err).Msg("reloading webhook credentials failed; keeping the previous ones")
+	}
+	a.ReopenOutputs()
+	if err := a.reload(ctx, TriggerSIGHUP); err != nil {
+		a.log.Error().Err(err).Msg("SIGHUP reload failed")
+	}
+}
+
+// ReopenOutputs reopens the file output (after log rotation).
+func (a *Agent) ReopenOutputs() {
+	if a.fileOut == nil {
+		return
+	}
+	if err := a.fileOut.Reopen(); err != nil {
+		a.log.Error().Err(err).Msg("reopening the alert file failed; still writing to the old one")
+		return
+	}
+	a.log.Info().Str("path", a.cfg.Outputs.File.Path).Msg("alert file reopened")
+}

@@ -1,0 +1,613 @@
+// Package config is the falco-k8s agent's configuration file: its Go types, the commented default
+// file (DefaultYAML, which is also the source of the defaults), loading with `-o dotted.key=value`
+// overrides, and validation whose errors name the offending key.
+//
+// The charm writes this file; people read it. Unknown keys are errors rather than being ignored
+// so that a typo (say `max_body` for `max_body_size`) cannot silently leave a limit at its
+// default.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/falco-k8s/falco-k8s/engine"
+)
+
+// DefaultYAML is the default configuration file with a comment on every key. Default() is
+// decoded from it, so the documentation cannot drift from the defaults.
+//
+//go:embed default.yaml
+var DefaultYAML []byte
+
+// Config is the whole agent configuration.
+type Config struct {
+	Webhook       Webhook       `yaml:"webhook"`
+	Observability Observability `yaml:"observability"`
+	Rules         Rules         `yaml:"rules"`
+	Outputs       Outputs       `yaml:"outputs"`
+	Follow        Follow        `yaml:"follow"`
+	Log           Log           `yaml:"log"`
+}
+
+// Webhook configures the audit webhook endpoint.
+type Webhook struct {
+	Listen            string        `yaml:"listen"`
+	Path              string        `yaml:"path"`
+	TLS               ServerTLS     `yaml:"tls"`
+	BearerTokenFile   string        `yaml:"bearer_token_file"`
+	MaxEventSize      ByteSize      `yaml:"max_event_size"`
+	MaxBodySize       ByteSize      `yaml:"max_body_size"`
+	MaxInflight       int           `yaml:"max_inflight"`
+	Queue             Queue         `yaml:"queue"`
+	RetryAfter        time.Duration `yaml:"retry_after"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+}
+
+// ServerTLS is the webhook's serving certificate and optional client CA.
+type ServerTLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether the listener serves TLS.
+func (t ServerTLS) Enabled() bool { return t.CertFile != "" }
+
+// Queue bounds the accepted-but-not-evaluated events.
+type Queue struct {
+	Capacity int           `yaml:"capacity"`
+	MaxBytes ByteSize      `yaml:"max_bytes"`
+	Wait     time.Duration `yaml:"wait"`
+}
+
+// Observability configures /healthz, /readyz, /metrics and /status.
+type Observability struct {
+	Listen string `yaml:"listen"`
+}
+
+// Rules configures what is loaded and how it is evaluated.
+type Rules struct {
+	Builtin      bool     `yaml:"builtin"`
+	Files        []string `yaml:"files"`
+	MinPriority  string   `yaml:"min_priority"`
+	RuleMatching string   `yaml:"rule_matching"`
+	Workers      int      `yaml:"workers"`
+	StateDir     string   `yaml:"state_dir"`
+}
+
+// Priority returns the parsed MinPriority (valid after Validate).
+func (r Rules) Priority() engine.Priority {
+	p, _ := engine.ParsePriority(r.MinPriority)
+	return p
+}
+
+// AllMatches reports whether every matching rule alerts (rule_matching: all).
+func (r Rules) AllMatches() bool { return r.RuleMatching == "all" }
+
+// Outputs configures where alerts go.
+type Outputs struct {
+	Hostname   string     `yaml:"hostname"`
+	JSONOutput bool       `yaml:"json_output"`
+	Stdout     StdoutOut  `yaml:"stdout"`
+	File       FileOut    `yaml:"file"`
+	HTTP       HTTPOutput `yaml:"http"`
+}
+
+// ResolvedHostname applies Falco's rule: the configured name, else $FALCO_HOSTNAME, else the
+// machine's host name.
+func (o Outputs) ResolvedHostname() string {
+	if o.Hostname != "" {
+		return o.Hostname
+	}
+	if h := os.Getenv("FALCO_HOSTNAME"); h != "" {
+		return h
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// StdoutOut is the standard output.
+type StdoutOut struct {
+	Enabled     bool   `yaml:"enabled"`
+	JSON        *bool  `yaml:"json"`
+	MinPriority string `yaml:"min_priority"`
+}
+
+// FileOut appends alerts to a file.
+type FileOut struct {
+	Path        string `yaml:"path"`
+	JSON        *bool  `yaml:"json"`
+	MinPriority string `yaml:"min_priority"`
+}
+
+// HTTPOutput posts Falco JSON alerts.
+type HTTPOutput struct {
+	URL            string        `yaml:"url"`
+	MinPriority    string        `yaml:"min_priority"`
+	Timeout        time.Duration `yaml:"timeout"`
+	MaxRetries     int           `yaml:"max_retries"`
+	InitialBackoff time.Duration `yaml:"initial_backoff"`
+	MaxBackoff     time.Duration `yaml:"max_backoff"`
+	BufferSize     int           `yaml:"buffer_size"`
+	TLS            ClientTLS     `yaml:"tls"`
+}
+
+// ClientTLS configures an outgoing TLS connection.
+type ClientTLS struct {
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	CAFile             string `yaml:"ca_file"`
+	ClientCertFile     string `yaml:"client_cert_file"`
+	ClientKeyFile      string `yaml:"client_key_file"`
+}
+
+// Follow configures the OCI rules follower.
+type Follow struct {
+	Refs      []string      `yaml:"refs"`
+	Interval  time.Duration `yaml:"interval"`
+	RuleFiles []string      `yaml:"rule_files"`
+}
+
+// Log configures the agent's own logs.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// JSONFor resolves a per-output json setting against outputs.json_output.
+func (o Outputs) JSONFor(v *bool) bool {
+	if v != nil {
+		return *v
+	}
+	return o.JSONOutput
+}
+
+// ByteSize is a size in bytes, written as a number or with a KiB/MiB/GiB (Ki/Mi/Gi, KB/MB/GB
+// meaning the same binary units) suffix.
+type ByteSize int64
+
+// ParseByteSize parses "262144", "256KiB", "12Mi", "1GiB".
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, suf := range []struct {
+		s string
+		m int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(t, suf.s) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, suf.s)), suf.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q: want bytes or a number with KiB, MiB or GiB", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+func (b ByteSize) String() string {
+	switch {
+	case b > 0 && b%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", b>>30)
+	case b > 0 && b%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", b>>20)
+	case b > 0 && b%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", b>>10)
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+// MarshalYAML writes the short form.
+func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
+
+// Default returns the default configuration (decoded from DefaultYAML).
+func Default() *Config {
+	c := &Config{}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(DefaultYAML, &doc); err != nil {
+		panic("config: default.yaml: " + err.Error())
+	}
+	if err := decodeNode(doc.Content[0], reflect.ValueOf(c).Elem(), ""); err != nil {
+		panic("config: default.yaml: " + err.Error())
+	}
+	return c
+}
+
+// Load reads the configuration: defaults, then the file at path (if path is not empty), then the
+// overrides ("dotted.key=value", value parsed as YAML). It does not validate; call Validate.
+func Load(path string, overrides []string) (*Config, error) {
+	var content []byte
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		content = b
+	}
+	c, err := Parse(content, overrides)
+	if err != nil && path != "" {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, err
+}
+
+// Parse is Load on in-memory content.
+func Parse(content []byte, overrides []string) (*Config, error) {
+	c := Default()
+	root := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	if len(bytes.TrimSpace(content)) > 0 {
+		var doc yaml.Node
+		if err := yaml.Unmarshal(content, &doc); err != nil {
+			return nil, fmt.Errorf("parse config: %w", err)
+		}
+		if len(doc.Content) > 0 && !isNull(doc.Content[0]) {
+			root = doc.Content[0]
+		}
+	}
+	for _, o := range overrides {
+		if err := applyOverride(root, o); err != nil {
+			return nil, err
+		}
+	}
+	if err := decodeNode(root, reflect.ValueOf(c).Elem(), ""); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && (n.Tag == "!!null" || n.Value == "" && n.Tag == "")
+}
+
+// applyOverride sets one dotted key in the YAML tree, creating intermediate mappings. Override
+// nodes get line 0, which error messages print as "from -o".
+func applyOverride(root *yaml.Node, o string) error {
+	key, val, ok := strings.Cut(o, "=")
+	key = strings.TrimSpace(key)
+	if !ok || key == "" {
+		return fmt.Errorf("invalid override %q: want -o dotted.key=value", o)
+	}
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("config: top level must be a mapping")
+	}
+	var vdoc yaml.Node
+	if strings.TrimSpace(val) == "" {
+		vdoc.Content = []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: ""}}
+	} else if err := yaml.Unmarshal([]byte(val), &vdoc); err != nil {
+		return fmt.Errorf("override %s: invalid value %q: %w", key, val, err)
+	}
+	value := vdoc.Content[0]
+	zeroLines(value)
+	n := root
+	parts := strings.Split(key, ".")
+	for i, p := range parts {
+		var child *yaml.Node
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == p {
+				child = n.Content[j+1]
+				if i == len(parts)-1 {
+					n.Content[j+1] = value
+				}
+				break
+			}
+		}
+		if i == len(parts)-1 {
+			if child == nil {
+				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: p}, value)
+			}
+			return nil
+		}
+		if child == nil || child.Kind != yaml.MappingNode {
+			m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+			if child == nil {
+				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: p}, m)
+			} else {
+				*child = *m
+				m = child
+			}
+			child = m
+		}
+		n = child
+	}
+	return nil
+}
+
+func zeroLines(n *yaml.Node) {
+	n.Line, n.Column = 0, 0
+	for _, c := range n.Content {
+		zeroLines(c)
+	}
+}
+
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	byteSizeType = reflect.TypeOf(ByteSize(0))
+)
+
+// keyError names the dotted key and where its value came from.
+func keyError(key string, n *yaml.Node, format string, args ...any) error {
+	where := "from -o"
+	if n.Line > 0 {
+		where = fmt.Sprintf("line %d", n.Line)
+	}
+	return fmt.Errorf("config key %s (%s): %s", key, where, fmt.Sprintf(format, args...))
+}
+
+// decodeNode decodes n into v field by field, so that every error names the dotted key and
+// unknown keys are rejected.
+func decodeNode(n *yaml.Node, v reflect.Value, key string) error {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(strings.TrimSpace(n.Value))
+		if n.Kind != yaml.ScalarNode || err != nil {
+			return keyError(key, n, "invalid duration %q: want e.g. 500ms, 30s or 6h", n.Value)
+		}
+		v.SetInt(int64(d))
+		return nil
+	case v.Type() == byteSizeType:
+		if n.Kind != yaml.ScalarNode {
+			return keyError(key, n, "want a size such as 262144 or 256KiB")
+		}
+		b, err := ParseByteSize(n.Value)
+		if err != nil {
+			return keyError(key, n, "%v", err)
+		}
+		v.SetInt(int64(b))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		if isNull(n) {
+			return nil
+		}
+		if n.Kind != yaml.MappingNode {
+			return keyError(orTop(key), n, "want a mapping")
+		}
+		fields := map[string]int{}
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			if tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; tag != "" {
+				fields[tag] = i
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			sub := k.Value
+			if key != "" {
+				sub = key + "." + k.Value
+			}
+			idx, ok := fields[k.Value]
+			if !ok {
+				return keyError(sub, k, "unknown key")
+			}
+			if err := decodeNode(val, v.Field(idx), sub); err != nil {
+				return err
+			}
+		}
+		return nil
+	case reflect.Pointer:
+		if isNull(n) {
+			v.SetZero()
+			return nil
+		}
+		p := reflect.New(v.Type().Elem())
+		if err := decodeNode(n, p.Elem(), key); err != nil {
+			return err
+		}
+		v.Set(p)
+		return nil
+	case reflect.Slice:
+		if isNull(n) {
+			v.SetZero()
+			return nil
+		}
+		if n.Kind != yaml.SequenceNode {
+			return keyError(key, n, "want a list, e.g. [a, b]")
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, e := range n.Content {
+			if err := decodeNode(e, s.Index(i), fmt.Sprintf("%s[%d]", key, i)); err != nil {
+				return err
+			}
+		}
+		v.Set(s)
+		return nil
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			return keyError(key, n, "want a string")
+		}
+		if isNull(n) {
+			v.SetString("")
+			return nil
+		}
+		v.SetString(n.Value)
+		return nil
+	case reflect.Bool:
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
+			return keyError(key, n, "invalid value %q: want true or false", n.Value)
+		}
+		v.SetBool(b)
+		return nil
+	case reflect.Int, reflect.Int64:
+		var i int64
+		if n.Kind != yaml.ScalarNode || n.Decode(&i) != nil {
+			return keyError(key, n, "invalid value %q: want an integer", n.Value)
+		}
+		v.SetInt(i)
+		return nil
+	}
+	return keyError(key, n, "unsupported type %s", v.Type())
+}
+
+func orTop(key string) string {
+	if key == "" {
+		return "(top level)"
+	}
+	return key
+}
+
+// Validate checks values and their combinations. The error lists every problem, each naming
+// its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config key %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	w := &c.Webhook
+	checkAddr := func(key, addr string) {
+		if _, port, err := net.SplitHostPort(addr); err != nil {
+			bad(key, "invalid listen address %q: want host:port, e.g. :9765", addr)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad(key, "invalid port %q", port)
+		}
+	}
+	checkAddr("webhook.listen", w.Listen)
+	if !strings.HasPrefix(w.Path, "/") || path.Clean(w.Path) != w.Path {
+		bad("webhook.path", "invalid path %q: want a clean absolute URL path such as /k8s-audit", w.Path)
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/status"} {
+		if w.Path == p && c.Observability.Listen == "" {
+			bad("webhook.path", "%s is taken by the observability endpoints on the same listener", p)
+		}
+	}
+	if (w.TLS.CertFile == "") != (w.TLS.KeyFile == "") {
+		bad("webhook.tls", "cert_file and key_file must be set together")
+	}
+	if w.TLS.ClientCAFile != "" && !w.TLS.Enabled() {
+		bad("webhook.tls.client_ca_file", "client certificates need TLS: set webhook.tls.cert_file and key_file")
+	}
+	positive := func(key string, v int64) {
+		if v <= 0 {
+			bad(key, "must be greater than 0, got %d", v)
+		}
+	}
+	positive("webhook.max_event_size", int64(w.MaxEventSize))
+	positive("webhook.max_body_size", int64(w.MaxBodySize))
+	positive("webhook.max_inflight", int64(w.MaxInflight))
+	positive("webhook.queue.capacity", int64(w.Queue.Capacity))
+	positive("webhook.queue.max_bytes", int64(w.Queue.MaxBytes))
+	if w.Queue.MaxBytes > 0 && w.Queue.MaxBytes < w.MaxBodySize {
+		bad("webhook.queue.max_bytes", "%s is smaller than webhook.max_body_size (%s): a full-size batch could never be queued", w.Queue.MaxBytes, w.MaxBodySize)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"webhook.queue.wait", w.Queue.Wait}, {"webhook.retry_after", w.RetryAfter}, {"webhook.read_header_timeout", w.ReadHeaderTimeout},
+		{"webhook.read_timeout", w.ReadTimeout}, {"webhook.write_timeout", w.WriteTimeout}, {"webhook.idle_timeout", w.IdleTimeout},
+		{"webhook.shutdown_timeout", w.ShutdownTimeout}, {"outputs.http.timeout", c.Outputs.HTTP.Timeout},
+		{"outputs.http.initial_backoff", c.Outputs.HTTP.InitialBackoff}, {"outputs.http.max_backoff", c.Outputs.HTTP.MaxBackoff}} {
+		if d.v < 0 {
+			bad(d.key, "must not be negative, got %s", d.v)
+		}
+	}
+	if w.RetryAfter <= 0 {
+		bad("webhook.retry_after", "must be at least 1s")
+	}
+	if c.Observability.Listen != "" {
+		checkAddr("observability.listen", c.Observability.Listen)
+		if c.Observability.Listen == w.Listen {
+			bad("observability.listen", "same as webhook.listen: leave it empty to share the webhook listener")
+		}
+	}
+	priority := func(key, v string) {
+		if _, ok := engine.ParsePriority(v); !ok {
+			bad(key, "invalid priority %q: use emergency, alert, critical, error, warning, notice, informational (info) or debug", v)
+		}
+	}
+	priority("rules.min_priority", c.Rules.MinPriority)
+	if c.Rules.RuleMatching != "first" && c.Rules.RuleMatching != "all" {
+		bad("rules.rule_matching", "invalid value %q: use first or all", c.Rules.RuleMatching)
+	}
+	if c.Rules.Workers < 0 {
+		bad("rules.workers", "must not be negative, got %d", c.Rules.Workers)
+	}
+	for i, f := range c.Rules.Files {
+		if strings.TrimSpace(f) == "" {
+			bad(fmt.Sprintf("rules.files[%d]", i), "empty path")
+		}
+	}
+	if !c.Rules.Builtin && len(c.Rules.Files) == 0 && len(c.Follow.Refs) == 0 {
+		bad("rules", "nothing to load: rules.builtin is false and neither rules.files nor follow.refs is set")
+	}
+	o := &c.Outputs
+	priority("outputs.stdout.min_priority", o.Stdout.MinPriority)
+	priority("outputs.file.min_priority", o.File.MinPriority)
+	priority("outputs.http.min_priority", o.HTTP.MinPriority)
+	if o.HTTP.URL != "" {
+		u, err := url.Parse(o.HTTP.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("outputs.http.url", "invalid URL %q: want http(s)://host[:port]/path", o.HTTP.URL)
+		}
+		if o.HTTP.MaxRetries < 0 {
+			bad("outputs.http.max_retries", "must not be negative, got %d", o.HTTP.MaxRetries)
+		}
+		positive("outputs.http.buffer_size", int64(o.HTTP.BufferSize))
+		if o.HTTP.Timeout <= 0 {
+			bad("outputs.http.timeout", "must be greater than 0")
+		}
+		if (o.HTTP.TLS.ClientCertFile == "") != (o.HTTP.TLS.ClientKeyFile == "") {
+			bad("outputs.http.tls", "client_cert_file and client_key_file must be set together")
+		}
+	}
+	f := &c.Follow
+	for i, r := range f.Refs {
+		if strings.TrimSpace(r) == "" || strings.ContainsAny(r, " \t\n") {
+			bad(fmt.Sprintf("follow.refs[%d]", i), "invalid reference %q", r)
+		}
+	}
+	if len(f.Refs) > 0 {
+		if f.Interval < time.Second {
+			bad("follow.interval", "must be at least 1s, got %s", f.Interval)
+		}
+		if len(f.RuleFiles) == 0 {
+			bad("follow.rule_files", "required when follow.refs is set: list the rule files to load from the artifacts, e.g. [k8s_audit_rules.yaml]")
+		}
+		if c.Rules.StateDir == "" {
+			bad("rules.state_dir", "required when follow.refs is set")
+		}
+	}
+	seen := map[string]bool{}
+	for i, rf := range f.RuleFiles {
+		key := fmt.Sprintf("follow.rule_files[%d]", i)
+		switch {
+		case rf == "" || path.IsAbs(rf) || path.Clean(rf) != rf || rf == ".." || strings.HasPrefix(rf, "../"):
+			bad(key, "invalid path %q: want a clean relative path inside the artifact", rf)
+		case !strings.HasSuffix(rf, ".yaml") && !strings.HasSuffix(rf, ".yml"):
+			bad(key, "%q: rule files must end in .yaml or .yml", rf)
+		case seen[rf]:
+			bad(key, "%q listed twice", rf)
+		}
+		seen[rf] = true
+	}
+	if c.Log.Format != "auto" && c.Log.Format != "text" && c.Log.Format != "json" && c.Log.Format != "color" {
+		bad("log.format", "invalid value %q: use auto, text or json", c.Log.Format)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "invalid value %q: use trace, debug, info, warn or error", c.Log.Level)
+	}
+	return errors.Join(errs...)
+}

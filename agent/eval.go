@@ -1,0 +1,43 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/falco-k8s/falco-k8s/agent/output"
+	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/engine/k8saudit"
+)
+
+// worker evaluates batches until the queue is closed and drained. Each worker has its own
+// decoder and evaluator; a batch's events are evaluated in order by one worker.
+func (a *Agent) worker() {
+	dec := k8saudit.Decoder{MaxEventSize: int(a.cfg.Webhook.MaxEventSize), Hostname: a.hostname}
+	var cur *active
+	var ev *engine.Evaluator
+	needJSON := a.outs.NeedJSON()
+	match := func(r *engine.Rule) {
+		al := ev.Alert(r, a.hostname)
+		a.m.Alert(r.Name, r.Priority.String())
+		a.outs.Send(output.FromEngine(al, needJSON))
+	}
+	for b := range a.q.C() {
+		n := 0
+		_, err := dec.Decode(b.Body, func(e *k8saudit.Event) error {
+			// Loaded per event: a swapped ruleset applies from the next event on.
+			if act := a.cur.Load(); act != cur {
+				cur, ev = act, act.rs.NewEvaluator()
+			}
+			ev.Match(e, a.all, match)
+			n++
+			return nil
+		})
+		if err != nil || n != b.Events {
+			// The webhook decoded the same bytes with the same settings; this cannot happen
+			// unless the decoder is not deterministic, which must be loud.
+			a.log.Error().Err(err).Int("expected", b.Events).Int("evaluated", n).Msg("batch decoded differently by the worker")
+		}
+		a.m.Evaluated(n)
+		a.q.Done(b)
+		a.m.BatchDone(time.Since(b.Queued))
+	}
+}

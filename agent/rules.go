@@ -1,0 +1,397 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/falco-k8s/falco-k8s/agent/output"
+	"github.com/falco-k8s/falco-k8s/agent/status"
+	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/rules"
+)
+
+// Origins of rules files in /status.
+const (
+	OriginBuiltin = "builtin"
+	OriginFile    = "file"
+)
+
+// Triggers of a ruleset change.
+const (
+	TriggerStartup   = "startup"
+	TriggerReload    = "reload"
+	TriggerSIGHUP    = "sighup"
+	TriggerCandidate = "candidate"
+)
+
+// HotRestartFailureRule is Falco's internal rule name for a failed reload.
+const HotRestartFailureRule = "Falco internal: hot restart failure"
+
+// SourceFile is one rules file provided by a RuleSource.
+type SourceFile struct {
+	// Name is used in diagnostics and /status, e.g. the file's path inside the artifact.
+	Name    string
+	Content []byte
+	// Ref and Digest identify the artifact the file came from (shown in /status).
+	Ref    string
+	Digest string
+}
+
+// RuleSource contributes rules files to the ruleset (the OCI follower implements it).
+type RuleSource interface {
+	// Name identifies the source in /status, logs and metrics, e.g. "follower".
+	Name() string
+	// Initial returns the files the source last had accepted (persisted state), loaded at
+	// start-up with the other files. Nil means none yet.
+	Initial(ctx context.Context) ([]SourceFile, error)
+	// Run offers new candidates through sink until ctx is done.
+	Run(ctx context.Context, sink RuleSink) error
+}
+
+// RuleSink is how a RuleSource changes the running ruleset; *Agent implements it.
+type RuleSink interface {
+	// Compile builds the whole ruleset that would result from replacing the source's files with
+	// files, without changing anything. The error names the first problem, file:line.
+	Compile(source string, files []SourceFile) (*Candidate, error)
+	// Accept swaps a compiled candidate in between two events and records "accepted".
+	Accept(c *Candidate) (generation uint64, err error)
+	// Ignore records a rejected candidate ("ignored", with the reason) and sends Falco's
+	// hot-restart-failure internal alert; the running ruleset is unchanged.
+	Ignore(source string, files []SourceFile, reason error)
+	// ReportSource publishes a source's own state (checks, errors) in /status.
+	ReportSource(s status.Source)
+}
+
+// Candidate is a compiled ruleset waiting for Accept.
+type Candidate struct {
+	source string
+	files  []SourceFile
+	base   uint64 // a.inputs when compiled
+	built  *built
+}
+
+// Ruleset returns the compiled candidate.
+func (c *Candidate) Ruleset() *engine.Ruleset { return c.built.rs }
+
+// RulesetMeta describes a ruleset for /status.
+type RulesetMeta struct {
+	Files    []status.File
+	Warnings int
+	Origin   string
+	Trigger  string
+	Ref      string
+	Digest   string
+}
+
+// active is what the atomic pointer holds.
+type active struct {
+	rs       *engine.Ruleset
+	gen      uint64
+	meta     RulesetMeta
+	loadedAt time.Time
+}
+
+// built is a compiled ruleset with its description.
+type built struct {
+	rs       *engine.Ruleset
+	files    []status.File
+	warnings int
+}
+
+// loadLocalFiles reads rules.files (and -r files): directories expand to their *.yaml/*.yml
+// files, sorted, as Falco's rules_files do.
+func loadLocalFiles(paths []string) ([]engine.File, error) {
+	var out []engine.File
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: read rules file: %w", p, err)
+		}
+		names := []string{p}
+		if st.IsDir() {
+			entries, err := os.ReadDir(p)
+			if err != nil {
+				return nil, fmt.Errorf("%s: read rules directory: %w", p, err)
+			}
+			names = names[:0]
+			for _, e := range entries {
+				n := e.Name()
+				if e.Type().IsRegular() && (strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) {
+					names = append(names, filepath.Join(p, n))
+				}
+			}
+			sort.Strings(names)
+		}
+		for _, n := range names {
+			b, err := os.ReadFile(n)
+			if err != nil {
+				return nil, fmt.Errorf("%s: read rules file: %w", n, err)
+			}
+			out = append(out, engine.File{Name: n, Content: b})
+		}
+	}
+	return out, nil
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// compose builds the ruleset from the built-in rules, every source's files (with override
+// replacing one source's set) and the local files. Callers hold a.mu.
+func (a *Agent) compose(local []engine.File, overrideSource string, override []SourceFile) (*built, error) {
+	var files []engine.File
+	var meta []status.File
+	if a.cfg.Rules.Builtin {
+		b := rules.Default()
+		files = append(files, engine.File{Name: rules.DefaultName, Content: b})
+		meta = append(meta, status.File{Name: rules.DefaultName, Origin: OriginBuiltin, SHA256: sha(b)})
+	}
+	for _, src := range a.sourceOrder {
+		set := a.sourceFiles[src]
+		if src == overrideSource {
+			set = override
+		}
+		for _, f := range set {
+			files = append(files, engine.File{Name: f.Name, Content: f.Content})
+			meta = append(meta, status.File{Name: f.Name, Origin: src, Ref: f.Ref, Digest: f.Digest, SHA256: sha(f.Content)})
+		}
+	}
+	for _, f := range local {
+		files = append(files, f)
+		meta = append(meta, status.File{Name: f.Name, Origin: OriginFile, SHA256: sha(f.Content)})
+	}
+	rs, results, err := engine.Load(files, a.engineOpts)
+	if err != nil {
+		return nil, err
+	}
+	w := 0
+	for _, r := range results {
+		w += len(r.Warnings)
+	}
+	return &built{rs: rs, files: meta, warnings: w}, nil
+}
+
+// Reason renders a load failure as its first precise diagnostic, "file:line:col: error: item:
+// message (CODE)", plus how many more errors there were.
+func Reason(err error) string {
+	var le *engine.LoadError
+	if !errors.As(err, &le) {
+		return err.Error()
+	}
+	var diags []string
+	for _, r := range le.Results {
+		for _, d := range r.Errors {
+			diags = append(diags, d.String())
+		}
+	}
+	switch len(diags) {
+	case 0:
+		return err.Error()
+	case 1:
+		return diags[0]
+	}
+	return fmt.Sprintf("%s (and %d more errors)", diags[0], len(diags)-1)
+}
+
+// SwapRuleset makes rs the running ruleset between two events and returns its generation. It is
+// the low-level primitive behind Reload and Accept; rs must be a complete, valid ruleset.
+func (a *Agent) SwapRuleset(rs *engine.Ruleset, meta RulesetMeta) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.swapLocked(rs, meta)
+}
+
+func (a *Agent) swapLocked(rs *engine.Ruleset, meta RulesetMeta) uint64 {
+	a.generation++
+	act := &active{rs: rs, gen: a.generation, meta: meta, loadedAt: time.Now()}
+	a.cur.Store(act)
+	a.m.Ruleset(act.gen, len(rs.Rules()), len(rs.ActiveRules()))
+	a.log.Info().Uint64("generation", act.gen).Str("origin", meta.Origin).Str("trigger", meta.Trigger).
+		Int("rules", len(rs.Rules())).Int("active", len(rs.ActiveRules())).Int("files", len(meta.Files)).
+		Int("warnings", meta.Warnings).Msg("ruleset loaded")
+	return act.gen
+}
+
+// record stores a reload outcome. Callers hold a.mu.
+func (a *Agent) record(ch *status.Change) {
+	a.lastReload = ch
+	if ch.Accepted {
+		a.lastAccepted = ch
+	} else {
+		a.lastIgnored = ch
+	}
+	a.m.Reload(ch.Origin, ch.Accepted)
+}
+
+// reject records a failed candidate and raises Falco's internal alert. Callers hold a.mu.
+func (a *Agent) reject(origin, trigger, ref, digest string, err error) {
+	reason := Reason(err)
+	a.record(&status.Change{Time: time.Now(), Origin: origin, Trigger: trigger, Ref: ref, Digest: digest,
+		Accepted: false, Reason: reason, Generation: a.generation})
+	a.log.Error().Str("origin", origin).Str("trigger", trigger).Str("ref", ref).Str("digest", digest).
+		Str("reason", reason).Uint64("generation", a.generation).
+		Msg("ruleset candidate ignored; the running ruleset is unchanged")
+	a.outs.Send(output.Internal(time.Now(), HotRestartFailureRule, engine.PriorityCritical,
+		HotRestartFailureRule+": "+reason, a.hostname))
+}
+
+// Reload rebuilds the ruleset from the configured files (re-read from disk) and the sources'
+// accepted files. An invalid candidate leaves the running ruleset in place and returns the
+// reason.
+func (a *Agent) Reload(ctx context.Context) error { return a.reload(ctx, TriggerReload) }
+
+func (a *Agent) reload(ctx context.Context, trigger string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	local, err := loadLocalFiles(a.localPaths)
+	var b *built
+	if err == nil {
+		b, err = a.compose(local, "", nil)
+	}
+	if err != nil {
+		a.reject(OriginFile, trigger, "", "", err)
+		return fmt.Errorf("reload rules: %s", Reason(err))
+	}
+	a.local = local
+	a.inputs++
+	gen := a.swapLocked(b.rs, RulesetMeta{Files: b.files, Warnings: b.warnings, Origin: OriginFile, Trigger: trigger})
+	a.record(&status.Change{Time: time.Now(), Origin: OriginFile, Trigger: trigger, Accepted: true, Generation: gen})
+	return nil
+}
+
+// Compile implements RuleSink.
+func (a *Agent) Compile(source string, files []SourceFile) (*Candidate, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.sourceFiles[source]; !ok {
+		return nil, fmt.Errorf("unknown rule source %q", source)
+	}
+	b, err := a.compose(a.local, source, files)
+	if err != nil {
+		return nil, err
+	}
+	return &Candidate{source: source, files: files, base: a.inputs, built: b}, nil
+}
+
+// Accept implements RuleSink.
+func (a *Agent) Accept(c *Candidate) (uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ref, digest := refDigest(c.files)
+	b := c.built
+	if c.base != a.inputs {
+		// Another input changed since Compile: the candidate was built on stale files.
+		var err error
+		if b, err = a.compose(a.local, c.source, c.files); err != nil {
+			a.reject(c.source, TriggerCandidate, ref, digest, err)
+			return 0, fmt.Errorf("accept %s candidate: %s", c.source, Reason(err))
+		}
+	}
+	a.sourceFiles[c.source] = c.files
+	a.inputs++
+	gen := a.swapLocked(b.rs, RulesetMeta{Files: b.files, Warnings: b.warnings, Origin: c.source, Trigger: TriggerCandidate, Ref: ref, Digest: digest})
+	a.record(&status.Change{Time: time.Now(), Origin: c.source, Trigger: TriggerCandidate, Ref: ref, Digest: digest, Accepted: true, Generation: gen})
+	a.log.Info().Str("origin", c.source).Str("ref", ref).Str("digest", digest).Uint64("generation", gen).Msg("artifacts accepted")
+	return gen, nil
+}
+
+// Ignore implements RuleSink.
+func (a *Agent) Ignore(source string, files []SourceFile, reason error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ref, digest := refDigest(files)
+	a.reject(source, TriggerCandidate, ref, digest, reason)
+}
+
+// ReportSource implements RuleSink.
+func (a *Agent) ReportSource(s status.Source) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sourceStatus[s.Name+"\x00"+s.Ref] = s
+}
+
+// Offer is Compile followed by Accept, or Ignore on failure, for sources that have nothing to
+// do between the two.
+func (a *Agent) Offer(source string, files []SourceFile) (uint64, error) {
+	c, err := a.Compile(source, files)
+	if err != nil {
+		a.Ignore(source, files, err)
+		return 0, fmt.Errorf("%s candidate ignored: %s", source, Reason(err))
+	}
+	return a.Accept(c)
+}
+
+// refDigest summarises the artifacts of a file set ("ref1, ref2").
+func refDigest(files []SourceFile) (ref, digest string) {
+	var refs, digests []string
+	seen := map[string]bool{}
+	for _, f := range files {
+		if f.Ref != "" && !seen[f.Ref+"\x00"+f.Digest] {
+			seen[f.Ref+"\x00"+f.Digest] = true
+			refs = append(refs, f.Ref)
+			digests = append(digests, f.Digest)
+		}
+	}
+	return strings.Join(refs, ", "), strings.Join(digests, ", ")
+}
+
+// loadInitial builds the start-up ruleset. Built-in and local files must be valid (Falco exits on
+// an invalid file at start-up); sources' persisted files that no longer load are set aside with
+// an "ignored" record rather than keeping the agent down.
+func (a *Agent) loadInitial(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	local, err := loadLocalFiles(a.localPaths)
+	if err != nil {
+		return err
+	}
+	a.local = local
+	for _, src := range a.sources {
+		files, err := src.Initial(ctx)
+		if err != nil {
+			a.log.Error().Err(err).Str("source", src.Name()).Msg("cannot read the rule source's accepted files; starting without them")
+			continue
+		}
+		a.sourceFiles[src.Name()] = files
+	}
+	b, err := a.compose(local, "", nil)
+	if err != nil && len(a.sources) > 0 {
+		// Try without the sources' files: if that loads, they are at fault.
+		saved := a.sourceFiles
+		a.sourceFiles = map[string][]SourceFile{}
+		for _, n := range a.sourceOrder {
+			a.sourceFiles[n] = nil
+		}
+		if b2, err2 := a.compose(local, "", nil); err2 == nil {
+			for _, n := range a.sourceOrder {
+				if len(saved[n]) > 0 {
+					ref, digest := refDigest(saved[n])
+					a.reject(n, TriggerStartup, ref, digest, err)
+				}
+			}
+			b, err = b2, nil
+		} else {
+			a.sourceFiles = saved
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rules do not load: %s", Reason(err))
+	}
+	a.inputs++
+	gen := a.swapLocked(b.rs, RulesetMeta{Files: b.files, Warnings: b.warnings, Origin: OriginFile, Trigger: TriggerStartup})
+	a.record(&status.Change{Time: time.Now(), Origin: OriginFile, Trigger: TriggerStartup, Accepted: true, Generation: gen})
+	return nil
+}

@@ -1,0 +1,116 @@
+// Package status defines the JSON document the agent serves on /status. It is a leaf package
+// (standard library only) so that the charm can decode the agent's status without importing the
+// agent, the engine or the webhook code.
+package status
+
+import "time"
+
+// Status is the body of GET /status.
+type Status struct {
+	// Version is the agent's build version.
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	// Ready mirrors /readyz: a ruleset is loaded and the agent is not shutting down.
+	Ready    bool    `json:"ready"`
+	Draining bool    `json:"draining"`
+	Ruleset  Ruleset `json:"ruleset"`
+	// LastReload is the latest attempt to rebuild the ruleset from any cause (start-up, SIGHUP,
+	// Reload, a follower candidate), successful or not.
+	LastReload *Change `json:"last_reload,omitempty"`
+	// LastAccepted and LastIgnored are the latest accepted and rejected candidate rulesets
+	// ("artifacts accepted" / "artifacts ignored").
+	LastAccepted *Change  `json:"last_accepted,omitempty"`
+	LastIgnored  *Change  `json:"last_ignored,omitempty"`
+	Sources      []Source `json:"sources,omitempty"`
+	Events       Events   `json:"events"`
+	Queue        Queue    `json:"queue"`
+	Outputs      []Output `json:"outputs"`
+}
+
+// Ruleset describes the running ruleset.
+type Ruleset struct {
+	// Generation increases by one on every swap; 0 means no ruleset is loaded.
+	Generation uint64    `json:"generation"`
+	LoadedAt   time.Time `json:"loaded_at"`
+	Files      []File    `json:"files"`
+	Rules      Counts    `json:"rules"`
+	// MinPriority and RuleMatching are the evaluation settings in force.
+	MinPriority  string `json:"min_priority"`
+	RuleMatching string `json:"rule_matching"`
+	// Warnings counts loader warnings (they never prevent loading).
+	Warnings int `json:"warnings"`
+}
+
+// File is one loaded rules file.
+type File struct {
+	// Name is the name used in diagnostics: a path, builtin:..., or a path inside an artifact.
+	Name string `json:"name"`
+	// Origin is "builtin", "file" (rules.files / -r) or the name of the rule source that
+	// provided it (e.g. "follower").
+	Origin string `json:"origin"`
+	// Ref and Digest identify the artifact the file came from, when known.
+	Ref    string `json:"ref,omitempty"`
+	Digest string `json:"digest,omitempty"`
+	// SHA256 is the hex digest of the file content as loaded.
+	SHA256 string `json:"sha256"`
+}
+
+// Counts are rule counts.
+type Counts struct {
+	Total   int `json:"total"`
+	Active  int `json:"active"`
+	Skipped int `json:"skipped"`
+}
+
+// Change is one reload outcome.
+type Change struct {
+	Time   time.Time `json:"time"`
+	Origin string    `json:"origin"`
+	// Trigger says what caused it: "startup", "reload", "sighup", "candidate".
+	Trigger string `json:"trigger"`
+	Ref     string `json:"ref,omitempty"`
+	Digest  string `json:"digest,omitempty"`
+	// Accepted is false when the candidate was invalid and the previous ruleset kept running.
+	Accepted bool `json:"accepted"`
+	// Reason is the first error, "file:line:col: error: item: message (CODE)", when rejected.
+	Reason string `json:"reason,omitempty"`
+	// Generation is the ruleset generation after the change.
+	Generation uint64 `json:"generation"`
+}
+
+// Source is what a rule source (the follower) reports about itself.
+type Source struct {
+	Name        string    `json:"name"`
+	Ref         string    `json:"ref,omitempty"`
+	LastCheck   time.Time `json:"last_check,omitzero"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	Digest      string    `json:"digest,omitempty"`
+}
+
+// Events are the cumulative event counters since start.
+type Events struct {
+	Received  uint64            `json:"received"`
+	Dropped   map[string]uint64 `json:"dropped"`
+	Evaluated uint64            `json:"evaluated"`
+	Alerts    uint64            `json:"alerts"`
+	// RejectedRequests counts webhook requests answered with an error, by HTTP status.
+	RejectedRequests map[string]uint64 `json:"rejected_requests"`
+}
+
+// Queue is the evaluation queue's state.
+type Queue struct {
+	Events    int    `json:"events"`
+	Bytes     int64  `json:"bytes"`
+	Capacity  int    `json:"capacity"`
+	MaxBytes  int64  `json:"max_bytes"`
+	Throttled uint64 `json:"throttled"`
+}
+
+// Output is one alert output's counters.
+type Output struct {
+	Name    string `json:"name"`
+	Sent    uint64 `json:"sent"`
+	Failed  uint64 `json:"failed"`
+	Dropped uint64 `json:"dropped"`
+}
