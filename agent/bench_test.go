@@ -209,4 +209,3 @@ func BenchmarkSwapUnderLoad(b *testing.B) {
 		}
 	}
 }
-
