@@ -62,14 +62,19 @@ type exprErr struct {
 func (e *exprErr) Error() string { return e.msg }
 
 // exprCtx is Falco's "condition expression" context: its name is the start of the expression in
-// quotes, its position the parser's (1-based line and column within the expression).
+// quotes, its position the parser's (1-based line and column within the expression) added to the
+// parent's 0-based YAML mark, as Falco's rule_loader::context does.
 func exprCtx(parent ctx, text string, p condition.Pos) (ctx, string) {
 	name := text
 	if len(name) > 20 {
 		name = name[:17] + "..."
 	}
 	name = strings.NewReplacer("\n", " ", "\r", " ").Replace(`"` + name + `"`)
-	c := parent.with(ItemConditionExpression, "", Position{Name: name, Line: p.Line, Column: p.Col, Offset: p.Idx})
+	var mark Position
+	if len(parent) > 0 {
+		mark = parent[len(parent)-1].Position
+	}
+	c := parent.with(ItemConditionExpression, "", Position{Name: name, Line: mark.Line + p.Line, Column: mark.Column + p.Col, Offset: max(mark.Offset, 0) + p.Idx})
 	// The snippet comes from the expression itself: the line holding the position.
 	lineStart := strings.LastIndexByte(text[:min(p.Idx, len(text))], '\n') + 1
 	lineEnd := strings.IndexByte(text[lineStart:], '\n')
@@ -218,7 +223,9 @@ func (cp *compiler) compileMacros() error {
 			}
 			return nil
 		}
-		resolved, err := cp.substitute(cm.ast, visible, []string{cm.info.name}, true)
+		// The path starts empty, as in libsinsp's filter_macro_resolver: a loop is reported
+		// at the first macro met twice while expanding (a macro sees itself only once redefined).
+		resolved, err := cp.substitute(cm.ast, visible, nil, true)
 		if err != nil {
 			c, snip := exprCtx(cm.info.condCtx, cm.info.cond, err.pos)
 			return &exprErr{code: ErrValidate, msg: err.msg, ctx: c, snippet: snip}
@@ -300,6 +307,11 @@ func exceptionCondition(cond string, exs []exceptionInfo) (string, []string, *lo
 			}
 		}
 		fields = append(fields, f)
+	}
+	if len(exs) == 0 {
+		// Falco wraps the condition in parentheses only when the rule has exceptions, which
+		// matters for parser positions in diagnostics.
+		return cond, nil, nil
 	}
 	out := "(" + cond + ")"
 	for _, ex := range exs {

@@ -150,11 +150,18 @@ func (d Diagnostic) Item() (kind, name string) {
 // inside a condition expression, its position within the expanded condition follows.
 func (d Diagnostic) String() string {
 	var file, expr *Location
+	exprLine, exprCol := 0, 0
 	for i := len(d.Locations) - 1; i >= 0; i-- {
 		l := &d.Locations[i]
 		if l.ItemType == ItemConditionExpression {
 			if expr == nil && file == nil {
 				expr = l
+				// Falco adds the 1-based parser position to the parent's YAML mark.
+				exprLine, exprCol = l.Position.Line, l.Position.Column
+				if i > 0 {
+					exprLine -= d.Locations[i-1].Position.Line
+					exprCol -= d.Locations[i-1].Position.Column
+				}
 			}
 			continue
 		}
@@ -178,7 +185,7 @@ func (d Diagnostic) String() string {
 	s := fmt.Sprintf("%s: %s: %s: %s (%s)", pos, sev, item, d.Message, d.Code)
 	if expr != nil {
 		// Parser positions are already 1-based.
-		s += fmt.Sprintf(" [condition line %d, column %d]", expr.Position.Line, expr.Position.Column)
+		s += fmt.Sprintf(" [condition line %d, column %d]", exprLine, exprCol)
 	}
 	return s
 }
