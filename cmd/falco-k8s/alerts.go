@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/falco-k8s/falco-k8s/agent/config"
+	"github.com/falco-k8s/falco-k8s/alerts"
+	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/rules"
+)
+
+// alertSource are the flags shared by the alerts subcommands that read alerts.
+type alertSource struct {
+	url, file, since, namespace, priority string
+	limit                                 int
+}
+
+func (s *alertSource) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&s.url, "url", "", "agent base URL to read GET /alerts from, e.g. http://falco-k8s:9765")
+	f.StringVar(&s.file, "file", "", "file of Falco JSON alerts, one per line (the file output with json: true), - for stdin")
+	f.StringVar(&s.since, "since", "", "only alerts since a duration ago (30m, 1h, 7d) or an RFC 3339 time")
+	f.StringVar(&s.namespace, "namespace", "", "only alerts in this namespace (ka.target.namespace)")
+	f.StringVar(&s.priority, "priority", "", "only alerts at least this severe (e.g. warning)")
+	f.IntVar(&s.limit, "limit", 0, "at most this many alerts, the newest (0: the agent's default of 10000, or all in a file)")
+}
+
+func (s *alertSource) filter(rule string) (alerts.Filter, error) {
+	f := alerts.Filter{Namespace: s.namespace, Rule: rule, Limit: s.limit}
+	var err error
+	if f.Since, err = alerts.ParseSince(s.since, time.Now()); err != nil {
+		return f, fmt.Errorf("--since: %w", err)
+	}
+	if s.priority != "" {
+		if f.Priority, f.HasPriority = engine.ParsePriority(s.priority); !f.HasPriority {
+			return f, fmt.Errorf("invalid --priority %q: use emergency, alert, critical, error, warning, notice, informational or debug", s.priority)
+		}
+	}
+	if s.limit < 0 {
+		return f, fmt.Errorf("invalid --limit %d", s.limit)
+	}
+	return f, nil
+}
+
+// read returns the alerts, the count of non-alert lines skipped and whether the agent truncated.
+func (s *alertSource) read(ctx context.Context, stdin io.Reader, f alerts.Filter) ([]*alerts.Alert, int, bool, error) {
+	switch {
+	case s.url != "" && s.file != "":
+		return nil, 0, false, errors.New("pass either --url or --file, not both")
+	case s.url != "":
+		out, truncated, err := alerts.Fetch(ctx, nil, s.url, f)
+		return out, 0, truncated, err
+	case s.file == "-":
+		out, skipped, err := alerts.ReadJSONL(ctx, stdin, f)
+		return out, skipped, false, err
+	case s.file != "":
+		fh, err := os.Open(s.file)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("open alerts: %w", err)
+		}
+		defer fh.Close()
+		out, skipped, err := alerts.ReadJSONL(ctx, fh, f)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("%s: %w", s.file, err)
+		}
+		return out, skipped, false, nil
+	}
+	return nil, 0, false, alerts.ErrNoInput
+}
+
+func newAlertsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "alerts",
+		Short: "Review alerts of a log-only rollout and tune rules with exceptions",
+		Long: "The log-only rollout loop: run the agent, let the cluster work, `alerts review` what would have\n" +
+			"been flagged, `alerts tune` the legitimate activity into Falco exceptions (per namespace or\n" +
+			"cluster-wide) kept in a managed tuning rules file the agent loads last, and `alerts reset` to\n" +
+			"start over. Alerts come from the agent (--url, its GET /alerts journal) or a file (--file).",
+	}
+	cmd.AddCommand(newAlertsReviewCmd(), newAlertsTuneCmd(), newAlertsResetCmd())
+	return cmd
+}
+
+func newAlertsReviewCmd() *cobra.Command {
+	var (
+		src    alertSource
+		rule   string
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "review [--since 1h] [--namespace NS] [--rule R] [--priority P] [-o table|json] (--url URL | --file FILE)",
+		Short: "Summarise alerts: totals, then one table per rule",
+		Long: "Prints a summary (alerts, rules, namespaces, time range, priorities) and then, per rule (most\n" +
+			"severe first), a table of namespace, target (resource/name), images, container, user and count.\n" +
+			"Values a rule's output does not capture are shown as <NA>.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "table" && format != "json" {
+				return exitWith(2, fmt.Errorf("invalid -o %q: use table or json", format))
+			}
+			f, err := src.filter(rule)
+			if err != nil {
+				return exitWith(2, err)
+			}
+			list, skipped, truncated, err := src.read(cmd.Context(), cmd.InOrStdin(), f)
+			if err != nil {
+				return exitWith(2, err)
+			}
+			r := alerts.NewReview(list)
+			r.Skipped, r.Truncated = skipped, truncated
+			if format == "json" {
+				return r.WriteJSON(cmd.OutOrStdout())
+			}
+			return r.WriteTable(cmd.OutOrStdout())
+		},
+	}
+	src.register(cmd)
+	cmd.Flags().StringVar(&rule, "rule", "", "only alerts of this rule")
+	cmd.Flags().StringVarP(&format, "output", "o", "table", "table or json")
+	return cmd
+}
+
+// tuningTarget are the flags that locate the tuning file and the rules it is validated with.
+type tuningTarget struct {
+	path, cfgFile string
+	rulesFiles    []string
+	noBuiltin     bool
+}
+
+func (t *tuningTarget) register(cmd *cobra.Command, withRules bool) {
+	f := cmd.Flags()
+	f.StringVar(&t.path, "tuning-file", "", "the managed tuning rules file (default: the agent's rules.tuning_file, <state_dir>/tuning.yaml)")
+	f.StringVarP(&t.cfgFile, "config", "c", "", "the agent's configuration file: its rules.builtin, rules.files and tuning file are used")
+	if withRules {
+		f.StringArrayVarP(&t.rulesFiles, "rules", "r", nil, "rules file or directory the agent loads before the tuning file (repeatable; validation)")
+		f.BoolVar(&t.noBuiltin, "no-builtin", false, "do not include the built-in ruleset in the base rules")
+	}
+}
+
+func (t *tuningTarget) resolve() (*config.Config, string, error) {
+	cfg, err := config.Load(t.cfgFile, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	p := t.path
+	if p == "" {
+		p = cfg.Rules.TuningPath()
+	}
+	if p == "" {
+		return nil, "", errors.New("no tuning file: pass --tuning-file or set rules.state_dir")
+	}
+	return cfg, p, nil
+}
+
+// base lists the files the agent loads before the tuning file, in its order (followed
+// artifacts excepted: pass them with -r).
+func (t *tuningTarget) base(cfg *config.Config, stderr io.Writer) ([]engine.File, error) {
+	var files []engine.File
+	if cfg.Rules.Builtin && !t.noBuiltin {
+		files = append(files, engine.File{Name: rules.DefaultName, Content: rules.Default()})
+	}
+	paths, err := expandRulesPaths(append(append([]string(nil), cfg.Rules.Files...), t.rulesFiles...), stderr)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read rules file: %w", err)
+		}
+		files = append(files, engine.File{Name: p, Content: b})
+	}
+	if len(files) == 0 {
+		return nil, errors.New("no base rules: drop --no-builtin or pass -r FILE")
+	}
+	return files, nil
+}
+
+func newAlertsTuneCmd() *cobra.Command {
+	var (
+		src    alertSource
+		tgt    tuningTarget
+		scope  string
+		only   []string
+		dryRun bool
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "tune --scope namespace|cluster [--namespace NS] [--rule R]... [--since 1h] [--dry-run] [--tuning-file PATH] [-r RULES]... (--url URL | --file FILE)",
+		Short: "Turn reviewed alerts into exceptions in the managed tuning file",
+		Long: "For every alert (after the filters), adds a Falco exception value to the rule that fired, keyed on\n" +
+			"what the rule's output captured: the namespace (namespace scope only), the user and the pod's\n" +
+			"image repositories. The tuning file gets `override: {exceptions: append}` items; existing\n" +
+			"exceptions are never changed or duplicated, so running tune twice adds nothing the second time.\n" +
+			"The result is loaded with the base rules (built-in, rules.files, -r) before it is written\n" +
+			"atomically. Send the agent SIGHUP (the charm does) to apply it.\n" +
+			"Exit status: 0 after a run (also when nothing is added), 1 when the tuned rules do not load,\n" +
+			"2 on bad input.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if scope != alerts.ScopeNamespace && scope != alerts.ScopeCluster {
+				return exitWith(2, fmt.Errorf("invalid --scope %q: use namespace or cluster", scope))
+			}
+			if format != "text" && format != "json" {
+				return exitWith(2, fmt.Errorf("invalid -o %q: use text or json", format))
+			}
+			rule := ""
+			if len(only) == 1 {
+				rule = only[0]
+			}
+			f, err := src.filter(rule)
+			if err != nil {
+				return exitWith(2, err)
+			}
+			cfg, path, err := tgt.resolve()
+			if err != nil {
+				return exitWith(2, err)
+			}
+			base, err := tgt.base(cfg, cmd.ErrOrStderr())
+			if err != nil {
+				return exitWith(2, err)
+			}
+			list, _, truncated, err := src.read(cmd.Context(), cmd.InOrStdin(), f)
+			if err != nil {
+				return exitWith(2, err)
+			}
+			if len(only) > 1 {
+				want := map[string]bool{}
+				for _, r := range only {
+					want[r] = true
+				}
+				kept := list[:0]
+				for _, a := range list {
+					if want[a.Rule] {
+						kept = append(kept, a)
+					}
+				}
+				list = kept
+			}
+			existing, err := os.ReadFile(path)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return exitWith(2, fmt.Errorf("read tuning file: %w", err))
+			}
+			res, err := alerts.Tune(list, alerts.TuneOptions{Scope: scope, Base: base, Path: path, Existing: existing, Now: time.Now()})
+			if err != nil {
+				return exitWith(1, err)
+			}
+			if res.Changed && !dryRun {
+				if err := alerts.WriteFileAtomic(path, res.Content, 0o644); err != nil {
+					return exitWith(1, err)
+				}
+				res.Written = true
+			}
+			if format == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					*alerts.TuneResult
+					DryRun    bool `json:"dry_run"`
+					Reviewed  int  `json:"alerts_reviewed"`
+					Truncated bool `json:"truncated,omitempty"`
+				}{res, dryRun, len(list), truncated})
+			}
+			return printTune(cmd.OutOrStdout(), res, len(list), dryRun, truncated)
+		},
+	}
+	src.register(cmd)
+	tgt.register(cmd, true)
+	cmd.Flags().StringVar(&scope, "scope", "", "namespace: exceptions keyed by namespace (+ user, images); cluster: the same without the namespace")
+	cmd.Flags().StringArrayVar(&only, "rule", nil, "only tune this rule (repeatable)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be added, write nothing")
+	cmd.Flags().StringVarP(&format, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func printTune(w io.Writer, res *alerts.TuneResult, reviewed int, dryRun, truncated bool) error {
+	ew := &errWriter{w: w}
+	fmt.Fprintf(ew, "Tuning file: %s (scope %s), %d alerts reviewed\n", res.File, res.Scope, reviewed)
+	if truncated {
+		fmt.Fprintln(ew, "Warning: the agent had more alerts than the limit; narrow --since or raise --limit")
+	}
+	if len(res.Added) == 0 {
+		fmt.Fprintf(ew, "Nothing to add: every tunable alert is already covered (%d exception values present)\n", res.Present)
+	} else {
+		verb := "Added"
+		if dryRun {
+			verb = "Would add"
+		}
+		fmt.Fprintf(ew, "%s %d exception values (%d already present):\n", verb, len(res.Added), res.Present)
+		for _, ad := range res.Added {
+			fmt.Fprintf(ew, "  + %s\n", alerts.FormatAddition(ad))
+		}
+	}
+	for _, s := range res.Skipped {
+		fmt.Fprintf(ew, "  skipped %s (%d alerts): %s\n", s.Rule, s.Alerts, s.Reason)
+	}
+	switch {
+	case dryRun && res.Changed:
+		fmt.Fprintln(ew, "Dry run: nothing written.")
+	case res.Written:
+		fmt.Fprintf(ew, "Written %s; send the agent SIGHUP (or run the charm's tune-rules action) to apply it.\n", res.File)
+	}
+	return ew.err
+}
+
+func newAlertsResetCmd() *cobra.Command {
+	var (
+		tgt    tuningTarget
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "reset [--tuning-file PATH]",
+		Short: "Set the tuning file aside (renamed with a timestamp) to return to the untuned rules",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, path, err := tgt.resolve()
+			if err != nil {
+				return exitWith(2, err)
+			}
+			moved, err := alerts.Reset(path, time.Now())
+			if err != nil {
+				return exitWith(1, err)
+			}
+			if format == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"file": path, "moved_to": moved, "reset": moved != ""})
+			}
+			if moved == "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "Nothing to reset: %s does not exist\n", path)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Moved %s to %s; send the agent SIGHUP to return to the untuned rules.\n", path, moved)
+			return nil
+		},
+	}
+	tgt.register(cmd, false)
+	cmd.Flags().StringVarP(&format, "output", "o", "text", "text or json")
+	return cmd
+}
+
+// errWriter keeps the first write error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = fmt.Errorf("write: %w", err)
+	}
+	return n, err
+}
