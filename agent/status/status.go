@@ -88,6 +88,26 @@ type Source struct {
 	Digest      string    `json:"digest,omitempty"`
 }
 
+// SyncResult is one reference's outcome of POST /sync (the charm's sync-rules action).
+type SyncResult struct {
+	Ref string `json:"ref"`
+	// Result is "unchanged" (the digest is the accepted one), "accepted" (a new digest was
+	// validated and is running; with dry_run, would be), "ignored" (the candidate is invalid:
+	// Reason says why, file:line; the previous rules keep running) or "error" (the registry
+	// could not be asked; Reason names it).
+	Result string `json:"result"`
+	// Digest is the digest the reference points at, when the registry answered.
+	Digest string `json:"digest,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// SyncResponse is the body of POST /sync.
+type SyncResponse struct {
+	Results []SyncResult `json:"results"`
+	// Error is set, with no results, when the request could not be served (e.g. no follower).
+	Error string `json:"error,omitempty"`
+}
+
 // Events are the cumulative event counters since start.
 type Events struct {
 	Received  uint64            `json:"received"`

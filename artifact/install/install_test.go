@@ -17,7 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 
-	"github.com/falco-k8s/falco-k8s/artifact/internal/testregistry"
+	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
 )

@@ -1,7 +1,10 @@
 // Package testregistry runs the reference OCI registry
 // (github.com/distribution/distribution/v3) in-process for tests and
 // benchmarks: in-memory storage, deletes enabled, optional htpasswd (bcrypt)
-// or bearer-token auth, optional TLS, and a request counter.
+// or bearer-token auth, optional TLS, a request counter, and failure
+// injection (Fail/Recover) for outage and rate-limit tests. It lives under
+// the module's internal/ so that both the artifact and the agent tests can
+// use it.
 package testregistry
 
 import (
@@ -42,6 +45,13 @@ type Registry struct {
 	reqs   atomic.Int64
 	mu     sync.Mutex
 	log    []string
+	fail   *failure // guarded by mu
+}
+
+// failure is an injected outage.
+type failure struct {
+	status     int // 0: drop the connection without answering
+	retryAfter string
 }
 
 var silence sync.Once
@@ -76,7 +86,12 @@ func New(tb testing.TB, o Options) *Registry {
 		r.reqs.Add(1)
 		r.mu.Lock()
 		r.log = append(r.log, req.Method+" "+req.URL.Path)
+		f := r.fail
 		r.mu.Unlock()
+		if f != nil {
+			r.failRequest(w, f)
+			return
+		}
 		h.ServeHTTP(w, req)
 	}))
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -137,4 +152,38 @@ func (r *Registry) Log() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.log...)
+}
+
+// Fail makes every request fail until Recover: with status (and a
+// Retry-After header when retryAfter is not empty), or, with status 0, by
+// closing the connection without an answer, as a registry that is down.
+func (r *Registry) Fail(status int, retryAfter string) {
+	r.mu.Lock()
+	r.fail = &failure{status: status, retryAfter: retryAfter}
+	r.mu.Unlock()
+}
+
+// Recover ends an outage started by Fail.
+func (r *Registry) Recover() {
+	r.mu.Lock()
+	r.fail = nil
+	r.mu.Unlock()
+}
+
+func (r *Registry) failRequest(w http.ResponseWriter, f *failure) {
+	if f.status == 0 {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		f = &failure{status: http.StatusBadGateway}
+	}
+	if f.retryAfter != "" {
+		w.Header().Set("Retry-After", f.retryAfter)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(f.status)
+	fmt.Fprintf(w, `{"errors":[{"code":"UNAVAILABLE","message":"injected failure %d"}]}`, f.status)
 }

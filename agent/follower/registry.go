@@ -1,0 +1,218 @@
+package follower
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"oras.land/oras-go/v2/errdef"
+	orasauth "oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/falco-k8s/falco-k8s/artifact/auth"
+	"github.com/falco-k8s/falco-k8s/artifact/oci"
+)
+
+// AuthEnv is falcoctl's basic-credentials variable, honoured as well as follow.registry_auth_file.
+const AuthEnv = "FALCOCTL_REGISTRY_AUTH_BASIC"
+
+// ReadAuthFile reads a follow.registry_auth_file: FALCOCTL_REGISTRY_AUTH_BASIC's format
+// ("registry,user,password;...", or its JSON list form). The file holds passwords, so one that
+// group or others may read or write is refused rather than used. Errors never quote the
+// content.
+func ReadAuthFile(path string) ([]auth.Basic, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("follow.registry_auth_file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("follow.registry_auth_file %s is accessible to group or others (mode %04o); it holds registry passwords: chmod 600 it", path, perm)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("follow.registry_auth_file: %w", err)
+	}
+	entries, err := auth.ParseBasicEnv(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("follow.registry_auth_file %s (format of %s): %w", path, AuthEnv, err)
+	}
+	return entries, nil
+}
+
+// retryAfter remembers the latest Retry-After a registry host sent with 429 or 503. oras turns
+// responses into errors without their headers, so the transport records them on the way.
+type retryAfter struct {
+	mu sync.Mutex
+	by map[string]time.Time // host -> time before which it asked not to be called
+}
+
+func (ra *retryAfter) wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := next.RoundTrip(req)
+		if err == nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+			if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+				ra.mu.Lock()
+				ra.by[req.URL.Host] = time.Now().Add(d)
+				ra.mu.Unlock()
+			}
+		}
+		return resp, err
+	})
+}
+
+// take returns and forgets how long host asked to be left alone.
+func (ra *retryAfter) take(host string) time.Duration {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	until, ok := ra.by[host]
+	delete(ra.by, host)
+	if !ok {
+		return 0
+	}
+	return max(0, time.Until(until))
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// maxRetryAfter caps what a registry can ask for, so a bogus header cannot stop following.
+const maxRetryAfter = 24 * time.Hour
+
+// parseRetryAfter reads delay-seconds or an HTTP date (RFC 9110 section 10.2.3).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return min(time.Duration(n)*time.Second, maxRetryAfter), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(0, t.Sub(now)), maxRetryAfter), true
+	}
+	return 0, false
+}
+
+// registryError is a registry failure explained for people: what failed, on which registry,
+// and what to do. It never includes credentials (oras errors carry only method and URL).
+type registryError struct {
+	host      string
+	msg       string
+	transient bool // worth retrying soon: 429, 5xx, network; logged at warn
+	err       error
+}
+
+func (e *registryError) Error() string { return e.msg }
+func (e *registryError) Unwrap() error { return e.err }
+
+// explainRegistry classifies err from talking to host about what.
+func explainRegistry(host, what string, hasCred bool, err error) error {
+	var re *registryError
+	if errors.As(err, &re) {
+		return err
+	}
+	e := &registryError{host: host, err: err}
+	var er *errcode.ErrorResponse
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &er) && er.StatusCode == http.StatusUnauthorized, errors.Is(err, orasauth.ErrBasicCredentialNotFound):
+		if hasCred {
+			e.msg = fmt.Sprintf("registry %s refused the credentials (401): check the user and password for %s in follow.registry_auth_file or %s", host, host, AuthEnv)
+		} else {
+			e.msg = fmt.Sprintf("registry %s requires authentication (401): add credentials for %s to follow.registry_auth_file or %s", host, host, AuthEnv)
+		}
+	case errors.As(err, &er) && er.StatusCode == http.StatusForbidden:
+		e.msg = fmt.Sprintf("registry %s denied access to %s (403): the credentials lack pull permission on this repository", host, what)
+	case errors.Is(err, errdef.ErrNotFound), errors.As(err, &er) && er.StatusCode == http.StatusNotFound:
+		e.msg = fmt.Sprintf("%s not found on registry %s (404): check the repository and tag in follow.refs", what, host)
+	case errors.As(err, &er) && er.StatusCode == http.StatusTooManyRequests:
+		e.msg, e.transient = fmt.Sprintf("registry %s is rate limiting requests (429)", host), true
+	case errors.As(err, &er) && er.StatusCode >= 500:
+		e.msg, e.transient = fmt.Sprintf("registry %s answered %d %s", host, er.StatusCode, http.StatusText(er.StatusCode)), true
+	case errors.As(err, &certErr), errors.As(err, &unknownAuth):
+		e.msg = fmt.Sprintf("registry %s: TLS certificate verification failed: add its CA bundle to follow.registry_ca (%s: /path/ca.pem)", host, host)
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		e.msg = fmt.Sprintf("registry %s speaks plain HTTP: add it to follow.plain_http", host)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		e.msg, e.transient = fmt.Sprintf("registry %s: %s: %v", host, what, err), true
+	case errors.As(err, &netErr), isConnError(err):
+		e.msg, e.transient = fmt.Sprintf("registry %s is unreachable: %v", host, rootCause(err)), true
+	default:
+		e.msg, e.transient = fmt.Sprintf("registry %s: %s: %v", host, what, err), true
+	}
+	return e
+}
+
+func isConnError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "connection refused") || strings.Contains(s, "EOF") || strings.Contains(s, "connection reset")
+}
+
+// rootCause drops the oras/url wrapping layers ("Head \"https://...\": dial tcp ...").
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// RegistryOptions are the follower's registry settings (follow.* keys).
+type RegistryOptions struct {
+	// Basic credentials; the first entry for a registry wins.
+	Basic []auth.Basic
+	// PlainHTTP lists hosts reached over plain HTTP; CA maps hosts to CA bundle files.
+	PlainHTTP []string
+	CA        map[string]string
+	// WrapTransport, when set, wraps the transport (tests count or corrupt requests with it).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+}
+
+// newClient builds the shared registry client: one transport per host setting and one token
+// cache, reused by every check so that token-protected registries see one token request, not
+// one per check.
+func newClient(ctx context.Context, o RegistryOptions, ra *retryAfter) (*oci.Client, *auth.Resolver, error) {
+	res, err := auth.NewResolver(ctx, auth.Sources{Basic: o.Basic, DisableDockerCfg: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	tlsOpts := map[string]oci.TLSOptions{}
+	for _, h := range o.PlainHTTP {
+		t := tlsOpts[h]
+		t.PlainHTTP = true
+		tlsOpts[h] = t
+	}
+	for h, ca := range o.CA {
+		t := tlsOpts[h]
+		t.CAFile = ca
+		tlsOpts[h] = t
+	}
+	c, err := oci.NewClient(oci.Options{
+		TLS:        tlsOpts,
+		Credential: res.Credential,
+		WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+			if o.WrapTransport != nil {
+				rt = o.WrapTransport(rt)
+			}
+			return ra.wrap(rt)
+		},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("follower registry client: %w", err)
+	}
+	return c, res, nil
+}
