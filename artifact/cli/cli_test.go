@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
 	"github.com/falco-k8s/falco-k8s/artifact/state"
+	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 )
 
 type env struct {

@@ -7,10 +7,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
 	"github.com/falco-k8s/falco-k8s/artifact/state"
+	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 )
 
 // BenchmarkRegistryRequests reports registry requests per operation

@@ -17,9 +17,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rs/zerolog"
 
-	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
+	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 )
 
 func rulesTarGz(t testing.TB, name, body string) []byte {
