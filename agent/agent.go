@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-k8s/falco-k8s/agent/config"
+	"github.com/falco-k8s/falco-k8s/agent/journal"
 	"github.com/falco-k8s/falco-k8s/agent/metrics"
 	"github.com/falco-k8s/falco-k8s/agent/output"
 	"github.com/falco-k8s/falco-k8s/agent/queue"
@@ -40,6 +41,11 @@ type Options struct {
 	// configured addresses (tests pass 127.0.0.1:0 listeners).
 	WebhookListener       net.Listener
 	ObservabilityListener net.Listener
+	// OnChange, when set, is called with every recorded ruleset change: start-up, reloads and
+	// candidates, accepted or ignored (what /status shows as last_accepted / last_ignored). It
+	// runs with the ruleset lock held, so it must return at once and not call the Agent; the
+	// command uses it to queue Kubernetes Events.
+	OnChange func(status.Change)
 }
 
 // Agent is one running agent. Create it with New, then call Run.
@@ -76,6 +82,9 @@ type Agent struct {
 
 	whLn, obsLn net.Listener
 	addrReady   chan struct{}
+
+	journal    *journal.Journal // nil when disabled or unavailable (see journalErr)
+	journalErr string
 }
 
 // New validates cfg, opens the outputs and loads the start-up ruleset. It does not listen yet.
@@ -154,6 +163,7 @@ func (a *Agent) openOutputs() error {
 			InitialBackoff: h.InitialBackoff, MaxBackoff: h.MaxBackoff, BufferSize: h.BufferSize, TLS: tlsCfg}, a.m, a.log)
 		outs = append(outs, output.Filtered{Output: out, MinPriority: prio(h.MinPriority), JSON: true})
 	}
+	outs = append(outs, a.journalOutput()...) // last: opening it cannot fail the agent
 	a.outs = output.NewSet(outs...)
 	return nil
 }
@@ -223,12 +233,16 @@ func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(a.cfg.Webhook.Path, a.wh)
 	if a.cfg.Observability.Listen == "" {
-		a.observe(mux)
+		a.observe(mux, a.wh.Guard)
 	}
 	return mux
 }
 
-func (a *Agent) observe(mux *http.ServeMux) {
+// observe registers the observability endpoints. guard wraps the ones that reveal request
+// contents (/alerts, /rules) or change state (/reload, /sync): on the webhook's port they need
+// the webhook's own credentials (bearer token, client certificate), so exposing the webhook does
+// not expose the alert journal. Probes, /metrics and /status stay open for kubelet and Pebble.
+func (a *Agent) observe(mux *http.ServeMux, guard func(http.Handler) http.Handler) {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }) //nolint:errcheck
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !a.ready() {
@@ -240,6 +254,12 @@ func (a *Agent) observe(mux *http.ServeMux) {
 	})
 	mux.Handle("/metrics", a.m.Handler())
 	mux.HandleFunc("/status", a.serveStatus)
+	// The alert journal, for `falco-k8s alerts review` and `tune`.
+	mux.Handle("/alerts", guard(a.alertsHandler()))
+	mux.Handle("POST /reload", guard(http.HandlerFunc(a.serveReload)))
+	// The charm's sync-rules action: check followed references now (agent/follower).
+	mux.Handle("POST /sync", guard(http.HandlerFunc(a.serveSync)))
+	mux.Handle("/rules", guard(http.HandlerFunc(a.serveRules))) // the charm's show-rules action
 }
 
 func (a *Agent) ready() bool { return a.cur.Load() != nil && !a.draining.Load() }
@@ -296,7 +316,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.obsLn = ln
 		mux := http.NewServeMux()
-		a.observe(mux)
+		// A separate listener is the operator's choice of exposure (the charm binds it to
+		// 127.0.0.1), so its endpoints need no webhook credentials.
+		a.observe(mux, func(h http.Handler) http.Handler { return h })
 		obsSrv = newServer(mux)
 	}
 	close(a.addrReady)

@@ -60,7 +60,8 @@ func startAgent(t testing.TB, overrides []string, opts Options) *testAgent {
 	}
 	alerts := filepath.Join(dir, "alerts.log")
 	base := []string{"rules.builtin=false", "rules.files=[" + rulesPath + "]", "outputs.stdout.enabled=false",
-		"outputs.file.path=" + alerts, "webhook.listen=127.0.0.1:0", "webhook.shutdown_timeout=20s"}
+		"outputs.file.path=" + alerts, "webhook.listen=127.0.0.1:0", "webhook.shutdown_timeout=20s",
+		"rules.state_dir=" + dir} // keeps the alert journal (on by default) out of /var/lib
 	cfg, err := config.Parse(nil, append(base, overrides...))
 	if err != nil {
 		t.Fatal(err)

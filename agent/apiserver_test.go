@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -309,5 +311,49 @@ func assertExactlyOnce(t testing.TB, ids map[string]int, prefix string, n int) {
 	}
 	if missing > 0 || dup > 0 || len(ids) != n {
 		t.Fatalf("of %d events: %d missing, %d evaluated more than once, %d distinct", n, missing, dup, len(ids))
+	}
+}
+
+// TestSharedPortGuardsSensitiveEndpoints: on the webhook's port the journal, the rule list and
+// the state-changing endpoints need the webhook's bearer token; probes, metrics and status do not.
+func TestSharedPortGuardsSensitiveEndpoints(t *testing.T) {
+	dir := t.TempDir()
+	ta, caPEM := apiserverAgent(t, dir, nil, nil, Options{})
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	cases := []struct {
+		method, path, token string
+		want                int
+	}{
+		{"GET", "/healthz", "", http.StatusOK},
+		{"GET", "/readyz", "", http.StatusOK},
+		{"GET", "/metrics", "", http.StatusOK},
+		{"GET", "/status", "", http.StatusOK},
+		{"GET", "/alerts", "", http.StatusUnauthorized},
+		{"GET", "/alerts", "wrong", http.StatusUnauthorized},
+		{"GET", "/alerts", "s3cret-token", http.StatusOK},
+		{"GET", "/rules", "", http.StatusUnauthorized},
+		{"GET", "/rules", "s3cret-token", http.StatusOK},
+		{"POST", "/reload", "", http.StatusUnauthorized},
+		{"POST", "/sync", "", http.StatusUnauthorized},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(c.method, ta.url+c.path, nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s %s token=%q: %d %s, want %d", c.method, c.path, c.token, resp.StatusCode, body, c.want)
+		}
+		if strings.Contains(string(body), "s3cret") {
+			t.Errorf("%s %s leaks the token: %s", c.method, c.path, body)
+		}
 	}
 }

@@ -168,7 +168,7 @@ func (a *Agent) compose(local []engine.File, overrideSource string, override []S
 	}
 	for _, f := range local {
 		files = append(files, f)
-		meta = append(meta, status.File{Name: f.Name, Origin: OriginFile, SHA256: sha(f.Content)})
+		meta = append(meta, status.File{Name: f.Name, Origin: a.localOrigin(f.Name), SHA256: sha(f.Content)})
 	}
 	rs, results, err := engine.Load(files, a.engineOpts)
 	if err != nil {
@@ -231,6 +231,9 @@ func (a *Agent) record(ch *status.Change) {
 		a.lastIgnored = ch
 	}
 	a.m.Reload(ch.Origin, ch.Accepted)
+	if a.opts.OnChange != nil {
+		a.opts.OnChange(*ch) // a copy: the callee may keep it without racing /status
+	}
 }
 
 // reject records a failed candidate and raises Falco's internal alert. Callers hold a.mu.
@@ -256,7 +259,7 @@ func (a *Agent) reload(ctx context.Context, trigger string) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	local, err := loadLocalFiles(a.localPaths)
+	local, err := a.readLocal()
 	var b *built
 	if err == nil {
 		b, err = a.compose(local, "", nil)
@@ -320,7 +323,12 @@ func (a *Agent) Ignore(source string, files []SourceFile, reason error) {
 func (a *Agent) ReportSource(s status.Source) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.sourceStatus[s.Name+"\x00"+s.Ref] = s
+	key := s.Name + "\x00" + s.Ref
+	// Sources report their whole health each time; a check happened when LastCheck moved.
+	if prev := a.sourceStatus[key]; !s.LastCheck.IsZero() && s.LastCheck.After(prev.LastCheck) {
+		a.m.FollowCheck(s.Ref, s.LastCheck, s.LastError == "")
+	}
+	a.sourceStatus[key] = s
 }
 
 // Offer is Compile followed by Accept, or Ignore on failure, for sources that have nothing to
@@ -354,7 +362,7 @@ func refDigest(files []SourceFile) (ref, digest string) {
 func (a *Agent) loadInitial(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	local, err := loadLocalFiles(a.localPaths)
+	local, err := a.readLocal()
 	if err != nil {
 		return err
 	}
@@ -386,6 +394,10 @@ func (a *Agent) loadInitial(ctx context.Context) error {
 		} else {
 			a.sourceFiles = saved
 		}
+	}
+	if err != nil {
+		// A tuning file that no longer loads must not keep the agent down: set it aside.
+		b, err = a.withoutTuning(local, b, err)
 	}
 	if err != nil {
 		return fmt.Errorf("rules do not load: %s", Reason(err))

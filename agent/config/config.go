@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -40,7 +41,44 @@ type Config struct {
 	Rules         Rules         `yaml:"rules"`
 	Outputs       Outputs       `yaml:"outputs"`
 	Follow        Follow        `yaml:"follow"`
+	Journal       Journal       `yaml:"journal"`
+	Kubernetes    Kubernetes    `yaml:"kubernetes"`
 	Log           Log           `yaml:"log"`
+}
+
+// Kubernetes configures the Events the agent records on its own pod when a ruleset candidate is
+// accepted or ignored ("ArtifactsAccepted", "ArtifactsIgnored").
+type Kubernetes struct {
+	// Events is auto (on when running in a cluster or with a kubeconfig), true or false.
+	Events string `yaml:"events"`
+	// PodName and Namespace name the pod; empty means $POD_NAME / the host name and
+	// $POD_NAMESPACE / the service account's namespace.
+	PodName   string `yaml:"pod_name"`
+	Namespace string `yaml:"namespace"`
+	// Kubeconfig replaces the in-cluster service account when set.
+	Kubeconfig string `yaml:"kubeconfig"`
+}
+
+// Journal configures the durable alert journal behind GET /alerts (in <state_dir>/journal).
+type Journal struct {
+	Enabled    bool          `yaml:"enabled"`
+	MaxBytes   ByteSize      `yaml:"max_bytes"`
+	MaxAge     time.Duration `yaml:"max_age"`
+	BufferSize int           `yaml:"buffer_size"`
+}
+
+// JournalDir is where the alert journal lives.
+func (c *Config) JournalDir() string { return filepath.Join(c.Rules.StateDir, "journal") }
+
+// TuningPath is rules.tuning_file, defaulting to <state_dir>/tuning.yaml.
+func (r Rules) TuningPath() string {
+	if r.TuningFile != "" {
+		return r.TuningFile
+	}
+	if r.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(r.StateDir, "tuning.yaml")
 }
 
 // Webhook configures the audit webhook endpoint.
@@ -91,6 +129,7 @@ type Rules struct {
 	RuleMatching string   `yaml:"rule_matching"`
 	Workers      int      `yaml:"workers"`
 	StateDir     string   `yaml:"state_dir"`
+	TuningFile   string   `yaml:"tuning_file"`
 }
 
 // Priority returns the parsed MinPriority (valid after Validate).
@@ -158,11 +197,25 @@ type ClientTLS struct {
 	ClientKeyFile      string `yaml:"client_key_file"`
 }
 
-// Follow configures the OCI rules follower.
+// Follow configures the OCI rules follower (agent/follower). The charm writes these keys; their
+// names are part of its contract.
 type Follow struct {
-	Refs      []string      `yaml:"refs"`
-	Interval  time.Duration `yaml:"interval"`
-	RuleFiles []string      `yaml:"rule_files"`
+	Refs     []string      `yaml:"refs"`
+	Interval time.Duration `yaml:"interval"`
+	// Jitter spreads checks over interval x (1 ± jitter) so that many agents do not hit a
+	// registry in step (GHCR rate-limits falcoctl's fixed schedule).
+	Jitter    float64  `yaml:"jitter"`
+	RuleFiles []string `yaml:"rule_files"`
+	// RegistryAuthFile holds FALCOCTL_REGISTRY_AUTH_BASIC-format credentials
+	// ("registry,user,password;..."); it must not be readable by group or others.
+	RegistryAuthFile string `yaml:"registry_auth_file"`
+	// PlainHTTP lists registry hosts (host[:port]) reached over plain HTTP.
+	PlainHTTP []string `yaml:"plain_http"`
+	// RegistryCA maps a registry host to a PEM CA bundle trusted for it, on top of the system
+	// roots.
+	RegistryCA map[string]string `yaml:"registry_ca"`
+	// MaxArtifactSize bounds an artifact's compressed layer and its extracted content.
+	MaxArtifactSize ByteSize `yaml:"max_artifact_size"`
 }
 
 // Log configures the agent's own logs.
@@ -457,6 +510,34 @@ func decodeNode(n *yaml.Node, v reflect.Value, key string) error {
 		}
 		v.SetInt(i)
 		return nil
+	case reflect.Float64:
+		var f float64
+		if n.Kind != yaml.ScalarNode || n.Decode(&f) != nil {
+			return keyError(key, n, "invalid value %q: want a number such as 0.1", n.Value)
+		}
+		v.SetFloat(f)
+		return nil
+	case reflect.Map:
+		// Only string-keyed maps (follow.registry_ca); keys are free-form (host names contain
+		// dots), so they are not checked against a field list.
+		if isNull(n) {
+			v.SetZero()
+			return nil
+		}
+		if n.Kind != yaml.MappingNode || v.Type().Key().Kind() != reflect.String {
+			return keyError(key, n, "want a mapping, e.g. {ghcr.io: /etc/ssl/ghcr-ca.pem}")
+		}
+		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			e := reflect.New(v.Type().Elem()).Elem()
+			if err := decodeNode(val, e, key+"["+k.Value+"]"); err != nil {
+				return err
+			}
+			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), e)
+		}
+		v.Set(m)
+		return nil
 	}
 	return keyError(key, n, "unsupported type %s", v.Type())
 }
@@ -487,7 +568,7 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(w.Path, "/") || path.Clean(w.Path) != w.Path {
 		bad("webhook.path", "invalid path %q: want a clean absolute URL path such as /k8s-audit", w.Path)
 	}
-	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/status"} {
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/status", "/alerts"} {
 		if w.Path == p && c.Observability.Listen == "" {
 			bad("webhook.path", "%s is taken by the observability endpoints on the same listener", p)
 		}
@@ -588,6 +669,25 @@ func (c *Config) Validate() error {
 			bad("rules.state_dir", "required when follow.refs is set")
 		}
 	}
+	if f.Jitter < 0 || f.Jitter > 0.5 || math.IsNaN(f.Jitter) {
+		bad("follow.jitter", "must be between 0 and 0.5, got %v", f.Jitter)
+	}
+	positive("follow.max_artifact_size", int64(f.MaxArtifactSize))
+	// Hosts are host[:port] as in references: a scheme or path would never match one.
+	checkHost := func(key, h string) {
+		if h == "" || strings.Contains(h, "://") || strings.ContainsAny(h, "/ \t@") {
+			bad(key, "invalid registry host %q: want host[:port] as in the reference, e.g. ghcr.io or 10.0.0.5:5000", h)
+		}
+	}
+	for i, h := range f.PlainHTTP {
+		checkHost(fmt.Sprintf("follow.plain_http[%d]", i), h)
+	}
+	for h, p := range f.RegistryCA {
+		checkHost("follow.registry_ca["+h+"]", h)
+		if strings.TrimSpace(p) == "" {
+			bad("follow.registry_ca["+h+"]", "empty CA file path")
+		}
+	}
 	seen := map[string]bool{}
 	for i, rf := range f.RuleFiles {
 		key := fmt.Sprintf("follow.rule_files[%d]", i)
@@ -600,6 +700,23 @@ func (c *Config) Validate() error {
 			bad(key, "%q listed twice", rf)
 		}
 		seen[rf] = true
+	}
+	if j := c.Journal; j.Enabled {
+		if c.Rules.StateDir == "" {
+			bad("rules.state_dir", "required when journal.enabled is true")
+		}
+		if j.MaxBytes < 64<<10 {
+			bad("journal.max_bytes", "must be at least 64KiB, got %s", j.MaxBytes)
+		}
+		if j.MaxAge < time.Minute {
+			bad("journal.max_age", "must be at least 1m, got %s", j.MaxAge)
+		}
+		positive("journal.buffer_size", int64(j.BufferSize))
+	}
+	switch c.Kubernetes.Events {
+	case "auto", "true", "false":
+	default:
+		bad("kubernetes.events", "invalid value %q: use auto, true or false", c.Kubernetes.Events)
 	}
 	if c.Log.Format != "auto" && c.Log.Format != "text" && c.Log.Format != "json" && c.Log.Format != "color" {
 		bad("log.format", "invalid value %q: use auto, text or json", c.Log.Format)

@@ -24,6 +24,9 @@ func TestDefaults(t *testing.T) {
 		{"max_event_size", c.Webhook.MaxEventSize, ByteSize(256 << 10)},
 		{"max_body_size", c.Webhook.MaxBodySize, ByteSize(12 << 20)},
 		{"interval", c.Follow.Interval, 6 * time.Hour},
+		{"jitter", c.Follow.Jitter, 0.1},
+		{"max_artifact_size", c.Follow.MaxArtifactSize, ByteSize(16 << 20)},
+		{"registry_ca", c.Follow.RegistryCA, map[string]string{}},
 		{"builtin", c.Rules.Builtin, true},
 		{"rule_matching", c.Rules.RuleMatching, "first"},
 		{"stdout", c.Outputs.Stdout.Enabled, true},
@@ -112,6 +115,17 @@ func TestParse(t *testing.T) {
 		{name: "follow rule file escapes", overrides: []string{"follow.rule_files=[../etc/passwd.yaml]"}, wantErr: "config key follow.rule_files[0]: invalid path"},
 		{name: "follow rule file ext", overrides: []string{"follow.rule_files=[rules.txt]"}, wantErr: "config key follow.rule_files[0]"},
 		{name: "follow valid", overrides: []string{"follow.refs=[ghcr.io/a/b:1]", "follow.rule_files=[k8s_audit_rules.yaml, extra/x.yml]"}, check: func(c *Config) any { return len(c.Follow.RuleFiles) }, want: 2},
+		{name: "follow registry settings", yaml: "follow:\n  registry_ca:\n    registry.internal:5000: /ca.pem\n  plain_http: [127.0.0.1:5000]\n  jitter: 0.25\n  max_artifact_size: 1MiB\n",
+			check: func(c *Config) any {
+				return []any{c.Follow.RegistryCA, c.Follow.PlainHTTP, c.Follow.Jitter, c.Follow.MaxArtifactSize}
+			}, want: []any{map[string]string{"registry.internal:5000": "/ca.pem"}, []string{"127.0.0.1:5000"}, 0.25, ByteSize(1 << 20)}},
+		{name: "follow registry_ca from -o", overrides: []string{"follow.registry_ca={ghcr.io: /ca.pem}"}, check: func(c *Config) any { return c.Follow.RegistryCA["ghcr.io"] }, want: "/ca.pem"},
+		{name: "follow jitter range", overrides: []string{"follow.jitter=0.9"}, wantErr: "config key follow.jitter: must be between 0 and 0.5"},
+		{name: "follow jitter type", overrides: []string{"follow.jitter=lots"}, wantErr: "config key follow.jitter (from -o): invalid value \"lots\": want a number"},
+		{name: "follow registry_ca not a map", overrides: []string{"follow.registry_ca=[a]"}, wantErr: "config key follow.registry_ca (from -o): want a mapping"},
+		{name: "follow registry_ca host with scheme", overrides: []string{"follow.registry_ca={https://ghcr.io: /ca.pem}"}, wantErr: "config key follow.registry_ca[https://ghcr.io]: invalid registry host"},
+		{name: "follow plain_http with path", overrides: []string{"follow.plain_http=[reg.local/org]"}, wantErr: "config key follow.plain_http[0]: invalid registry host"},
+		{name: "follow max size", overrides: []string{"follow.max_artifact_size=0"}, wantErr: "config key follow.max_artifact_size: must be greater than 0"},
 		{name: "obs same as webhook", overrides: []string{"observability.listen=:9765"}, wantErr: "config key observability.listen"},
 		{name: "bad log level", overrides: []string{"log.level=loud"}, wantErr: "config key log.level"},
 	}

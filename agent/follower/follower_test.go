@@ -311,6 +311,9 @@ func TestFollowAcceptIgnoreKeepsServing(t *testing.T) {
 	if len(st.Sources) != 1 || st.Sources[0].Ref != e.ref || st.Sources[0].LastSuccess.IsZero() || st.Sources[0].LastError != "" {
 		t.Fatalf("sources %+v", st.Sources)
 	}
+	if n := followChecks(t, e, e.ref, "ok"); n < 3 {
+		t.Fatalf("follow_checks_total{result=ok} = %v after three accepted digests", n)
+	}
 	// The persisted state names v2.
 	s, _ := e.f.store.Load()
 	if rs, ok := s.Ref(e.ref); !ok || rs.Digest != d2 {
@@ -349,6 +352,9 @@ func TestWrongPasswordKeepsServing(t *testing.T) {
 	}
 	if g := e2.fire(3); g["v1"] != 3 {
 		t.Fatalf("alerts %v", g)
+	}
+	if n := followChecks(t, e2, e.ref, "error"); n < 1 {
+		t.Fatalf("follow_checks_total{result=error} = %v after a refused check", n)
 	}
 	// No credentials at all: told to add them.
 	f, err := New(Options{Refs: []string{e.ref}, RuleFiles: []string{"k8s.yaml"}, Interval: time.Hour, StateDir: t.TempDir(),
@@ -657,4 +663,28 @@ func TestTwoReferences(t *testing.T) {
 	if g := e.fire(2); g["two"] != 2 {
 		t.Fatalf("alerts %v", g)
 	}
+}
+
+// followChecks reads falco_k8s_follow_checks_total{ref, result} from the agent's registry.
+func followChecks(t *testing.T, e *env, ref, result string) float64 {
+	t.Helper()
+	mfs, err := e.a.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "falco_k8s_follow_checks_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["ref"] == ref && labels["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -49,6 +49,9 @@ type Metrics struct {
 	outputSent      *prometheus.CounterVec
 	outputFailed    *prometheus.CounterVec
 	outputDropped   *prometheus.CounterVec
+	followChecks    *prometheus.CounterVec
+	followLastCheck *prometheus.GaugeVec
+	followLastOK    *prometheus.GaugeVec
 }
 
 // New registers every metric. queueDepth and queueBytes are sampled at scrape time.
@@ -87,10 +90,16 @@ func New(queueDepth, queueBytes func() float64) *Metrics {
 			Help: "Failed writes or posts (each failed attempt), by output."}, []string{"output"}),
 		outputDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "output_dropped_total",
 			Help: "Alerts an output gave up on (buffer full or retries exhausted), by output."}, []string{"output"}),
+		followChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "follow_checks_total",
+			Help: "Registry checks of followed references, by reference and result (ok, error)."}, []string{"ref", "result"}),
+		followLastCheck: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "follow_last_check_timestamp_seconds",
+			Help: "Unix time of the last registry check of a followed reference."}, []string{"ref"}),
+		followLastOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "follow_last_success_timestamp_seconds",
+			Help: "Unix time of the last successful registry check of a followed reference."}, []string{"ref"}),
 	}
 	m.Registry.MustRegister(m.eventsReceived, m.eventsDropped, m.eventsEvaluated, m.requests, m.requestLatency,
 		m.batchLatency, m.alertsTotal, m.generation, m.loadErrors, m.reloads, m.rules, m.outputSent, m.outputFailed,
-		m.outputDropped,
+		m.outputDropped, m.followChecks, m.followLastCheck, m.followLastOK,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "queue_events",
 			Help: "Events accepted and not yet evaluated (in-flight evaluation included)."}, queueDepth),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "queue_bytes",
@@ -103,6 +112,18 @@ func New(queueDepth, queueBytes func() float64) *Metrics {
 	m.eventsDropped.WithLabelValues(DropOversize)
 	m.eventsDropped.WithLabelValues(DropBadTimestamp)
 	return m
+}
+
+// FollowCheck records one registry check of a followed reference.
+func (m *Metrics) FollowCheck(ref string, at time.Time, ok bool) {
+	result := "ok"
+	if !ok {
+		result = "error"
+	} else {
+		m.followLastOK.WithLabelValues(ref).Set(float64(at.Unix()))
+	}
+	m.followChecks.WithLabelValues(ref, result).Inc()
+	m.followLastCheck.WithLabelValues(ref).Set(float64(at.Unix()))
 }
 
 // Handler serves the registry in the Prometheus text format.

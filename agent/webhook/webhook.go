@@ -89,6 +89,21 @@ func (h *Handler) reply(w http.ResponseWriter, start time.Time, code int, msg st
 	h.m.Request(code, time.Since(start))
 }
 
+// Guard serves next only to requests that carry the webhook's credentials (the bearer token
+// and, with mTLS, a verified client certificate); others get 401 and the reason.
+func (h *Handler) Guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if why := h.authenticate(r); why != "" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="falco-k8s"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, why+"\n") //nolint:errcheck // the client may be gone
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // ServeHTTP implements http.Handler. The ?timeout= query kube-apiserver adds is ignored.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/falco-k8s/falco-k8s/agent"
 	"github.com/falco-k8s/falco-k8s/agent/config"
+	"github.com/falco-k8s/falco-k8s/agent/follower"
 	"github.com/falco-k8s/falco-k8s/internal/logging"
 )
 
@@ -48,6 +49,13 @@ func newAgentCmd() *cobra.Command {
 				return exitWith(2, err)
 			}
 			opts := agent.Options{Version: version, Logger: log, Stdout: cmd.OutOrStdout()}
+			if len(cfg.Follow.Refs) > 0 {
+				f, err := follower.NewFromConfig(cfg, log.With().Str("component", "follower").Logger())
+				if err != nil {
+					return exitWith(2, err)
+				}
+				opts.Sources = append(opts.Sources, f)
+			}
 			if check {
 				a, err := agent.New(context.Background(), cfg, opts)
 				if err != nil {
@@ -58,6 +66,11 @@ func newAgentCmd() *cobra.Command {
 					len(st.Ruleset.Files), st.Ruleset.Rules.Total, st.Ruleset.Rules.Active)
 				return nil
 			}
+			stopEvents, err := kubeEvents(cfg.Kubernetes, &opts, log)
+			if err != nil {
+				return exitWith(2, err)
+			}
+			defer stopEvents() // after the agent stopped: flush the last change's event
 			if err := agent.Main(context.Background(), cfg, opts); err != nil {
 				return exitWith(1, err)
 			}

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,12 +25,15 @@ import (
 // alertSource are the flags shared by the alerts subcommands that read alerts.
 type alertSource struct {
 	url, file, since, namespace, priority string
+	tokenFile, caFile                     string
 	limit                                 int
 }
 
 func (s *alertSource) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&s.url, "url", "", "agent base URL to read GET /alerts from, e.g. http://falco-k8s:9765")
+	f.StringVar(&s.tokenFile, "token-file", "", "file holding the webhook bearer token, needed when /alerts shares the webhook's port")
+	f.StringVar(&s.caFile, "ca-file", "", "CA bundle (PEM) that signed the agent's certificate, for an https --url")
 	f.StringVar(&s.file, "file", "", "file of Falco JSON alerts, one per line (the file output with json: true), - for stdin")
 	f.StringVar(&s.since, "since", "", "only alerts since a duration ago (30m, 1h, 7d) or an RFC 3339 time")
 	f.StringVar(&s.namespace, "namespace", "", "only alerts in this namespace (ka.target.namespace)")
@@ -57,7 +64,11 @@ func (s *alertSource) read(ctx context.Context, stdin io.Reader, f alerts.Filter
 	case s.url != "" && s.file != "":
 		return nil, 0, false, errors.New("pass either --url or --file, not both")
 	case s.url != "":
-		out, truncated, err := alerts.Fetch(ctx, nil, s.url, f)
+		client, err := s.client()
+		if err != nil {
+			return nil, 0, false, err
+		}
+		out, truncated, err := alerts.Fetch(ctx, client, s.url, f)
 		return out, 0, truncated, err
 	case s.file == "-":
 		out, skipped, err := alerts.ReadJSONL(ctx, stdin, f)
@@ -363,4 +374,42 @@ func (e *errWriter) Write(p []byte) (int, error) {
 		e.err = fmt.Errorf("write: %w", err)
 	}
 	return n, err
+}
+
+// client is the HTTP client for --url: the agent's CA when given and the bearer token on every
+// request (the agent guards /alerts with the webhook's credentials on a shared port).
+func (s *alertSource) client() (*http.Client, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.caFile != "" {
+		pem, err := os.ReadFile(s.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-file %s: no PEM certificate found", s.caFile)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	var rt http.RoundTripper = &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}
+	if s.tokenFile != "" {
+		tok, err := os.ReadFile(s.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		rt = bearer{token: strings.TrimSpace(string(tok)), next: rt}
+	}
+	return &http.Client{Timeout: 60 * time.Second, Transport: rt}, nil
+}
+
+// bearer adds Authorization: Bearer to every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
 }

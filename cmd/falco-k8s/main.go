@@ -9,7 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/falco-k8s/falco-k8s/actions"
 	artifactcli "github.com/falco-k8s/falco-k8s/artifact/cli"
+	"github.com/falco-k8s/falco-k8s/charm"
+	"github.com/falco-k8s/falco-k8s/hooks"
 )
 
 // exitError carries a specific exit status out of a command.
@@ -32,6 +35,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(newRulesCmd(), newReplayCmd(), newVersionCmd())
 	root.AddCommand(newAgentCmd())
+	root.AddCommand(newAlertsCmd())
 	artifactcli.AddCommands(root)
 	return root
 }
@@ -51,6 +55,11 @@ func newVersionCmd() *cobra.Command {
 var version = "dev"
 
 func main() {
+	// Multi-call: Juju runs this binary as the charm's dispatch (JUJU_DISPATCH_PATH set, or the
+	// file is named dispatch); otherwise it is the CLI and the workload agent.
+	if charm.IsDispatch(os.Args[0]) {
+		os.Exit(charm.Main(version, hooks.Run, actions.Run))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
