@@ -217,7 +217,7 @@ func TestRecorder(t *testing.T) {
 	ns := namespace(t, cs)
 	pod := createPod(t, cs, ns, "falco-k8s-1")
 	var logs bytes.Buffer
-	r := kube.NewRecorder(c, ns, pod.Name, 16, zerolog.New(&logs))
+	r := kube.NewRecorder(c, ns, pod.Name, 16, zerolog.New(zerolog.SyncWriter(&logs)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
@@ -234,7 +234,7 @@ func TestRecorder(t *testing.T) {
 
 	// A pod that does not exist: failures are logged at warn, Record never blocks.
 	var logs2 bytes.Buffer
-	r2 := kube.NewRecorder(c, ns, "missing-pod", 1, zerolog.New(&logs2))
+	r2 := kube.NewRecorder(c, ns, "missing-pod", 1, zerolog.New(zerolog.SyncWriter(&logs2)))
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	done2 := make(chan struct{})
 	go func() { r2.Run(ctx2); close(done2) }()
