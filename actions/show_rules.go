@@ -1,0 +1,123 @@
+package actions
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/falco-k8s/falco-k8s/agent/status"
+	"github.com/falco-k8s/falco-k8s/charm"
+)
+
+// show-rules lists the rules the agent is running, from its GET /rules: each rule's priority,
+// source, enabled flag, tags, file and that file's artifact reference and digest.
+func init() { Register("show-rules", showRules) }
+
+// shownRule is one rule in the yaml and json formats.
+type shownRule struct {
+	Name      string   `json:"name" yaml:"name"`
+	Priority  string   `json:"priority" yaml:"priority"`
+	Source    string   `json:"source" yaml:"source"`
+	Enabled   bool     `json:"enabled" yaml:"enabled"`
+	Tags      []string `json:"tags" yaml:"tags,flow"`
+	File      string   `json:"file" yaml:"file"`
+	Artifact  string   `json:"artifact,omitempty" yaml:"artifact,omitempty"`
+	Digest    string   `json:"digest,omitempty" yaml:"digest,omitempty"`
+	Condition string   `json:"condition,omitempty" yaml:"condition,omitempty"`
+}
+
+func showRules(ctx context.Context, c *charm.Context, p Params) (map[string]any, error) {
+	format := p.String("format")
+	if format == "" {
+		format = "table"
+	}
+	a, _, err := agent(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := a.Rules(ctx, p.Bool("condition"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot list rules: the agent is not answering (%v)", err)
+	}
+	filter := strings.ToLower(p.String("filter"))
+	var rules []shownRule
+	enabled := 0
+	for _, r := range rs.Rules {
+		if filter != "" && !strings.Contains(strings.ToLower(r.Name), filter) {
+			continue
+		}
+		rules = append(rules, toShown(r))
+		if r.Enabled {
+			enabled++
+		}
+	}
+	var text string
+	switch format {
+	case "json":
+		b, err := json.MarshalIndent(nonNilRules(rules), "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("render json: %w", err)
+		}
+		text = string(b)
+	case "yaml":
+		b, err := yaml.Marshal(nonNilRules(rules))
+		if err != nil {
+			return nil, fmt.Errorf("render yaml: %w", err)
+		}
+		text = string(b)
+	case "table":
+		text = table(rules, p.Bool("condition"))
+	default:
+		return nil, fmt.Errorf("format %q is not table, yaml or json", format)
+	}
+	return map[string]any{
+		"count":      fmt.Sprint(len(rules)),
+		"enabled":    fmt.Sprint(enabled),
+		"generation": fmt.Sprint(rs.Generation),
+		"format":     format,
+		"rules":      text,
+	}, nil
+}
+
+func toShown(r status.Rule) shownRule {
+	return shownRule{Name: r.Name, Priority: r.Priority, Source: r.Source, Enabled: r.Enabled, Tags: r.Tags,
+		File: r.File, Artifact: r.Ref, Digest: r.Digest, Condition: r.Condition}
+}
+
+func nonNilRules(r []shownRule) []shownRule {
+	if r == nil {
+		return []shownRule{}
+	}
+	return r
+}
+
+func table(rules []shownRule, withCondition bool) string {
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	hdr := "NAME\tPRIORITY\tSOURCE\tENABLED\tTAGS\tFILE\tARTIFACT"
+	if withCondition {
+		hdr += "\tCONDITION"
+	}
+	fmt.Fprintln(tw, hdr)
+	for _, r := range rules {
+		art := "-"
+		if r.Artifact != "" {
+			art = r.Artifact
+			if r.Digest != "" {
+				art += "@" + r.Digest
+			}
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%t\t%s\t%s\t%s", r.Name, r.Priority, r.Source, r.Enabled, strings.Join(r.Tags, ","), r.File, art)
+		if withCondition {
+			line += "\t" + strings.Join(strings.Fields(r.Condition), " ")
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush() //nolint:errcheck // bytes.Buffer
+	return b.String()
+}

@@ -1,0 +1,144 @@
+package charm
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/falco-k8s/falco-k8s/agent/status"
+)
+
+func TestParseSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		raw     map[string]any
+		wantErr string
+		check   func(*testing.T, *Settings)
+	}{
+		{name: "defaults", raw: map[string]any{}, check: func(t *testing.T, s *Settings) {
+			if s.WebhookPort != 9765 || s.FollowInterval != 6*time.Hour || s.MinPriority != "debug" || s.LogLevel != "info" {
+				t.Errorf("%+v", s)
+			}
+		}},
+		{name: "lists", raw: map[string]any{"rules-artifacts": "ghcr.io/a/b:1, ghcr.io/a/c@sha256:" + strings.Repeat("a", 64) + "\nreg:5000/x/y:2",
+			"rule-files": "a.yaml b/c.yaml", "plain-http-registries": "reg:5000", "webhook-port": json.Number("10000")},
+			check: func(t *testing.T, s *Settings) {
+				if len(s.RulesArtifacts) != 3 || len(s.RuleFiles) != 2 || s.PlainHTTP[0] != "reg:5000" || s.WebhookPort != 10000 {
+					t.Errorf("%+v", s)
+				}
+			}},
+		{name: "index names need indexes", raw: map[string]any{"rules-artifacts": "k8saudit-rules:0.7"}, wantErr: "index name but no indexes"},
+		{name: "index names with indexes", raw: map[string]any{"rules-artifacts": "k8saudit-rules:0.7", "rule-files": "k8s_audit_rules.yaml", "indexes": "falcosecurity,https://falcosecurity.github.io/falcoctl/index.yaml"}},
+		{name: "port range", raw: map[string]any{"webhook-port": json.Number("0")}, wantErr: "webhook-port: must be 1-65535, got 0"},
+		{name: "port float", raw: map[string]any{"webhook-port": 9765.5}, wantErr: "webhook-port"},
+		{name: "interval", raw: map[string]any{"follow-interval": "10s"}, wantErr: "follow-interval"},
+		{name: "priority alias", raw: map[string]any{"minimum-priority": "INFO"}},
+		{name: "log level warn", raw: map[string]any{"log-level": "warn"}, check: func(t *testing.T, s *Settings) {
+			if s.LogLevel != "warning" {
+				t.Errorf("%q", s.LogLevel)
+			}
+		}},
+		{name: "secret uri", raw: map[string]any{"registry-credentials": "s3cr3t"}, wantErr: "registry-credentials: want a Juju secret URI"},
+		{name: "secret uri ok", raw: map[string]any{"webhook-tls": "secret:d0nhl5nmp25c7f2pu3c0"}},
+		{name: "http output password not echoed", raw: map[string]any{"http-output": "ftp://u:pw123@h/"}, wantErr: "ftp://***@h/"},
+		{name: "json-output type", raw: map[string]any{"json-output": "yes"}, wantErr: "json-output"},
+		{name: "registry-ca yaml", raw: map[string]any{"registry-ca": "[1,2]"}, wantErr: "registry-ca: want a map"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := ParseSettings(tc.raw, "falco-k8s")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "pw123") {
+					t.Errorf("password echoed: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.check != nil {
+				tc.check(t, s)
+			}
+		})
+	}
+}
+
+func TestStatusMessage(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	dg := "sha256:ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12"
+	for _, tc := range []struct {
+		name string
+		st   status.Status
+		want string
+	}{
+		{"built-in", status.Status{Ruleset: status.Ruleset{Rules: status.Counts{Active: 41}}}, "41 rules (built-in)"},
+		{"artifact synced", status.Status{
+			Ruleset: status.Ruleset{Rules: status.Counts{Active: 53}, Files: []status.File{{Name: "builtin"}, {Name: "k8s_audit_rules.yaml", Ref: "ghcr.io/falcosecurity/rules/k8saudit-rules:0", Digest: dg}}},
+			Sources: []status.Source{{Ref: "ghcr.io/falcosecurity/rules/k8saudit-rules:0", LastSuccess: now.Add(-3 * time.Minute)}},
+		}, "53 rules (k8saudit-rules@sha256:ab12cd34ef56…), synced 3m ago"},
+		{"refused", status.Status{
+			Ruleset: status.Ruleset{Rules: status.Counts{Active: 41}},
+			Sources: []status.Source{{Ref: "reg.example:5000/a/b:1", LastError: "GET https://reg.example:5000/v2/a/b/manifests/1: response status code 401: unauthorized: authentication required"}},
+		}, "41 rules (built-in); registry reg.example:5000 refused the credentials (unauthorized)"},
+		{"ignored after accepted", status.Status{
+			Ruleset:      status.Ruleset{Rules: status.Counts{Active: 41}},
+			LastAccepted: &status.Change{Time: now.Add(-time.Hour)},
+			LastIgnored:  &status.Change{Time: now, Ref: "reg/a/b:1", Digest: dg, Reason: "k8s_audit_rules.yaml:3:14: error: bad"},
+		}, "41 rules (built-in); ignored b@sha256:ab12cd34ef56…: k8s_audit_rules.yaml:3:14: error: bad"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := StatusMessage(&tc.st, now, func(s string) string { return s }); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestResultKeys(t *testing.T) {
+	flat := FlattenResults(map[string]any{"a": map[string]any{"b-c": "1", "d": true}, "count": 3})
+	want := map[string]string{"a.b-c": "1", "a.d": "true", "count": "3"}
+	for k, v := range want {
+		if flat[k] != v {
+			t.Errorf("%s=%q want %q (%v)", k, flat[k], v, flat)
+		}
+	}
+	for k, ok := range map[string]bool{"rules": true, "ref-1.digest": true, "Rules": false, "a_b": false, "stdout": false, "-a": false, "a-": false, "a..b": false} {
+		if err := ValidResultKey(k); (err == nil) != ok {
+			t.Errorf("ValidResultKey(%q) = %v", k, err)
+		}
+	}
+}
+
+func TestRedactAndJoinBasic(t *testing.T) {
+	c := &Context{}
+	if err := c.checkBasic("ghcr.io,bob,pw-one;reg:5000,al,pw-two"); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Redact("auth failed with pw-one and pw-two"); strings.Contains(got, "pw-") {
+		t.Errorf("not redacted: %q", got)
+	}
+	if got := joinBasic([]string{"a,b,c", "d,e,f"}); got != "a,b,c;d,e,f" {
+		t.Errorf("join %q", got)
+	}
+	got := joinBasic([]string{`[{"registry":"a","user":"b","password":"c;d"}]`, "d,e,f"})
+	if !strings.HasPrefix(got, "[{") || !strings.Contains(got, `"c;d"`) || !strings.Contains(got, `"registry":"d"`) {
+		t.Errorf("join json %q", got)
+	}
+}
+
+func TestReadEnv(t *testing.T) {
+	t.Setenv("JUJU_DISPATCH_PATH", "actions/show-rules")
+	t.Setenv("JUJU_UNIT_NAME", "falco-k8s/3")
+	t.Setenv("JUJU_ACTION_NAME", "")
+	e := ReadEnv("/var/lib/juju/agents/unit-falco-k8s-3/charm/dispatch")
+	if e.Kind != "actions" || e.Name != "show-rules" || e.ActionName != "show-rules" || e.App != "falco-k8s" || e.PodName() != "falco-k8s-3" {
+		t.Errorf("%+v", e)
+	}
+	t.Setenv("JUJU_DISPATCH_PATH", "hooks/falco-pebble-ready")
+	if e := ReadEnv("dispatch"); e.Kind != "hooks" || e.Name != "falco-pebble-ready" {
+		t.Errorf("%+v", e)
+	}
+}

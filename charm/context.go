@@ -1,0 +1,151 @@
+package charm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/falco-k8s/falco-k8s/internal/kube"
+)
+
+// Context is one hook or action invocation: Juju's environment, the hook tools, and lazily
+// opened clients for the workload's Pebble and the Kubernetes API.
+type Context struct {
+	Env     Env
+	Tools   Tools
+	Log     zerolog.Logger
+	Version string
+	// Exe is the charm's own executable, pushed into the workload as the agent.
+	Exe string
+	Now func() time.Time
+
+	// NewWorkload and NewKube open the clients; tests replace them.
+	NewWorkload func() (Workload, error)
+	NewKube     func() (Kube, error)
+
+	mu      sync.Mutex
+	secrets []string
+	kube    Kube
+	kubeErr error
+}
+
+// NewContext returns the Context of the running process.
+func NewContext(env Env, tools Tools, version string, stdout io.Writer) *Context {
+	c := &Context{Env: env, Tools: tools, Version: version, Now: time.Now}
+	c.Exe, _ = os.Executable()
+	c.Log = zerolog.New(&jujuLogWriter{c: c, stdout: stdout}).Level(zerolog.InfoLevel).With().Timestamp().
+		Str("unit", env.Unit).Str(env.Kind, env.Name).Logger()
+	c.NewWorkload = func() (Workload, error) { return NewPebble(env.PebbleSocket) }
+	c.NewKube = func() (Kube, error) { return newKubeClient(env.Kubeconfig) }
+	return c
+}
+
+// AddSecret registers a credential value: it is replaced by *** in everything Redact sees.
+func (c *Context) AddSecret(v ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range v {
+		if len(s) >= 3 { // shorter values would redact ordinary words
+			c.secrets = append(c.secrets, s)
+		}
+	}
+}
+
+// Redact removes every registered credential from s.
+func (c *Context) Redact(s string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range c.secrets {
+		s = strings.ReplaceAll(s, v, "***")
+	}
+	return s
+}
+
+// SetStatus is status-set with the message redacted.
+func (c *Context) SetStatus(ctx context.Context, st, msg string) error {
+	msg = c.Redact(msg)
+	c.Log.Info().Str("status", st).Str("message", msg).Msg("status")
+	if err := c.Tools.StatusSet(ctx, st, msg); err != nil {
+		return fmt.Errorf("set status: %w", err)
+	}
+	return nil
+}
+
+// Kube returns the Kubernetes client, opened on first use.
+func (c *Context) Kube() (Kube, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kube == nil && c.kubeErr == nil {
+		c.kube, c.kubeErr = c.NewKube()
+	}
+	return c.kube, c.kubeErr
+}
+
+// jujuLogWriter routes the charm's logs the way Juju expects: everything goes to stdout, which
+// Juju records at DEBUG in `juju debug-log`; warnings and errors also go through juju-log so
+// they show at their level. Every line is redacted first.
+type jujuLogWriter struct {
+	c      *Context
+	stdout io.Writer
+}
+
+func (w *jujuLogWriter) Write(p []byte) (int, error) {
+	return w.WriteLevel(zerolog.NoLevel, p)
+}
+
+func (w *jujuLogWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	line := w.c.Redact(string(p))
+	if w.stdout != nil {
+		io.WriteString(w.stdout, line) //nolint:errcheck // logging must not fail a hook
+	}
+	if l >= zerolog.WarnLevel && l <= zerolog.FatalLevel && w.c.Tools != nil {
+		level := "WARNING"
+		if l >= zerolog.ErrorLevel {
+			level = "ERROR"
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		w.c.Tools.JujuLog(ctx, level, strings.TrimSpace(line)) //nolint:errcheck // best effort
+	}
+	return len(p), nil
+}
+
+// kubeAdapter maps internal/kube's typed errors onto the charm's.
+type kubeAdapter struct{ c *kube.Client }
+
+func newKubeClient(kubeconfig string) (Kube, error) {
+	if kubeconfig == "" && !kube.InCluster() {
+		return nil, ErrNoCluster
+	}
+	c, err := kube.NewFor(kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoCluster, err)
+	}
+	return kubeAdapter{c}, nil
+}
+
+func (k kubeAdapter) SecretKey(ctx context.Context, ns, name, key string) ([]byte, error) {
+	v, err := k.c.GetSecretKey(ctx, ns, name, key)
+	var nf *kube.SecretNotFoundError
+	var ke *kube.SecretKeyError
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.As(err, &nf):
+		return nil, fmt.Errorf("%w: %v", ErrSecretNotFound, err)
+	case errors.As(err, &ke):
+		return nil, fmt.Errorf("%w: %v", ErrSecretKeyMissing, err)
+	}
+	return nil, err
+}
+
+func (k kubeAdapter) ServiceClusterIP(ctx context.Context, ns, name string) (string, error) {
+	return k.c.ServiceClusterIP(ctx, ns, name)
+}

@@ -1,0 +1,28 @@
+// Package charm is the Juju side of falco-k8s: the hook context (environment, hook tools,
+// Pebble, Kubernetes) and the one idempotent reconcile every hook runs.
+//
+// The compiled falco-k8s binary is the charm's `dispatch`. Juju runs it with
+// JUJU_DISPATCH_PATH=hooks/<hook> or actions/<action>; Main builds a Context and hands it to
+// the hook or action handler (packages hooks and actions). Every hook converges the workload
+// on the same desired state computed from config, secrets and the charm binary itself:
+//
+//   - the agent binary (this executable, multi-call) and its generated agent.yaml, credential
+//     and CA files are pushed into the `falco` container through Pebble, only when their
+//     content changed (a small manifest of hashes lives next to them in the container, so a
+//     restarted container, which lost them, gets them again);
+//   - the Pebble layer (service `agent`, HTTP checks on /healthz and /readyz) carries the hash
+//     of everything the agent reads at start-up, so Replan restarts the agent exactly when
+//     something it reads changed, and never otherwise;
+//   - open-port, application-version-set, and a status derived from the agent's /status.
+//
+// User mistakes (invalid options, a missing Kubernetes Secret, an ungranted Juju secret) give
+// `blocked` with the fix; an unreachable Pebble gives `waiting`; only bugs and hook-tool
+// failures make a hook fail. Credentials are read into memory, written into the container with
+// mode 0600 and redacted from every status, log line and action result.
+//
+// Outside Juju (tests, local runs) three environment variables replace what Juju's pod
+// provides: FALCO_K8S_PEBBLE_SOCKET (the workload Pebble socket instead of
+// /charm/containers/falco/pebble.socket), FALCO_K8S_WORKLOAD_ROOT (a directory prefixed to every
+// path in the container, because a test Pebble shares the host's filesystem) and
+// FALCO_K8S_KUBECONFIG (a kubeconfig instead of the in-cluster service account).
+package charm

@@ -1,0 +1,77 @@
+package charm
+
+import (
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Env is what Juju tells the charm process through its environment (spec/juju.md §1.4).
+type Env struct {
+	// Kind is "hooks" or "actions"; Name the hook or action name.
+	Kind, Name string
+	Unit       string // falco-k8s/0
+	App        string // falco-k8s
+	Model      string // the model name, which is the Kubernetes namespace on a K8s cloud
+	CharmDir   string
+	ActionName string
+	ActionUUID string
+	SecretID   string // secret-* hooks
+	// Outside-Juju overrides (package comment).
+	PebbleSocket string
+	WorkloadRoot string
+	Kubeconfig   string
+}
+
+// Container is the workload container declared in metadata.yaml.
+const Container = "falco"
+
+// IsDispatch reports whether the process runs as the charm: Juju sets JUJU_DISPATCH_PATH, and a
+// legacy hook symlink or the charm's own file is named dispatch.
+func IsDispatch(argv0 string) bool {
+	return os.Getenv("JUJU_DISPATCH_PATH") != "" || filepath.Base(argv0) == "dispatch"
+}
+
+// ReadEnv reads the hook environment. The dispatch path is split the way ops does
+// ("hooks/config-changed" → hooks, config-changed); without it the executable's name is the
+// hook name (legacy hooks/<name> symlinks).
+func ReadEnv(argv0 string) Env {
+	e := Env{
+		Unit:         os.Getenv("JUJU_UNIT_NAME"),
+		Model:        os.Getenv("JUJU_MODEL_NAME"),
+		CharmDir:     firstNonEmpty(os.Getenv("JUJU_CHARM_DIR"), os.Getenv("CHARM_DIR")),
+		ActionName:   os.Getenv("JUJU_ACTION_NAME"),
+		ActionUUID:   os.Getenv("JUJU_ACTION_UUID"),
+		SecretID:     os.Getenv("JUJU_SECRET_ID"),
+		PebbleSocket: firstNonEmpty(os.Getenv("FALCO_K8S_PEBBLE_SOCKET"), "/charm/containers/"+Container+"/pebble.socket"),
+		WorkloadRoot: os.Getenv("FALCO_K8S_WORKLOAD_ROOT"),
+		Kubeconfig:   os.Getenv("FALCO_K8S_KUBECONFIG"),
+	}
+	if dp := os.Getenv("JUJU_DISPATCH_PATH"); dp != "" {
+		dir, name := path.Split(dp)
+		e.Kind, e.Name = strings.TrimSuffix(dir, "/"), name
+	} else {
+		e.Kind, e.Name = "hooks", filepath.Base(argv0)
+		if e.ActionName != "" {
+			e.Kind, e.Name = "actions", e.ActionName
+		}
+	}
+	if e.Kind == "actions" && e.ActionName == "" {
+		e.ActionName = e.Name
+	}
+	e.App, _, _ = strings.Cut(e.Unit, "/")
+	return e
+}
+
+// PodName is the unit's pod: Juju names a sidecar unit's pod <app>-<n>.
+func (e Env) PodName() string { return strings.ReplaceAll(e.Unit, "/", "-") }
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

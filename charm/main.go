@@ -1,0 +1,39 @@
+package charm
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Handler runs one hook or action.
+type Handler func(ctx context.Context, c *Context, name string) error
+
+// hookTimeout bounds a hook: Juju runs one hook at a time per unit, so a stuck hook would block
+// the unit for ever.
+const hookTimeout = 5 * time.Minute
+
+// Main runs the charm for this process (Juju's dispatch) and returns the exit status. A
+// non-zero status makes Juju mark the hook failed (and retry it) or the action failed.
+func Main(version string, hooks, actions Handler) int {
+	env := ReadEnv(os.Args[0])
+	c := NewContext(env, ExecTools{}, version, os.Stdout)
+	ctx, cancel := context.WithTimeout(context.Background(), hookTimeout)
+	defer cancel()
+	var err error
+	switch env.Kind {
+	case "hooks":
+		err = hooks(ctx, c, env.Name)
+	case "actions":
+		err = actions(ctx, c, env.Name)
+	default:
+		err = fmt.Errorf("unknown dispatch path kind %q (JUJU_DISPATCH_PATH=%q)", env.Kind, os.Getenv("JUJU_DISPATCH_PATH"))
+	}
+	if err != nil {
+		c.Log.Error().Err(err).Msg("failed")
+		fmt.Fprintln(os.Stderr, c.Redact(err.Error()))
+		return 1
+	}
+	return 0
+}

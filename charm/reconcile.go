@@ -1,0 +1,488 @@
+package charm
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/falco-k8s/falco-k8s/agent/status"
+	"github.com/falco-k8s/falco-k8s/artifact/auth"
+)
+
+// Juju status values the charm may set (status-set accepts only these).
+const (
+	Active      = "active"
+	Blocked     = "blocked"
+	Waiting     = "waiting"
+	Maintenance = "maintenance"
+)
+
+// Outcome is what a reconcile did, for hooks, tests and benchmarks.
+type Outcome struct {
+	Status, Message string
+	Pushed          []string // workload paths written
+	Replanned       bool
+	Settings        *Settings
+}
+
+// blockedError is a condition only the user can fix.
+type blockedError struct{ msg string }
+
+func (e *blockedError) Error() string { return e.msg }
+
+func blocked(format string, a ...any) error { return &blockedError{fmt.Sprintf(format, a...)} }
+
+// waitingError is a condition expected to resolve by itself (the agent still starting).
+type waitingError struct{ msg string }
+
+func (e *waitingError) Error() string { return e.msg }
+
+// waitForAgent bounds how long a hook waits for a (re)started agent to answer /status.
+const waitForAgent = 15 * time.Second
+
+// Settings reads and validates the configuration (config-get).
+func (c *Context) Settings(ctx context.Context) (*Settings, error) {
+	raw, err := c.Tools.ConfigGet(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("config-get: %w", err)
+	}
+	s, err := ParseSettings(raw, c.Env.App)
+	if err != nil {
+		return nil, err
+	}
+	if lvl, err := zerolog.ParseLevel(strings.Replace(s.LogLevel, "warning", "warn", 1)); err == nil {
+		c.Log = c.Log.Level(lvl)
+	}
+	return s, nil
+}
+
+// Reconcile converges the workload on the configuration and sets the unit status. It returns
+// an error only for failures the user cannot fix (hook tools, Pebble API errors): Juju then
+// marks the hook failed and retries it.
+func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
+	out := &Outcome{}
+	start := time.Now()
+	phases := zerolog.Dict()
+	phase := func(name string) { phases.Dur(name, time.Since(start)) }
+	setStatus := func(st, msg string) (*Outcome, error) {
+		out.Status, out.Message = st, c.Redact(msg)
+		err := c.SetStatus(ctx, st, msg)
+		phase("status-set")
+		c.Log.Debug().Dict("phases", phases).Bool("replanned", out.Replanned).Int("pushed", len(out.Pushed)).Msg("reconciled")
+		return out, err
+	}
+	s, err := c.Settings(ctx)
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return setStatus(Blocked, ce.Error())
+	}
+	if err != nil {
+		return out, err
+	}
+	out.Settings = s
+	phase("config")
+
+	creds, err := c.Credentials(ctx, s)
+	var be *blockedError
+	if errors.As(err, &be) {
+		return setStatus(Blocked, be.msg)
+	}
+	if err != nil {
+		return out, err
+	}
+
+	w, err := c.NewWorkload()
+	if err != nil {
+		return out, err
+	}
+	if err := w.Ping(ctx); err != nil {
+		if errors.Is(err, ErrPebbleNotReady) {
+			return setStatus(Waiting, "waiting for the "+Container+" container (Pebble not reachable yet)")
+		}
+		return out, err
+	}
+
+	phase("pebble")
+	m, err := readManifest(ctx, w, c.Env.WorkloadRoot)
+	if err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
+	if err := c.resolveRefs(ctx, s, m); err != nil {
+		if errors.As(err, &be) {
+			return setStatus(Blocked, be.msg)
+		}
+		return out, err
+	}
+	binID, err := binaryIdentity(c.Exe, c.Version)
+	if err != nil {
+		return out, err
+	}
+	d, err := BuildDesired(s, creds, c.Env, c.Exe, binID)
+	if errors.As(err, &ce) {
+		return setStatus(Blocked, ce.Error())
+	}
+	if err != nil {
+		return out, err
+	}
+
+	if out.Pushed, err = c.syncFiles(ctx, w, d, m); err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
+
+	phase("files")
+	agent := NewAgentClient(d.StatusPort)
+	env, err := w.ServiceEnv(ctx, ServiceName)
+	if err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
+	svc, err := w.ServiceStatus(ctx, ServiceName)
+	if err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
+	var prevStart time.Time
+	if env[hashEnv] != d.InputsHash || svc != "active" {
+		if st, err := agent.Status(ctx); err == nil {
+			prevStart = st.StartedAt
+		}
+		if env[hashEnv] != d.InputsHash {
+			if err := w.AddLayer(ctx, LayerLabel, d.Layer); err != nil {
+				return c.workloadErr(ctx, out, err)
+			}
+		}
+		if err := w.Replan(ctx); err != nil {
+			return c.workloadErr(ctx, out, err)
+		}
+		out.Replanned = true
+		c.Log.Info().Str("inputs", d.InputsHash).Str("was", svc).Msg("agent layer applied, replanned")
+	}
+
+	phase("layer")
+	if err := c.syncPort(ctx, s.WebhookPort); err != nil {
+		return out, err
+	}
+	if err := c.Tools.ApplicationVersionSet(ctx, c.Version); err != nil {
+		return out, fmt.Errorf("application-version-set: %w", err)
+	}
+
+	phase("ports-version")
+	st, err := c.agentStatus(ctx, agent, w, out.Replanned, prevStart)
+	phase("agent")
+	if err != nil {
+		var we *waitingError
+		if errors.As(err, &we) {
+			return setStatus(Waiting, we.msg)
+		}
+		return c.workloadErr(ctx, out, err)
+	}
+	if !st.Ready {
+		return setStatus(Waiting, "agent is loading its rules")
+	}
+	return setStatus(Active, StatusMessage(st, c.Now(), c.Redact))
+}
+
+// workloadErr turns a lost Pebble connection mid-hook (the container restarting) into waiting.
+func (c *Context) workloadErr(ctx context.Context, out *Outcome, err error) (*Outcome, error) {
+	if errors.Is(err, ErrPebbleNotReady) {
+		out.Status, out.Message = Waiting, "waiting for the "+Container+" container (Pebble not reachable yet)"
+		return out, c.SetStatus(ctx, out.Status, out.Message)
+	}
+	return out, err
+}
+
+// agentStatus reads /status; after a replan it waits until the restarted agent (a new
+// started_at) answers, so the status the hook leaves describes the new configuration.
+func (c *Context) agentStatus(ctx context.Context, a *AgentClient, w Workload, replanned bool, prevStart time.Time) (*status.Status, error) {
+	deadline := time.Now().Add(waitForAgent)
+	if !replanned {
+		deadline = time.Now().Add(2 * time.Second)
+	}
+	// A local HTTP GET costs well under a millisecond, so polling finely keeps the hook from
+	// sleeping past the moment the agent is ready.
+	const delay = 5 * time.Millisecond
+	for {
+		st, err := a.Status(ctx)
+		if err == nil && (!replanned || !st.StartedAt.Equal(prevStart)) && st.Ready {
+			return st, nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				return st, nil
+			}
+			svc, serr := w.ServiceStatus(ctx, ServiceName)
+			if serr != nil {
+				return nil, serr
+			}
+			return nil, &waitingError{fmt.Sprintf("agent not answering (service %s); see juju debug-log", svc)}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// manifest is the record of what the charm put in the workload.
+type manifest struct {
+	Files map[string]string `json:"files"` // workload path → hash
+	// Resolved caches index-name references (indexes key + name → full reference), so an index
+	// is fetched when the configuration changes, not on every hook.
+	Resolved map[string]string `json:"resolved,omitempty"`
+	dirty    bool
+}
+
+// readManifest reads the workload's manifest; a missing or unreadable one is empty, which makes
+// the charm push everything again.
+func readManifest(ctx context.Context, w Workload, root string) (*manifest, error) {
+	m := &manifest{}
+	b, err := w.Pull(ctx, root+ManifestPath)
+	switch {
+	case err == nil:
+		if json.Unmarshal(b, m) != nil {
+			m = &manifest{}
+		}
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		return nil, err
+	}
+	if m.Files == nil {
+		m.Files = map[string]string{}
+	}
+	return m, nil
+}
+
+// syncFiles pushes the files whose hash differs from the workload's manifest and removes the
+// ones the charm no longer wants (e.g. credentials after the option was cleared).
+func (c *Context) syncFiles(ctx context.Context, w Workload, d *Desired, m *manifest) ([]string, error) {
+	root := c.Env.WorkloadRoot
+	next := map[string]string{}
+	var pushed []string
+	for _, f := range d.Files {
+		next[f.Path] = f.Hash
+		if m.Files[f.Path] == f.Hash {
+			continue
+		}
+		if err := c.pushFile(ctx, w, root, f); err != nil {
+			return pushed, err
+		}
+		pushed = append(pushed, f.Path)
+	}
+	for p := range m.Files {
+		if _, ok := next[p]; !ok {
+			if err := w.Remove(ctx, root+p); err != nil {
+				return pushed, err
+			}
+			pushed = append(pushed, p)
+		}
+	}
+	if len(pushed) == 0 && !m.dirty {
+		return nil, nil
+	}
+	m.Files = next
+	nb, err := json.Marshal(m)
+	if err != nil {
+		return pushed, fmt.Errorf("manifest: %w", err)
+	}
+	// 0600: the hash of a low-entropy password could be guessed offline.
+	if err := w.Push(ctx, root+ManifestPath, bytes.NewReader(nb), 0o600); err != nil {
+		return pushed, err
+	}
+	if len(pushed) > 0 {
+		c.Log.Info().Strs("files", pushed).Msg("workload files updated")
+	}
+	return pushed, nil
+}
+
+func (c *Context) pushFile(ctx context.Context, w Workload, root string, f File) error {
+	if f.Source == "" {
+		return w.Push(ctx, root+f.Path, bytes.NewReader(f.Content), f.Mode)
+	}
+	src, err := os.Open(f.Source)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", f.Source, err)
+	}
+	defer src.Close()
+	return w.Push(ctx, root+f.Path, src, f.Mode)
+}
+
+// binaryIdentity identifies the charm binary by version, size and modification time: a
+// refreshed charm is a new file, and stat costs microseconds where hashing costs ~100 ms.
+func binaryIdentity(exe, version string) (string, error) {
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return "", fmt.Errorf("charm binary: %w", err)
+	}
+	return fmt.Sprintf("%s/%d/%d", version, fi.Size(), fi.ModTime().UnixNano()), nil
+}
+
+// syncPort opens the webhook port on the application's Service and closes any other port a
+// previous webhook-port left open.
+func (c *Context) syncPort(ctx context.Context, port int) error {
+	want := fmt.Sprintf("%d/tcp", port)
+	opened, err := c.Tools.OpenedPorts(ctx)
+	if err != nil {
+		return fmt.Errorf("opened-ports: %w", err)
+	}
+	have := false
+	for _, p := range opened {
+		if p == want {
+			have = true
+			continue
+		}
+		if err := c.Tools.ClosePort(ctx, p); err != nil {
+			return fmt.Errorf("close-port %s: %w", p, err)
+		}
+	}
+	if !have {
+		if err := c.Tools.OpenPort(ctx, want); err != nil {
+			return fmt.Errorf("open-port %s: %w", want, err)
+		}
+	}
+	return nil
+}
+
+// Credentials resolves registry credentials (Kubernetes Secret and Juju secret) and the
+// webhook's TLS material. Every problem the user can fix is a blockedError naming the fix.
+func (c *Context) Credentials(ctx context.Context, s *Settings) (Creds, error) {
+	var cr Creds
+	var entries []string
+	if name := s.RegistryAuthSecret; name != "" {
+		k, err := c.Kube()
+		if err != nil {
+			return cr, blocked("registry-auth-secret %s needs the Kubernetes API: deploy with --trust (juju trust %s --scope=cluster)", name, c.Env.App)
+		}
+		v, err := k.SecretKey(ctx, c.Env.Model, name, "falcoctl")
+		switch {
+		case errors.Is(err, ErrSecretNotFound):
+			return cr, blocked("secret %s is expected in namespace %s", name, c.Env.Model)
+		case errors.Is(err, ErrSecretKeyMissing):
+			return cr, blocked("secret %s has no key falcoctl", name)
+		case err != nil:
+			return cr, blocked("cannot read secret %s in namespace %s: %s (juju trust %s --scope=cluster)", name, c.Env.Model, c.Redact(err.Error()), c.Env.App)
+		}
+		val := strings.TrimSpace(string(v))
+		if err := c.checkBasic(val); err != nil {
+			return cr, blocked("secret %s key falcoctl: %v", name, err)
+		}
+		entries = append(entries, val)
+	}
+	if uri := s.RegistryCredentials; uri != "" {
+		m, err := c.Tools.SecretGet(ctx, uri, c.refresh(uri))
+		if errors.Is(err, ErrSecretNotGranted) {
+			return cr, blocked("registry-credentials: secret not granted (juju grant-secret %s %s)", uri, c.Env.App)
+		}
+		if err != nil {
+			return cr, fmt.Errorf("secret-get registry-credentials: %w", err)
+		}
+		for _, v := range m {
+			c.AddSecret(v)
+		}
+		var val string
+		switch {
+		case m["falcoctl"] != "":
+			val = strings.TrimSpace(m["falcoctl"])
+		case m["registry"] != "" && m["username"] != "" && m["password"] != "":
+			val = m["registry"] + "," + m["username"] + "," + m["password"]
+		default:
+			return cr, blocked("registry-credentials: the secret needs a key falcoctl, or the keys registry, username and password")
+		}
+		if err := c.checkBasic(val); err != nil {
+			return cr, blocked("registry-credentials: %v", err)
+		}
+		entries = append(entries, val)
+	}
+	cr.RegistryAuth = joinBasic(entries)
+
+	var err error
+	cr.TLSCert, cr.TLSKey, cr.TLSCA, err = c.WebhookTLS(ctx, s)
+	return cr, err
+}
+
+// WebhookTLS reads the webhook-tls secret: certificate, private key and the CA kube-apiserver
+// should trust (the certificate itself when the secret has no ca-certificate). All nil when
+// webhook-tls is not set.
+func (c *Context) WebhookTLS(ctx context.Context, s *Settings) (cert, key, ca []byte, err error) {
+	uri := s.WebhookTLS
+	if uri == "" {
+		return nil, nil, nil, nil
+	}
+	m, err := c.Tools.SecretGet(ctx, uri, c.refresh(uri))
+	if errors.Is(err, ErrSecretNotGranted) {
+		return nil, nil, nil, blocked("webhook-tls: secret not granted (juju grant-secret %s %s)", uri, c.Env.App)
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("secret-get webhook-tls: %w", err)
+	}
+	c.AddSecret(m["private-key"])
+	if m["certificate"] == "" || m["private-key"] == "" {
+		return nil, nil, nil, blocked("webhook-tls: the secret needs the keys certificate and private-key (PEM)")
+	}
+	if _, err := tls.X509KeyPair([]byte(m["certificate"]), []byte(m["private-key"])); err != nil {
+		return nil, nil, nil, blocked("webhook-tls: certificate and private-key are not a valid pair: %v", err)
+	}
+	cert, key, ca = []byte(m["certificate"]), []byte(m["private-key"]), []byte(m["ca-certificate"])
+	if len(ca) == 0 {
+		ca = cert
+	}
+	return cert, key, ca, nil
+}
+
+// checkBasic validates FALCOCTL_REGISTRY_AUTH_BASIC content and registers its passwords for
+// redaction. The parser's errors never quote the input.
+func (c *Context) checkBasic(v string) error {
+	c.AddSecret(v)
+	b, err := auth.ParseBasicEnv(v)
+	if err != nil {
+		return err
+	}
+	for _, e := range b {
+		c.AddSecret(e.Password)
+	}
+	return nil
+}
+
+// joinBasic combines several credential lists. The JSON list form cannot be concatenated with
+// ';', so when any source uses it everything is written as one JSON list.
+func joinBasic(entries []string) string {
+	if len(entries) <= 1 {
+		return strings.Join(entries, "")
+	}
+	var all []auth.Basic
+	jsonNeeded := false
+	for _, e := range entries {
+		b, _ := auth.ParseBasicEnv(e) // validated already
+		all = append(all, b...)
+		if strings.HasPrefix(e, "[{") {
+			jsonNeeded = true
+		}
+	}
+	if !jsonNeeded {
+		return strings.Join(entries, ";")
+	}
+	j, _ := json.Marshal(all)
+	return string(j)
+}
+
+// refresh reports whether secret-get should move to the latest revision: in secret-changed for
+// that secret, Juju tells the consumer a new revision exists.
+func (c *Context) refresh(uri string) bool {
+	if c.Env.Kind != "hooks" || c.Env.Name != "secret-changed" || c.Env.SecretID == "" {
+		return false
+	}
+	return secretID(c.Env.SecretID) == secretID(uri)
+}
+
+func secretID(uri string) string {
+	if i := strings.LastIndex(uri, "/"); i >= 0 {
+		return uri[i+1:]
+	}
+	return strings.TrimPrefix(uri, "secret:")
+}
