@@ -142,7 +142,7 @@ func na(s string) string {
 
 // WriteTable prints the summary and one table per rule.
 func (r *Review) WriteTable(w io.Writer) error {
-	ew := &errWriter{w: w}
+	ew := NewErrWriter(w)
 	fmt.Fprintf(ew, "Alerts:     %d", r.Alerts)
 	if r.From != nil {
 		fmt.Fprintf(ew, " (%s .. %s)", r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339))
@@ -182,7 +182,7 @@ func (r *Review) WriteTable(w io.Writer) error {
 		}
 		tw.Flush()
 	}
-	return ew.err
+	return ew.Err()
 }
 
 // WriteJSON prints the review as one indented JSON document.
@@ -195,19 +195,25 @@ func (r *Review) WriteJSON(w io.Writer) error {
 	return nil
 }
 
-// errWriter keeps the first write error so the printing code stays linear.
-type errWriter struct {
+// ErrWriter keeps the first write error so printing code can stay linear and check once.
+type ErrWriter struct {
 	w   io.Writer
 	err error
 }
 
-func (e *errWriter) Write(p []byte) (int, error) {
+// NewErrWriter wraps w.
+func NewErrWriter(w io.Writer) *ErrWriter { return &ErrWriter{w: w} }
+
+// Err is the first write error, if any.
+func (e *ErrWriter) Err() error { return e.err }
+
+func (e *ErrWriter) Write(p []byte) (int, error) {
 	if e.err != nil {
 		return 0, e.err
 	}
 	n, err := e.w.Write(p)
 	if err != nil {
-		e.err = fmt.Errorf("write review: %w", err)
+		e.err = fmt.Errorf("write: %w", err)
 	}
 	return n, err
 }

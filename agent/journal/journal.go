@@ -41,6 +41,7 @@ import (
 
 	"github.com/falco-k8s/falco-k8s/agent/output"
 	"github.com/falco-k8s/falco-k8s/alerts"
+	"github.com/falco-k8s/falco-k8s/internal/logging"
 )
 
 // Drop reasons in falco_k8s_journal_dropped_total.
@@ -115,14 +116,13 @@ type Journal struct {
 	// pending counts alerts queued and not yet written (or dropped) by the writer, for Flush.
 	pending atomic.Int64
 
-	mWritten  prometheus.Counter
-	mDropped  *prometheus.CounterVec
-	mErrors   prometheus.Counter
-	mCorrupt  prometheus.Counter
-	errMu     sync.Mutex
-	errLast   time.Time
-	errSuppr  int
-	lastError atomic.Pointer[string]
+	mWritten prometheus.Counter
+	mDropped *prometheus.CounterVec
+	mErrors  prometheus.Counter
+	mCorrupt prometheus.Counter
+	// errThrottle: a full disk fails every write; log it once in a while.
+	errThrottle logging.Throttle
+	lastError   atomic.Pointer[string]
 }
 
 func segName(seq uint64) string { return fmt.Sprintf("seg-%016x.log", seq) }
@@ -465,16 +465,10 @@ func (j *Journal) writeFailed(err error, n int) {
 func (j *Journal) errorf(err error, msg string) {
 	s := err.Error()
 	j.lastError.Store(&s)
-	j.errMu.Lock()
-	now := time.Now()
-	if now.Sub(j.errLast) < 10*time.Second {
-		j.errSuppr++
-		j.errMu.Unlock()
+	n, ok := j.errThrottle.Allow(time.Now())
+	if !ok {
 		return
 	}
-	n := j.errSuppr
-	j.errLast, j.errSuppr = now, 0
-	j.errMu.Unlock()
 	j.log.Error().Err(err).Str("dir", j.opts.Dir).Int("suppressed", n).Msg(msg)
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/falco-k8s/falco-k8s/agent/metrics"
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/internal/logging"
 )
 
 // Alert is one alert rendered once for every output.
@@ -148,23 +149,13 @@ type StatusCounter interface {
 // dead endpoint does not flood the log at the alert rate.
 type errLog struct {
 	log      zerolog.Logger
-	mu       sync.Mutex
-	last     time.Time
-	suppress int
+	throttle logging.Throttle
 }
 
 func (l *errLog) error(err error, msg string) {
-	l.mu.Lock()
-	now := time.Now()
-	if now.Sub(l.last) < 10*time.Second {
-		l.suppress++
-		l.mu.Unlock()
-		return
+	if n, ok := l.throttle.Allow(time.Now()); ok {
+		l.log.Error().Err(err).Int("suppressed", n).Msg(msg)
 	}
-	n := l.suppress
-	l.last, l.suppress = now, 0
-	l.mu.Unlock()
-	l.log.Error().Err(err).Int("suppressed", n).Msg(msg)
 }
 
 // metricsOrNop lets tests pass nil metrics.

@@ -294,7 +294,7 @@ func newAlertsTuneCmd() *cobra.Command {
 }
 
 func printTune(w io.Writer, res *alerts.TuneResult, reviewed int, dryRun, truncated bool) error {
-	ew := &errWriter{w: w}
+	ew := alerts.NewErrWriter(w)
 	fmt.Fprintf(ew, "Tuning file: %s (scope %s), %d alerts reviewed\n", res.File, res.Scope, reviewed)
 	if truncated {
 		fmt.Fprintln(ew, "Warning: the agent had more alerts than the limit; narrow --since or raise --limit")
@@ -320,7 +320,7 @@ func printTune(w io.Writer, res *alerts.TuneResult, reviewed int, dryRun, trunca
 	case res.Written:
 		fmt.Fprintf(ew, "Written %s; send the agent SIGHUP (or run the charm's tune-rules action) to apply it.\n", res.File)
 	}
-	return ew.err
+	return ew.Err()
 }
 
 func newAlertsResetCmd() *cobra.Command {
@@ -357,23 +357,6 @@ func newAlertsResetCmd() *cobra.Command {
 	tgt.register(cmd, false)
 	cmd.Flags().StringVarP(&format, "output", "o", "text", "text or json")
 	return cmd
-}
-
-// errWriter keeps the first write error.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	if err != nil {
-		e.err = fmt.Errorf("write: %w", err)
-	}
-	return n, err
 }
 
 // client is the HTTP client for --url: the agent's CA when given and the bearer token on every

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -36,4 +37,33 @@ func New(w io.Writer, format, level string) (zerolog.Logger, error) {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// Throttle lets one message through per interval and counts the ones it held back, so a failure
+// that repeats at the event rate (a full disk, an unreachable endpoint) logs once in a while
+// with the number suppressed instead of flooding the log. The zero value is ready; its interval
+// is 10 seconds.
+type Throttle struct {
+	Interval time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// Allow reports whether a message may be logged now and, if so, how many were held back since
+// the last one that was.
+func (t *Throttle) Allow(now time.Time) (suppressed int, ok bool) {
+	interval := t.Interval
+	if interval == 0 {
+		interval = 10 * time.Second
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.last.IsZero() && now.Sub(t.last) < interval {
+		t.suppressed++
+		return 0, false
+	}
+	suppressed, t.last, t.suppressed = t.suppressed, now, 0
+	return suppressed, true
 }
