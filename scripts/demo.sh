@@ -124,6 +124,8 @@ demo_agent() {
 	done
 	heading "Alerts written by the agent's stdout output"
 	cat "$dir/alerts.txt"
+	heading "Log-only review of the agent's alert journal (falco-k8s alerts review --url)"
+	first_lines 40 "$BIN" alerts review --url "$url"
 	heading "GET /status (ruleset and counters)"
 	curl -fsS "$url/status" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(json.dumps({k: s[k] for k in ("ruleset", "events") if k in s}, indent=2))'
 	heading "GET /metrics (falco_k8s_events_* and alerts)"
