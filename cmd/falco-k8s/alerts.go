@@ -257,6 +257,13 @@ func newAlertsTuneCmd() *cobra.Command {
 				}
 				list = kept
 			}
+			if !dryRun {
+				unlock, err := alerts.LockTuning(path)
+				if err != nil {
+					return exitWith(1, err)
+				}
+				defer unlock()
+			}
 			existing, err := os.ReadFile(path)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return exitWith(2, fmt.Errorf("read tuning file: %w", err))
@@ -337,6 +344,11 @@ func newAlertsResetCmd() *cobra.Command {
 			if err != nil {
 				return exitWith(2, err)
 			}
+			unlock, err := alerts.LockTuning(path)
+			if err != nil {
+				return exitWith(1, err)
+			}
+			defer unlock()
 			moved, err := alerts.Reset(path, time.Now())
 			if err != nil {
 				return exitWith(1, err)
