@@ -157,6 +157,52 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 	}
 }
 
+// BenchmarkWebhookLatencyAtRate posts 400-event batches at a steady 20,000 events/s (50 batches
+// a second, what five busy kube-apiservers at their default 10 batches/s throttle send) and
+// reports the p50/p99 POST latency (ack) and the p99 queue-to-evaluated batch latency: the
+// latency a cluster sees below saturation, where BenchmarkWebhookThroughput measures the ceiling.
+func BenchmarkWebhookLatencyAtRate(b *testing.B) {
+	overrides, name := benchRules(b)
+	b.Logf("ruleset: %s", name)
+	dir := b.TempDir()
+	ta, caPEM := apiserverAgent(b, dir, nil, append(overrides, "outputs.file.json=true"), Options{})
+	client := directClient(b, dir, ta.url+"/k8s-audit", caPEM)
+	events := mixedBatch(400)
+	const perSecond = 50
+	var mu sync.Mutex
+	var lat []time.Duration
+	tick := time.NewTicker(time.Second / perSecond)
+	defer tick.Stop()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range b.N {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			if !client.ProcessEvents(events...) {
+				b.Error("batch not delivered")
+			}
+			d := time.Since(t0)
+			mu.Lock()
+			lat = append(lat, d)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	want := uint64(b.N) * 400
+	for ta.Status().Events.Evaluated < want {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
+	if kb := peakRSSKiB(); kb > 0 {
+		b.ReportMetric(float64(kb)/1024, "peak-RSS-MiB")
+	}
+}
+
 // peakRSSKiB is the process's peak resident set (VmHWM), 0 where /proc is unavailable.
 func peakRSSKiB() int64 {
 	b, err := os.ReadFile("/proc/self/status")
