@@ -64,7 +64,7 @@ test-short:
 # (events/s, p50/p99 batch latency, peak RSS) and swap rulesets under load (lost events).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s -cpu 1 ./engine/
-	$(GO) test -run '^$$' -bench WebhookThroughput -benchtime 200x ./agent/
+	$(GO) test -run '^$$' -bench 'WebhookThroughput|WebhookLatencyAtRate' -benchtime 200x ./agent/
 	$(GO) test -run '^$$' -bench SwapUnderLoad -benchtime 1x -count 3 ./agent/
 	$(GO) test -run '^$$' -bench 'PushToActive|SyncToActive' -benchtime 10x ./agent/follower/
 	$(GO) test -run '^$$' -bench SwapUnderLoad -benchtime 1x ./agent/follower/
