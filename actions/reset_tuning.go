@@ -24,7 +24,7 @@ func resetTuning(ctx context.Context, c *charm.Context, _ Params) (map[string]an
 	if err != nil {
 		return nil, err
 	}
-	content, err := w.Pull(ctx, TuningPath)
+	content, err := w.Pull(ctx, tuningPath(c))
 	if errors.Is(err, os.ErrNotExist) {
 		return map[string]any{"reset": "false", "summary": "no tuning file: the rules are already untuned"}, nil
 	}
@@ -33,10 +33,10 @@ func resetTuning(ctx context.Context, c *charm.Context, _ Params) (map[string]an
 	}
 	// Pebble has no rename: copy, then remove the original only once the copy is written.
 	moved := TuningPath + "." + time.Now().UTC().Format("20060102T150405Z") + ".bak"
-	if err := w.Push(ctx, moved, bytes.NewReader(content), 0o644); err != nil {
+	if err := w.Push(ctx, c.Env.WorkloadRoot+moved, bytes.NewReader(content), 0o644); err != nil {
 		return nil, fmt.Errorf("set aside %s: %v", TuningPath, err)
 	}
-	if err := w.Remove(ctx, TuningPath); err != nil {
+	if err := w.Remove(ctx, tuningPath(c)); err != nil {
 		return nil, fmt.Errorf("remove %s (a copy is at %s): %v", TuningPath, moved, err)
 	}
 	out := map[string]any{"reset": "true", "moved-to": moved}

@@ -26,6 +26,10 @@ func init() { Register("tune-rules", tuneRules) }
 // TuningPath is the tuning file in the workload container.
 const TuningPath = charm.StateDir + "/tuning.yaml"
 
+// tuningPath is TuningPath as the charm reaches it: under the workload root the charm's tests
+// run the workload in (empty in a real deployment), like every other workload file.
+func tuningPath(c *charm.Context) string { return c.Env.WorkloadRoot + TuningPath }
+
 func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any, error) {
 	scope := p.String("scope")
 	if scope != alerts.ScopeNamespace && scope != alerts.ScopeCluster {
@@ -43,7 +47,7 @@ func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 	if err != nil {
 		return nil, err
 	}
-	existing, err := w.Pull(ctx, TuningPath)
+	existing, err := w.Pull(ctx, tuningPath(c))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read %s: %v", TuningPath, err)
 	}
@@ -70,7 +74,7 @@ func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 		out["written"] = "false"
 		return out, nil
 	}
-	if err := w.Push(ctx, TuningPath, bytes.NewReader(res.Content), 0o644); err != nil {
+	if err := w.Push(ctx, tuningPath(c), bytes.NewReader(res.Content), 0o644); err != nil {
 		return out, fmt.Errorf("write %s: %v", TuningPath, err)
 	}
 	out["written"] = "true"
