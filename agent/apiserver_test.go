@@ -222,8 +222,9 @@ func TestAPIServerAgentRestart(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ta1, caPEM := apiserverAgent(t, dir, ln, nil, Options{})
-	// Initial backoff 200ms: the five retries span ~3s, longer than the restart gap.
-	c := newAPIServerClient(t, dir, ta1.url+"/k8s-audit", caPEM, "s3cret-token", 100, 200*time.Millisecond)
+	// Initial backoff 500ms: the retries span ~15s, far longer than the restart gap even on a
+	// loaded CI machine under -race (a batch that runs out of retries would be lost for good).
+	c := newAPIServerClient(t, dir, ta1.url+"/k8s-audit", caPEM, "s3cret-token", 100, 500*time.Millisecond)
 	const n = 3000
 	var wg sync.WaitGroup
 	wg.Add(1)
