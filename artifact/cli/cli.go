@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -215,6 +216,10 @@ func (a *app) client(ctx context.Context) (*oci.Client, *auth.Resolver, error) {
 	o := a.wrap
 	o.PlainHTTP = a.plainHTTP
 	o.Credential = res.Credential
+	// Remember registries' token challenges (realm and service only, never tokens) so a CLI run
+	// after the first one fetches its token up front: 4 requests per token-auth install, not 5.
+	// Beside falcoctl's own state so one directory holds everything the commands keep.
+	o.ChallengeCacheFile = filepath.Join(a.cacheDir, "registry-challenges.json")
 	o.TLS = map[string]oci.TLSOptions{}
 	for _, t := range a.cfg.Registry.TLS {
 		o.TLS[t.Registry] = oci.TLSOptions{PlainHTTP: t.PlainHTTP, InsecureSkipVerify: t.InsecureSkipVerify, CAFile: t.CAFile}

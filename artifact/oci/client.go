@@ -56,12 +56,20 @@ type Options struct {
 	// MiB and 1 MiB.
 	MaxManifestBytes int64
 	MaxConfigBytes   int64
+	// ChallengeCacheFile, when set, remembers each registry's Bearer
+	// challenge (realm and service, no secrets) across processes so that
+	// the next process fetches its token before the first request instead
+	// of after a 401: see challenge.go. DefaultChallengeCacheFile is the
+	// CLI's location; empty disables it (long-running processes gain
+	// little, and tests should not write to the user's cache).
+	ChallengeCacheFile string
 }
 
 // Client is the shared registry client; see the package documentation.
 type Client struct {
-	opts  Options
-	cache orasauth.Cache
+	opts       Options
+	cache      orasauth.Cache
+	challenges *authCache // nil without Options.ChallengeCacheFile
 
 	mu      sync.Mutex
 	clients map[string]*orasauth.Client // keyed by registry host
@@ -80,6 +88,10 @@ func NewClient(opts Options) (*Client, error) {
 		opts.MaxConfigBytes = 1 << 20
 	}
 	c := &Client{opts: opts, cache: orasauth.NewCache(), clients: map[string]*orasauth.Client{}}
+	if opts.ChallengeCacheFile != "" {
+		c.challenges = &authCache{Cache: c.cache, c: c, store: &challengeStore{path: opts.ChallengeCacheFile}}
+		c.cache = c.challenges
+	}
 	for host, t := range opts.TLS {
 		if _, err := c.httpClientFor(host, t); err != nil {
 			return nil, err
@@ -138,6 +150,10 @@ func (c *Client) authClient(host string) (*orasauth.Client, error) {
 	hc, err := c.httpClientFor(host, c.opts.TLS[host])
 	if err != nil {
 		return nil, err
+	}
+	if c.challenges != nil {
+		// Outermost, so it sees exactly what oras sees from the registry.
+		hc.Transport = &challengeObserver{next: hc.Transport, host: host, cache: c.challenges}
 	}
 	cred := c.opts.Credential
 	if cred == nil {

@@ -7,7 +7,11 @@
 // TLS setting (plain HTTP, custom CA, skip-verify, chosen per registry host),
 // one credential resolver and one token cache, so repeated requests to a
 // registry, including the follower's periodic checks, do not repeat the
-// 401 -> token -> retry dance.
+// 401 -> token -> retry dance. With Options.ChallengeCacheFile it also
+// remembers each registry's Bearer challenge (realm and service, never a
+// secret) across processes, so a new process fetches its token before the
+// first request instead of after a 401 (see challenge.go for the rules that
+// keep a tampered file from redirecting credentials).
 //
 // The follower's loop is built from:
 //

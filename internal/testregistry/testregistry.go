@@ -32,9 +32,12 @@ import (
 
 // Options select the registry's security.
 type Options struct {
-	User, Password string // htpasswd basic auth when set
-	Token          bool   // bearer tokens from <url>/token (anonymous)
-	TLS            bool
+	User, Password string // htpasswd basic auth when set (without Token)
+	// Token serves bearer tokens from <url>/token: anonymously, or, when
+	// User is set, only to requests carrying User/Password as basic
+	// credentials (the ghcr.io shape: the registry never sees passwords).
+	Token bool
+	TLS   bool
 }
 
 // Registry is a running test registry.
@@ -46,6 +49,7 @@ type Registry struct {
 	mu     sync.Mutex
 	log    []string
 	fail   *failure // guarded by mu
+	realm  string   // token endpoint path, guarded by mu
 }
 
 // failure is an injected outage.
@@ -65,7 +69,7 @@ func New(tb testing.TB, o Options) *Registry {
 	cfg.Storage = configuration.Storage{"inmemory": configuration.Parameters{}, "delete": configuration.Parameters{"enabled": true}}
 	cfg.Log.Level = "panic"
 	cfg.Log.AccessLog.Disabled = true
-	if o.User != "" {
+	if o.User != "" && !o.Token {
 		hash, err := bcrypt.GenerateFromPassword([]byte(o.Password), bcrypt.MinCost)
 		if err != nil {
 			tb.Fatal(err)
@@ -77,10 +81,10 @@ func New(tb testing.TB, o Options) *Registry {
 		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "test", "path": p}}
 	}
 	app := handlers.NewApp(context.Background(), cfg)
-	r := &Registry{}
+	r := &Registry{realm: "/token"}
 	var h http.Handler = app
 	if o.Token {
-		h = r.tokenAuth(app)
+		h = r.tokenAuth(app, o.User, o.Password)
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.reqs.Add(1)
@@ -115,10 +119,21 @@ func New(tb testing.TB, o Options) *Registry {
 const token = "test-token"
 
 // tokenAuth mimics a token-protected registry (ghcr.io style): 401 with a
-// Bearer challenge, a token endpoint on the same host, then the token.
-func (r *Registry) tokenAuth(next http.Handler) http.Handler {
+// Bearer challenge, a token endpoint on the same host (at the path SetRealm
+// chose), then the token. With user set, the token endpoint wants basic
+// credentials and answers 401 otherwise.
+func (r *Registry) tokenAuth(next http.Handler, user, password string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path == "/token" {
+		r.mu.Lock()
+		realm := r.realm
+		r.mu.Unlock()
+		if req.URL.Path == realm {
+			if u, p, ok := req.BasicAuth(); user != "" && (!ok || u != user || p != password) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				fmt.Fprint(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}`)
+				return
+			}
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `{"token":%q}`, token)
 			return
@@ -128,12 +143,24 @@ func (r *Registry) tokenAuth(next http.Handler) http.Handler {
 			if req.TLS != nil {
 				scheme = "https"
 			}
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s://%s/token",service="test"`, scheme, req.Host))
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s://%s%s",service="test"`, scheme, req.Host, realm))
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
 		next.ServeHTTP(w, req)
 	})
+}
+
+// Token is the bearer token the token endpoint issues (tests check it never
+// lands on disk).
+const Token = token
+
+// SetRealm moves the token endpoint to path (the old one then fails, as
+// after a registry reconfiguration) and advertises it in new challenges.
+func (r *Registry) SetRealm(path string) {
+	r.mu.Lock()
+	r.realm = path
+	r.mu.Unlock()
 }
 
 // Requests returns the number of requests served so far.
