@@ -233,11 +233,18 @@ func TestAPIServerAgentRestart(t *testing.T) {
 		for i := range n {
 			c.ProcessEvents(podCreate("rs", i))
 			if i%100 == 99 {
-				time.Sleep(10 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond)
 			}
 		}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// Stop once the first agent has taken some of the stream (not after a fixed sleep: on a
+	// loaded machine the first batch may take longer than any sleep chosen here).
+	for deadline := time.Now().Add(20 * time.Second); ta1.Status().Events.Received == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the first agent received nothing in 20s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 	ta1.stop(t) // graceful: in-flight batches finish, the queue drains
 	var ln2 net.Listener
 	for range 100 {
