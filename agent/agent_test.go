@@ -277,6 +277,9 @@ func TestReloadInvalidKeepsRunning(t *testing.T) {
 		t.Fatalf("status after bad reload: %+v / %+v", st.Ruleset, st.LastIgnored)
 	}
 	post(t, ta.url, batch("b", 0, 5)) // still evaluated by generation 1
+	// The webhook acknowledges once queued; the batch must be evaluated before the next swap
+	// for this test to know which generation saw it.
+	waitFor(t, func() bool { return ta.Status().Events.Evaluated == 10 })
 	// A valid edit is picked up.
 	if err := os.WriteFile(ta.rules, []byte(countRule("2")), 0o600); err != nil {
 		t.Fatal(err)
