@@ -474,3 +474,40 @@ func TestHUPReopensFileAndReloads(t *testing.T) {
 		t.Fatalf("last reload %+v", st.LastReload)
 	}
 }
+
+// TestOversizeEventsDroppedInWorkerToo: a batch with an event over max_event_size keeps its other
+// events, and the worker (which re-measures only when the webhook dropped something) evaluates
+// exactly the events the webhook counted, in that batch and in clean batches around it.
+func TestOversizeEventsDroppedInWorkerToo(t *testing.T) {
+	ta := startAgent(t, []string{"webhook.max_event_size=4KiB"}, Options{})
+	var list struct {
+		Kind       string            `json:"kind"`
+		APIVersion string            `json:"apiVersion"`
+		Items      []json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal(batch("mix", 0, 3), &list); err != nil {
+		t.Fatal(err)
+	}
+	var big map[string]any
+	if err := json.Unmarshal(list.Items[1], &big); err != nil {
+		t.Fatal(err)
+	}
+	big["annotations"] = map[string]string{"padding": strings.Repeat("x", 8192)}
+	list.Items[1], _ = json.Marshal(big)
+	mixed, _ := json.Marshal(list)
+
+	post(t, ta.url, batch("clean", 0, 4))
+	if code := post(t, ta.url, mixed); code != http.StatusOK {
+		t.Fatalf("batch with an oversize event: %d", code)
+	}
+	post(t, ta.url, batch("after", 0, 4))
+	ta.stop(t)
+	st := ta.Status()
+	if st.Events.Received != 10 || st.Events.Evaluated != 10 || st.Events.Dropped["oversize"] != 1 {
+		t.Fatalf("events %+v, want 10 received and evaluated, 1 oversize dropped", st.Events)
+	}
+	ids, _, _ := alertIDs(t, ta.alerts)
+	if len(ids) != 10 || ids["mix-1"] != 0 || ids["mix-0"] != 1 || ids["mix-2"] != 1 {
+		t.Fatalf("alerted ids %v", ids)
+	}
+}

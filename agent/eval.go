@@ -20,7 +20,14 @@ func (a *Agent) worker() {
 		a.m.Alert(r.Name, r.Priority.String())
 		a.outs.Send(output.FromEngine(al, needJSON))
 	}
+	maxEventSize := dec.MaxEventSize
 	for b := range a.q.C() {
+		// Same bytes, same decoder rules: when the webhook found every event within the size
+		// limit, measuring them again cannot drop one, so skip the per-event re-serialisation.
+		dec.MaxEventSize = maxEventSize
+		if b.AllFit {
+			dec.MaxEventSize = 0
+		}
 		n := 0
 		_, err := dec.Decode(b.Body, func(e *k8saudit.Event) error {
 			// Loaded per event: a swapped ruleset applies from the next event on.

@@ -23,6 +23,9 @@ type Batch struct {
 	Body []byte
 	// Events is the number of events the webhook counted (after per-event drops).
 	Events int
+	// AllFit records that the webhook dropped no event for its size, so the worker can skip
+	// measuring each event again (a re-serialisation per event) and still keep the same ones.
+	AllFit bool
 	// Queued is when the batch was admitted.
 	Queued time.Time
 }

@@ -151,14 +151,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reply(w, start, code, err.Error())
 		return
 	}
-	events, err := h.check(body)
+	events, oversize, err := h.check(body)
 	if err != nil {
 		h.log.Debug().Err(err).Str("remote", r.RemoteAddr).Int("bytes", len(body)).Msg("rejected malformed audit payload")
 		h.reply(w, start, http.StatusBadRequest, err.Error())
 		return
 	}
 	if events > 0 {
-		switch err := h.q.Put(&queue.Batch{Body: body, Events: events}); {
+		switch err := h.q.Put(&queue.Batch{Body: body, Events: events, AllFit: oversize == 0}); {
 		case errors.Is(err, queue.ErrFull):
 			h.reply(w, start, http.StatusTooManyRequests, fmt.Sprintf("evaluation queue full (%d events): retry later", events))
 			return
@@ -245,7 +245,7 @@ func bodyErrCode(err error) int {
 // check decodes the payload exactly as the evaluation workers will, counting the events that
 // will be evaluated and recording per-event drops. The decoder is deterministic, so the workers
 // see the same events and the handler's count is the number that will be evaluated.
-func (h *Handler) check(body []byte) (int, error) {
+func (h *Handler) check(body []byte) (events, oversized int, err error) {
 	d := h.pool.Get().(*k8saudit.Decoder)
 	defer h.pool.Put(d)
 	var oversize, badTS int
@@ -262,9 +262,9 @@ func (h *Handler) check(body []byte) (int, error) {
 	d.OnDrop = nil
 	if err != nil {
 		if errors.Is(err, k8saudit.ErrNotAuditEvent) {
-			return 0, errors.New("data not recognized as a k8s audit event: want an audit.k8s.io/v1 or v1beta1 Event or EventList")
+			return 0, 0, errors.New("data not recognized as a k8s audit event: want an audit.k8s.io/v1 or v1beta1 Event or EventList")
 		}
-		return 0, fmt.Errorf("malformed JSON: %v", err)
+		return 0, 0, fmt.Errorf("malformed JSON: %v", err)
 	}
 	for range oversize {
 		h.m.Dropped(metrics.DropOversize)
@@ -276,5 +276,5 @@ func (h *Handler) check(body []byte) (int, error) {
 		h.log.Warn().Int("oversize", oversize).Int("bad_timestamp", badTS).Int("kept", n).
 			Int("max_event_size", h.cfg.MaxEventSize).Msg("dropped audit events from a batch")
 	}
-	return n, nil
+	return n, oversize, nil
 }
