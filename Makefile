@@ -69,15 +69,11 @@ bench:
 	$(GO) test -run '^$$' -bench 'PushToActive|SyncToActive' -benchtime 10x ./agent/follower/
 	$(GO) test -run '^$$' -bench SwapUnderLoad -benchtime 1x ./agent/follower/
 
-# Short fuzzing of every parser (seconds each); longer runs: go test -fuzz=NAME -fuzztime=10m ./pkg
+# Short fuzzing of every parser: every Fuzz target in the module, FUZZTIME each (discovered by
+# scripts/fuzz.sh). Longer runs: FUZZTIME=10m make fuzz, or go test -fuzz=NAME ./pkg
 FUZZTIME ?= 10s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./engine/condition/
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./engine/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./engine/k8saudit/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./agent/journal/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseSince$$' -fuzztime $(FUZZTIME) ./alerts/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./alerts/
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 # The demo: real kube-apiserver audit batches replayed through the upstream k8s ruleset.
 run: build
