@@ -293,9 +293,10 @@ func validPEMCerts(p string) bool {
 	return n > 0
 }
 
-// redactURL drops userinfo so a mistyped URL with a password is never echoed.
+// redactURL drops userinfo so a mistyped URL with a password is never echoed. It cuts at the
+// last '@': a password may itself contain '@' (url.Parse also takes the last one).
 func redactURL(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
+	if i := strings.LastIndex(u, "@"); i >= 0 {
 		if j := strings.Index(u, "://"); j >= 0 && j < i {
 			return u[:j+3] + "***@" + u[i+1:]
 		}

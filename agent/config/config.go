@@ -12,6 +12,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -347,7 +349,11 @@ func applyOverride(root *yaml.Node, o string) error {
 	} else if err := yaml.Unmarshal([]byte(val), &vdoc); err != nil {
 		return fmt.Errorf("override %s: invalid value %q: %w", key, val, err)
 	}
-	value := vdoc.Content[0]
+	// A value that is only a comment ("-o key=#x") is an empty document: YAML's null, as in a file.
+	value := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
+	if len(vdoc.Content) > 0 {
+		value = vdoc.Content[0]
+	}
 	zeroLines(value)
 	n := root
 	parts := strings.Split(key, ".")
@@ -682,9 +688,10 @@ func (c *Config) Validate() error {
 	for i, h := range f.PlainHTTP {
 		checkHost(fmt.Sprintf("follow.plain_http[%d]", i), h)
 	}
-	for h, p := range f.RegistryCA {
+	// Sorted so that the error (and hence logs and status) is the same from one run to the next.
+	for _, h := range slices.Sorted(maps.Keys(f.RegistryCA)) {
 		checkHost("follow.registry_ca["+h+"]", h)
-		if strings.TrimSpace(p) == "" {
+		if strings.TrimSpace(f.RegistryCA[h]) == "" {
 			bad("follow.registry_ca["+h+"]", "empty CA file path")
 		}
 	}

@@ -95,7 +95,8 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return min(time.Duration(n)*time.Second, maxRetryAfter), true
+		// Cap before multiplying: a huge n would overflow into a negative duration.
+		return min(time.Duration(min(n, int(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return min(max(0, t.Sub(now)), maxRetryAfter), true

@@ -77,10 +77,11 @@ func ParseBasicEnv(s string) ([]Basic, error) {
 			return nil, fmt.Errorf("%s: invalid JSON list (expected [{\"registry\",\"user\",\"password\"}]): %s", env, jsonErr(err))
 		}
 		for i := range out {
+			// The host is checked, not the raw value: "/org" has an empty host.
+			out[i].Registry = ref.Host(out[i].Registry)
 			if out[i].Registry == "" || out[i].User == "" || out[i].Password == "" {
 				return nil, fmt.Errorf("%s: JSON entry %d needs non-empty registry, user and password", env, i+1)
 			}
-			out[i].Registry = ref.Host(out[i].Registry)
 		}
 		return out, nil
 	}
@@ -94,12 +95,13 @@ func ParseBasicEnv(s string) ([]Basic, error) {
 		if len(f) != 3 {
 			return nil, fmt.Errorf("%s: entry %d has %d comma-separated fields, expected exactly 3 (registry,user,password)%s", env, i+1, len(f), jsonHint)
 		}
+		f[0] = ref.Host(f[0]) // "/org" has an empty host
 		for j, name := range []string{"registry", "user", "password"} {
 			if f[j] == "" {
 				return nil, fmt.Errorf("%s: entry %d has an empty %s", env, i+1, name)
 			}
 		}
-		out = append(out, Basic{Registry: ref.Host(f[0]), User: f[1], Password: f[2]})
+		out = append(out, Basic{Registry: f[0], User: f[1], Password: f[2]})
 	}
 	return out, nil
 }
@@ -131,12 +133,13 @@ func ParseOAuthEnv(s string) ([]OAuth, error) {
 		if len(f) != 4 {
 			return nil, fmt.Errorf("%s: entry %d has %d comma-separated fields, expected exactly 4 (registry,clientID,clientSecret,tokenURL)", env, i+1, len(f))
 		}
+		f[0] = ref.Host(f[0]) // "/org" has an empty host
 		for j, name := range []string{"registry", "clientID", "clientSecret", "tokenURL"} {
 			if f[j] == "" {
 				return nil, fmt.Errorf("%s: entry %d has an empty %s", env, i+1, name)
 			}
 		}
-		out = append(out, OAuth{Registry: ref.Host(f[0]), ClientID: f[1], ClientSecret: f[2], TokenURL: f[3]})
+		out = append(out, OAuth{Registry: f[0], ClientID: f[1], ClientSecret: f[2], TokenURL: f[3]})
 	}
 	return out, nil
 }
