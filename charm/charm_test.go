@@ -105,7 +105,8 @@ func TestResultKeys(t *testing.T) {
 			t.Errorf("%s=%q want %q (%v)", k, flat[k], v, flat)
 		}
 	}
-	for k, ok := range map[string]bool{"rules": true, "ref-1.digest": true, "Rules": false, "a_b": false, "stdout": false, "-a": false, "a-": false, "a..b": false} {
+	for k, ok := range map[string]bool{"rules": true, "ref-1.digest": true, "Rules": false, "a_b": false, "stdout": false, "-a": false, "a-": false, "a..b": false,
+		"a.stdout": false, "stderr.x": false, "x.stdout-encoding.y": false} {
 		if err := ValidResultKey(k); (err == nil) != ok {
 			t.Errorf("ValidResultKey(%q) = %v", k, err)
 		}

@@ -382,8 +382,13 @@ func (c *Context) Credentials(ctx context.Context, s *Settings) (Creds, error) {
 		if err != nil {
 			return cr, fmt.Errorf("secret-get registry-credentials: %w", err)
 		}
-		for _, v := range m {
-			c.AddSecret(v)
+		// The registry host and user name are not credentials, and redacting them would hide
+		// the registry the status must name (and any word equal to the user name); the
+		// password (and whole falcoctl value) are registered by checkBasic below.
+		for k, v := range m {
+			if k != "registry" && k != "username" {
+				c.AddSecret(v)
+			}
 		}
 		var val string
 		switch {

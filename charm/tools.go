@@ -191,16 +191,17 @@ func (ExecTools) ActionLog(ctx context.Context, msg string) error {
 var resultKeySegment = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$`)
 
 // ValidResultKey applies action-set's key rules: dot-separated segments of lowercase letters,
-// digits and inner hyphens, and not one of the keys Juju reserves for the task's own output.
+// digits and inner hyphens, none of them one of the keys Juju reserves for the task's own output.
 func ValidResultKey(k string) error {
 	for _, seg := range strings.Split(k, ".") {
 		if !resultKeySegment.MatchString(seg) {
 			return fmt.Errorf("invalid action result key %q: segments must match %s", k, resultKeySegment)
 		}
-	}
-	switch k {
-	case "stdout", "stdout-encoding", "stderr", "stderr-encoding":
-		return fmt.Errorf("action result key %q is reserved by Juju", k)
+		// Juju rejects a reserved name in any segment (jujuc action-set.go), not only the whole key.
+		switch seg {
+		case "stdout", "stdout-encoding", "stderr", "stderr-encoding":
+			return fmt.Errorf("action result key %q is reserved by Juju", k)
+		}
 	}
 	return nil
 }

@@ -139,6 +139,9 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		if len(f.posArgs) > 1 {
 			return usagef("unrecognized args: %q", f.posArgs[1:])
 		}
+		if len(f.posArgs) == 1 && f.posArgs[0] != "" && (f.on("all") || f.on("a")) {
+			return usagef("cannot use argument --all together with key %q", f.posArgs[0])
+		}
 		all := map[string]any{}
 		for k, v := range st.ConfigDefaults {
 			all[k] = v
@@ -173,7 +176,14 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		default:
 			return usagef("invalid status %q, expected one of [maintenance blocked waiting active]", s)
 		}
-		msg := strings.Join(f.posArgs[1:], " ")
+		// Juju takes one message argument (status-set.go: cmd.CheckEmpty(args[2:])).
+		if len(f.posArgs) > 2 {
+			return usagef("unrecognized args: %q", f.posArgs[2:])
+		}
+		msg := ""
+		if len(f.posArgs) == 2 {
+			msg = f.posArgs[1]
+		}
 		if f.on("application") {
 			if !st.Leader {
 				return fmt.Errorf("setting application status: this unit is not the leader")
@@ -218,6 +228,9 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if len(f.posArgs) > 1 {
+			return usagef("unrecognized args: %q", f.posArgs[1:])
+		}
 		var v any = st.Action.Params
 		if len(f.posArgs) == 1 {
 			for _, k := range strings.Split(f.posArgs[0], ".") {
@@ -231,9 +244,7 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		if !inAction {
 			return fmt.Errorf("not running an action")
 		}
-		if len(args) == 0 {
-			return usagef("no key=value pairs specified")
-		}
+		// No pairs is not an error in Juju (action-set.go Init loops over nothing).
 		for _, a := range args {
 			k, v, ok := strings.Cut(a, "=")
 			if !ok {
@@ -350,8 +361,11 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if len(f.posArgs) != 1 {
+		if len(f.posArgs) < 1 {
 			return usagef("no version specified")
+		}
+		if len(f.posArgs) > 1 {
+			return usagef("unrecognized args: %q", f.posArgs[1:])
 		}
 		st.AppVersion = f.posArgs[0]
 		return nil
@@ -361,7 +375,7 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fm, err := f.format("yaml", "json", "smart")
+		fm, err := f.format("yaml", "json") // secret-get has no smart format
 		if err != nil {
 			return err
 		}
@@ -371,9 +385,12 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		if len(f.posArgs) < 1 || len(f.posArgs) > 2 {
 			return usagef("require a secret URI and optionally a key")
 		}
-		id := secretID(f.posArgs[0])
-		content, ok := st.Secrets[id]
+		id, ok := parseSecretURI(f.posArgs[0])
 		if !ok {
+			return usagef("secret URI %q not valid", f.posArgs[0])
+		}
+		content, found := st.Secrets[id]
+		if !found {
 			return fmt.Errorf("secret %q not found", id)
 		}
 		if !st.Granted[id] {
@@ -392,10 +409,10 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 }
 
 var (
-	resultKeyRe   = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$`)
-	reservedKeys  = map[string]bool{"stdout": true, "stdout-encoding": true, "stderr": true, "stderr-encoding": true}
-	portRe        = regexp.MustCompile(`^([0-9]+)(?:-([0-9]+))?(?:/(tcp|udp))?$`)
-	secretURIPart = regexp.MustCompile(`[0-9a-v]{20}$`)
+	resultKeyRe  = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$`)
+	reservedKeys = map[string]bool{"stdout": true, "stdout-encoding": true, "stderr": true, "stderr-encoding": true}
+	portRe       = regexp.MustCompile(`^([0-9]+)(?:-([0-9]+))?(?:/(tcp|udp))?$`)
+	secretIDRe   = regexp.MustCompile(`^[0-9a-v]{20}$`)
 )
 
 // checkResultKey applies action-set's rules (juju's jujuc action-set).
@@ -404,9 +421,10 @@ func checkResultKey(k string) error {
 		if !resultKeyRe.MatchString(seg) {
 			return usagef("key %q must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric and hyphens", seg)
 		}
-	}
-	if reservedKeys[k] {
-		return usagef("cannot set reserved action key %q", k)
+		// Juju checks every segment against the reserved keys, not just the whole key.
+		if reservedKeys[seg] {
+			return usagef("cannot set reserved action key %q", seg)
+		}
 	}
 	return nil
 }
@@ -446,11 +464,21 @@ func normalizePort(s string) (string, error) {
 	return fmt.Sprintf("%d/%s", n, proto), nil
 }
 
-func secretID(uri string) string {
-	if m := secretURIPart.FindString(uri); m != "" {
-		return m
+// parseSecretURI accepts what Juju's secrets.ParseURI does: "secret:ID", "secret://UUID/ID"
+// or a bare ID, where ID is a 20-character xid.
+func parseSecretURI(uri string) (string, bool) {
+	s := strings.TrimPrefix(uri, "secret:")
+	if strings.HasPrefix(s, "//") {
+		_, rest, ok := strings.Cut(s[2:], "/")
+		if !ok {
+			return "", false
+		}
+		s = rest
 	}
-	return uri
+	if !secretIDRe.MatchString(s) {
+		return "", false
+	}
+	return s, true
 }
 
 // emit prints v in a Juju output format: json, yaml, or smart (strings raw, booleans

@@ -78,6 +78,18 @@ func TestTools(t *testing.T) {
 		{name: "secret-get not granted", argv: []string{"secret-get", "--format=json", "secret:d0nhl5nmp25c7f2pu3a0"}, code: 1, err: "permission denied"},
 		{name: "secret-get", argv: []string{"secret-get", "--format=json", "secret:d0nhl5nmp25c7f2pu3b0", "--refresh"}, out: `{"k":"v"}`},
 		{name: "secret-get peek and refresh", argv: []string{"secret-get", "secret:d0nhl5nmp25c7f2pu3b0", "--peek", "--refresh"}, code: 2, err: "not both"},
+		// Juju's status-set takes one message argument; more are "unrecognized args".
+		{name: "status-set extra args", argv: []string{"status-set", "active", "two", "words"}, code: 2, err: "unrecognized args"},
+		// Juju rejects a reserved key in any segment, and accepts action-set with no pairs.
+		{name: "action-set reserved segment", inAction: true, argv: []string{"action-set", "a.stdout=1"}, code: 2, err: "reserved"},
+		{name: "action-set reserved prefix", inAction: true, argv: []string{"action-set", "stderr.x=1"}, code: 2, err: "reserved"},
+		{name: "action-set no pairs", inAction: true, argv: []string{"action-set"}},
+		{name: "action-get extra args", inAction: true, argv: []string{"action-get", "--format=json", "format", "x"}, code: 2, err: "unrecognized args"},
+		{name: "config-get --all with key", argv: []string{"config-get", "--all", "log-level"}, code: 2, err: "cannot use argument --all together with key"},
+		// secret-get knows only yaml and json, and needs a valid secret URI.
+		{name: "secret-get smart format", argv: []string{"secret-get", "--format=smart", "secret:d0nhl5nmp25c7f2pu3b0"}, code: 2, err: "unknown format"},
+		{name: "secret-get bad uri", argv: []string{"secret-get", "--format=json", "not-a-secret"}, code: 2, err: "not valid"},
+		{name: "application-version-set extra args", argv: []string{"application-version-set", "1", "2"}, code: 2, err: "unrecognized args"},
 		{name: "application-version-set", argv: []string{"application-version-set", "--", "1.2.3"}, check: func(t *testing.T, s *State) {
 			if s.AppVersion != "1.2.3" {
 				t.Errorf("%q", s.AppVersion)
