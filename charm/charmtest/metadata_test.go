@@ -90,6 +90,13 @@ func checkCharm(t *testing.T, ch jujucharm.Charm) {
 	if !ok || c.Resource != "falco-image" {
 		t.Errorf("container falco with resource falco-image: %+v", m.Containers)
 	}
+	// The agent's state (accepted artifacts, journal, tuning file) must outlive the pod.
+	if len(c.Mounts) != 1 || c.Mounts[0].Storage != "state" || c.Mounts[0].Location != charm.StateDir {
+		t.Errorf("container falco mounts %+v, want storage state at %s", c.Mounts, charm.StateDir)
+	}
+	if st, ok := m.Storage["state"]; !ok || st.Type != jujucharm.StorageFilesystem || st.Location != charm.StateDir {
+		t.Errorf("storage state: %+v", m.Storage)
+	}
 	if r, ok := m.Resources["falco-image"]; !ok || r.Type.String() != "oci-image" {
 		t.Errorf("resource falco-image: %+v", m.Resources)
 	}
