@@ -88,6 +88,12 @@ func OpenStore(dir string) (*Store, error) {
 			return nil, fmt.Errorf("clear follower staging directory: %w", err)
 		}
 	}
+	// Temp files of a state.json replacement interrupted by a crash (state.WriteFileAtomic).
+	if left, err := filepath.Glob(filepath.Join(dir, ".state.json.tmp-*")); err == nil {
+		for _, p := range left {
+			_ = os.Remove(p)
+		}
+	}
 	st, err := s.Load()
 	if err != nil {
 		return nil, err
@@ -208,10 +214,14 @@ func (s *Store) writeSet(r RefState, files map[string][]byte) error {
 		if err := writeSynced(p, b, 0o644); err != nil {
 			return fmt.Errorf("stage accepted set of %s: %w", r.Ref, err)
 		}
-		dirs[filepath.Dir(p)] = true
+		// Every directory MkdirAll may have created, not only the file's own: an unsynced
+		// intermediate entry could vanish in a crash after state.json names the set.
+		for d := filepath.Dir(p); len(d) > len(tmp); d = filepath.Dir(d) {
+			dirs[d] = true
+		}
 	}
 	for d := range dirs {
-		state.SyncDir(d)
+		syncDir(d)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("promote accepted set of %s: %w", r.Ref, err)
@@ -220,6 +230,9 @@ func (s *Store) writeSet(r RefState, files map[string][]byte) error {
 	state.SyncDir(s.setsDir())
 	return nil
 }
+
+// syncDir is state.SyncDir (a variable for tests).
+var syncDir = state.SyncDir
 
 // gc removes sets that st does not name. Failures only cost disk space.
 func (s *Store) gc(st State) {

@@ -125,6 +125,15 @@ type Journal struct {
 	lastError   atomic.Pointer[string]
 }
 
+// syncDir fsyncs a directory (a variable for tests); errors are ignored because some
+// filesystems refuse fsync on directories.
+var syncDir = func(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}
+
 func segName(seq uint64) string { return fmt.Sprintf("seg-%016x.log", seq) }
 
 func parseSegName(n string) (uint64, bool) {
@@ -355,6 +364,8 @@ func (j *Journal) write(batch [][]byte) {
 			j.writeFailed(fmt.Errorf("create segment: %w", err), n)
 			return
 		}
+		// The new entry must be durable too, or a crash loses the whole fsynced segment.
+		syncDir(j.opts.Dir)
 		j.nextSeq++
 		j.active = f
 		j.segs = append(j.segs, seg)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -64,6 +65,7 @@ func ClientTLS(insecure bool, caFile, certFile, keyFile string) (*tls.Config, er
 // expects. A single sender keeps alerts in order; a bounded buffer absorbs bursts.
 type HTTP struct {
 	cfg    HTTPConfig
+	logURL string // cfg.URL without credentials or query, for errors and logs
 	client *http.Client
 	ch     chan []byte
 	m      *metrics.Metrics
@@ -92,7 +94,7 @@ func NewHTTP(cfg HTTPConfig, m *metrics.Metrics, log zerolog.Logger) *HTTP {
 	tr.MaxIdleConnsPerHost = 2
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &HTTP{
-		cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
+		cfg: cfg, logURL: redactURL(cfg.URL), client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
 		ch: make(chan []byte, cfg.BufferSize), m: metricsOrNop(m),
 		elog: errLog{log: log.With().Str("output", "http").Logger()},
 		ctx:  ctx, cancel: cancel, done: make(chan struct{}),
@@ -184,6 +186,11 @@ func (h *HTTP) once1(body []byte) (wait time.Duration, err error) {
 	req.Header.Set("User-Agent", h.cfg.UserAgent)
 	resp, err := h.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			// net/http strips the password but keeps the query, which may hold a token.
+			ue.URL = h.logURL
+		}
 		return 0, fmt.Errorf("post alert: %w", err)
 	}
 	// Drain (a little) and close so the connection is reused.
@@ -195,7 +202,21 @@ func (h *HTTP) once1(body []byte) (wait time.Duration, err error) {
 	if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s > 0 {
 		wait = time.Duration(s) * time.Second
 	}
-	return wait, fmt.Errorf("post alert: %s answered %s", h.cfg.URL, resp.Status)
+	return wait, fmt.Errorf("post alert: %s answered %s", h.logURL, resp.Status)
+}
+
+// redactURL returns u without user info and query, which may carry credentials.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "the configured outputs.http.url"
+	}
+	p.User = nil
+	if p.RawQuery != "" {
+		p.RawQuery = "..."
+	}
+	p.Fragment, p.RawFragment = "", ""
+	return p.String()
 }
 
 // Close stops accepting alerts and waits for the buffer to be posted; when ctx ends first the

@@ -25,6 +25,8 @@ type Writer struct {
 	f    *os.File // nil for plain writers
 	path string
 	buf  []byte
+	// closed: Close ran; a late Reopen (SIGHUP racing shutdown) must not reopen the file.
+	closed bool
 }
 
 // NewStream writes to w (stdout); json selects Falco's JSON alert over the text line.
@@ -93,6 +95,11 @@ func (w *Writer) Reopen() error {
 		return err
 	}
 	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		f.Close()
+		return nil
+	}
 	old := w.f
 	w.f, w.w = f, f
 	w.mu.Unlock()
@@ -106,6 +113,7 @@ func (w *Writer) Reopen() error {
 func (w *Writer) Close(context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.closed = true
 	if w.f == nil {
 		return nil
 	}

@@ -219,8 +219,10 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 	if r.ContentLength > 0 {
 		size = int(r.ContentLength) + 1
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	n, err := buf.ReadFrom(io.LimitReader(in, limit+1))
+	// Not bytes.Buffer.ReadFrom: it grows by doubling whenever fewer than 512 bytes are free, so
+	// a body of known length would pin twice its size while queued (the queue accounts len).
+	buf, err := readAll(io.LimitReader(in, limit+1), size)
+	n := int64(len(buf))
 	if err != nil {
 		code := bodyErrCode(err)
 		if code == http.StatusRequestEntityTooLarge {
@@ -231,7 +233,26 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 	if n > limit {
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("decompressed request body exceeds the %d-byte limit (webhook.max_body_size)", limit)
 	}
-	return buf.Bytes(), 0, nil
+	return buf, 0, nil
+}
+
+// readAll reads r to EOF into a buffer of initial capacity size, growing it by append (about
+// 1.25x for large buffers) only when it is full, so a body of known length fits exactly.
+func readAll(r io.Reader, size int) ([]byte, error) {
+	b := make([]byte, 0, size)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 func bodyErrCode(err error) int {
