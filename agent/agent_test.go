@@ -511,3 +511,35 @@ func TestOversizeEventsDroppedInWorkerToo(t *testing.T) {
 		t.Fatalf("alerted ids %v", ids)
 	}
 }
+
+// slowSyncSource is a follower whose Sync takes longer than the server's write timeout, as a
+// sync against slow registries does.
+type slowSyncSource struct {
+	fakeSource
+	took time.Duration
+}
+
+func (s *slowSyncSource) Sync(ctx context.Context, dryRun bool) []status.SyncResult {
+	select {
+	case <-time.After(s.took):
+	case <-ctx.Done():
+	}
+	return []status.SyncResult{{Ref: "reg/x:1", Result: "unchanged", Digest: "sha256:aa"}}
+}
+
+// TestSyncOutlivesWriteTimeout: POST /sync answers in full even when it takes longer than
+// webhook.write_timeout, which is sized for webhook batches, not registry round trips.
+func TestSyncOutlivesWriteTimeout(t *testing.T) {
+	src := &slowSyncSource{fakeSource: fakeSource{sink: make(chan RuleSink, 1)}, took: 1500 * time.Millisecond}
+	ta := startAgent(t, []string{"webhook.write_timeout=300ms"}, Options{Sources: []RuleSource{src}})
+	<-src.sink
+	resp, err := http.Post(ta.url+"/sync", "", nil)
+	if err != nil {
+		t.Fatalf("POST /sync: %v", err)
+	}
+	defer resp.Body.Close()
+	var got status.SyncResponse
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK || len(got.Results) != 1 || got.Results[0].Result != "unchanged" {
+		t.Fatalf("POST /sync = %d %+v (%v), want the full result", resp.StatusCode, got, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/falco-k8s/falco-k8s/agent/status"
 )
@@ -18,6 +19,9 @@ type Syncer interface {
 }
 
 // serveSync handles POST /sync[?dry_run=true] for the charm's sync-rules action.
+// syncTimeout bounds a POST /sync: every followed reference checked (and pulled) once.
+const syncTimeout = 10 * time.Minute
+
 func (a *Agent) serveSync(w http.ResponseWriter, r *http.Request) {
 	reply := func(code int, body status.SyncResponse) {
 		w.Header().Set("Content-Type", "application/json")
@@ -52,5 +56,12 @@ func (a *Agent) serveSync(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info().Bool("dry_run", dry).Msg("sync requested")
-	reply(http.StatusOK, status.SyncResponse{Results: s.Sync(r.Context(), dry)})
+	// A sync may wait for slow registries (and for a check already running) longer than the
+	// server's write_timeout, which is sized for webhook batches; without more time the answer
+	// to the sync-rules action would be cut off while the sync itself goes on.
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(syncTimeout)) //nolint:errcheck // best effort; unsupported writers keep the server's
+	ctx, cancel := context.WithTimeout(r.Context(), syncTimeout)
+	defer cancel()
+	reply(http.StatusOK, status.SyncResponse{Results: s.Sync(ctx, dry)})
 }
