@@ -708,6 +708,7 @@ func quoteList(s []string) string {
 func (f *Follower) resolve(ctx context.Context, i int) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
+	ctx = withRetryKey(ctx, f.refs[i].Registry)
 	now := time.Now()
 	f.health[i].LastCheck = now
 	r := f.refs[i]
@@ -749,6 +750,7 @@ func (f *Follower) reportHealth() {
 func (f *Follower) pull(ctx context.Context, i int, d string) (*pulledArtifact, error) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
+	ctx = withRetryKey(ctx, f.refs[i].Registry)
 	r := f.refs[i].WithDigest(d)
 	host := r.Registry
 	a, err := f.client.Describe(ctx, r, "")

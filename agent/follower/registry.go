@@ -48,8 +48,11 @@ func ReadAuthFile(path string) ([]auth.Basic, error) {
 	return entries, nil
 }
 
-// retryAfter remembers the latest Retry-After a registry host sent with 429 or 503. oras turns
-// responses into errors without their headers, so the transport records them on the way.
+// retryAfter remembers the latest Retry-After a registry sent with 429 or 503. oras turns
+// responses into errors without their headers, so the transport records them on the way. They
+// are keyed by the reference's registry name carried in the request's context, not by the URL
+// host: docker.io is served from registry-1.docker.io and its tokens from auth.docker.io, and a
+// 429 from either must delay the next check of that reference.
 type retryAfter struct {
 	mu sync.Mutex
 	by map[string]time.Time // host -> time before which it asked not to be called
@@ -61,7 +64,11 @@ func (ra *retryAfter) wrap(next http.RoundTripper) http.RoundTripper {
 		if err == nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 			if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 				ra.mu.Lock()
-				ra.by[req.URL.Host] = time.Now().Add(d)
+				key := req.URL.Host
+				if k, ok := req.Context().Value(retryKey{}).(string); ok {
+					key = k
+				}
+				ra.by[key] = time.Now().Add(d)
 				ra.mu.Unlock()
 			}
 		}
@@ -79,6 +86,13 @@ func (ra *retryAfter) take(host string) time.Duration {
 		return 0
 	}
 	return max(0, time.Until(until))
+}
+
+// retryKey is the context key naming the registry a request is made for.
+type retryKey struct{}
+
+func withRetryKey(ctx context.Context, registry string) context.Context {
+	return context.WithValue(ctx, retryKey{}, registry)
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
