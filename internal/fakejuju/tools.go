@@ -79,6 +79,14 @@ func parse(args []string, bools []string, strs map[string]string) (*flags, error
 
 func (f *flags) on(name string) bool { return f.set[name] == "true" }
 
+// atMost refuses positional arguments beyond the first n, in Juju's words.
+func (f *flags) atMost(n int) error {
+	if len(f.posArgs) > n {
+		return usagef("unrecognized args: %q", f.posArgs[n:])
+	}
+	return nil
+}
+
 // format checks --format against the formats a tool supports.
 func (f *flags) format(allowed ...string) (string, error) {
 	v, ok := f.set["format"]
@@ -136,8 +144,8 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if len(f.posArgs) > 1 {
-			return usagef("unrecognized args: %q", f.posArgs[1:])
+		if err := f.atMost(1); err != nil {
+			return err
 		}
 		if len(f.posArgs) == 1 && f.posArgs[0] != "" && (f.on("all") || f.on("a")) {
 			return usagef("cannot use argument --all together with key %q", f.posArgs[0])
@@ -177,8 +185,8 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 			return usagef("invalid status %q, expected one of [maintenance blocked waiting active]", s)
 		}
 		// Juju takes one message argument (status-set.go: cmd.CheckEmpty(args[2:])).
-		if len(f.posArgs) > 2 {
-			return usagef("unrecognized args: %q", f.posArgs[2:])
+		if err := f.atMost(2); err != nil {
+			return err
 		}
 		msg := ""
 		if len(f.posArgs) == 2 {
@@ -228,8 +236,8 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if len(f.posArgs) > 1 {
-			return usagef("unrecognized args: %q", f.posArgs[1:])
+		if err := f.atMost(1); err != nil {
+			return err
 		}
 		var v any = st.Action.Params
 		if len(f.posArgs) == 1 {
@@ -265,8 +273,8 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if len(f.posArgs) > 1 {
-			return usagef("unrecognized args: %q", f.posArgs[1:])
+		if err := f.atMost(1); err != nil {
+			return err
 		}
 		st.Action.Failed = true
 		st.Action.Message = "action failed without reason given, check action for errors"
@@ -364,8 +372,8 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		if len(f.posArgs) < 1 {
 			return usagef("no version specified")
 		}
-		if len(f.posArgs) > 1 {
-			return usagef("unrecognized args: %q", f.posArgs[1:])
+		if err := f.atMost(1); err != nil {
+			return err
 		}
 		st.AppVersion = f.posArgs[0]
 		return nil
