@@ -47,6 +47,22 @@ func (l Limits) withDefaults() Limits {
 // failures), so callers can report "hostile or malformed artifact".
 var ErrUnsafe = errors.New("unsafe archive")
 
+// ErrCorrupt marks archives that do not decode (not gzip, a broken or truncated tar stream),
+// as opposed to failures writing the extracted files.
+var ErrCorrupt = errors.New("corrupt archive")
+
+// corruptReader marks the decoder's errors as ErrCorrupt, so an io.ErrUnexpectedEOF from a
+// truncated archive is never confused with one from a broken connection.
+type corruptReader struct{ r io.Reader }
+
+func (c corruptReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF && !errors.Is(err, ErrCorrupt) {
+		err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return n, err
+}
+
 // File is an extracted regular file.
 type File struct {
 	Path string      // slash-separated, relative to the staging dir
@@ -83,7 +99,7 @@ func TarGz(r io.Reader, dir string, lim Limits) ([]File, error) {
 	lim = lim.withDefaults()
 	zr, err := gzip.NewReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("layer is not gzip-compressed: %w", err)
+		return nil, fmt.Errorf("%w: layer is not gzip-compressed: %w", ErrCorrupt, err)
 	}
 	defer zr.Close()
 	tr := tar.NewReader(zr)
@@ -96,7 +112,7 @@ func TarGz(r io.Reader, dir string, lim Limits) ([]File, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read tar: %w", err)
+			return nil, fmt.Errorf("%w: read tar: %w", ErrCorrupt, err)
 		}
 		name, err := CleanName(h.Name)
 		if err != nil {
@@ -134,7 +150,7 @@ func TarGz(r io.Reader, dir string, lim Limits) ([]File, error) {
 				}
 			}
 			mode := os.FileMode(h.Mode).Perm()
-			if err := writeFile(filepath.Join(dir, filepath.FromSlash(name)), tr, h.Size, mode); err != nil {
+			if err := writeFile(filepath.Join(dir, filepath.FromSlash(name)), corruptReader{tr}, h.Size, mode); err != nil {
 				return nil, fmt.Errorf("extract %s: %w", name, err)
 			}
 			files = append(files, File{Path: name, Mode: mode, Size: h.Size})
@@ -185,7 +201,7 @@ func writeFile(p string, r io.Reader, size int64, mode os.FileMode) error {
 	}
 	n, err := io.Copy(f, io.LimitReader(r, size))
 	if err == nil && n != size {
-		err = fmt.Errorf("truncated archive: got %d of %d bytes", n, size)
+		err = fmt.Errorf("%w: truncated archive: got %d of %d bytes", ErrCorrupt, n, size)
 	}
 	if err == nil {
 		err = f.Chmod(mode)

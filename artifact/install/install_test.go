@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -105,6 +106,8 @@ func TestMalformedArtifacts(t *testing.T) {
 	pushRaw(t, plain, mk("missing"), oci.RulesfileLayerMediaType, rulesTarGz(t, "m.yaml", "- rule: m\n"), false)
 	pushRaw(t, plain, mk("mismatch"), oci.RulesfileLayerMediaType, good, true)
 	pushRaw(t, plain, mk("notgzip"), oci.RulesfileLayerMediaType, []byte("plain text, not an archive"), true)
+	// Pushed truncated: the digest is right, the archive is not.
+	pushRaw(t, plain, mk("truncated"), oci.RulesfileLayerMediaType, good[:len(good)*2/3], true)
 	tampering, err := oci.NewClient(oci.Options{PlainHTTP: true, WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
 		return &corrupt{next: rt, target: digest.FromBytes(good).Encoded()}
 	}})
@@ -116,12 +119,14 @@ func TestMalformedArtifacts(t *testing.T) {
 		client *oci.Client
 		max    int64
 		want   string
+		kind   oci.Kind // the one classification the CLI and the follower share
 	}{
-		{"wrongtype", plain, 0, "is not a Falco artifact"},
-		{"missing", plain, 0, "not found"},
-		{"mismatch", tampering, 0, "digest mismatch"},
-		{"notgzip", plain, 0, "not gzip"},
-		{"mismatch", plain, 64, "size limit"},
+		{"wrongtype", plain, 0, "is not a Falco artifact", oci.KindOther},
+		{"missing", plain, 0, "not found", oci.KindNotFound},
+		{"mismatch", tampering, 0, "digest mismatch", oci.KindBadContent},
+		{"notgzip", plain, 0, "not gzip", oci.KindBadContent},
+		{"truncated", plain, 0, "corrupt archive", oci.KindBadContent},
+		{"mismatch", plain, 64, "size limit", oci.KindOther},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,6 +141,12 @@ func TestMalformedArtifacts(t *testing.T) {
 			_, err := in.Install(context.Background(), []string{mk(tc.name).String()})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
+			}
+			if k := oci.Classify(err); k != tc.kind {
+				t.Fatalf("Classify(%v) = %v, want %v", err, k, tc.kind)
+			}
+			if tc.name == "mismatch" && tc.max == 0 && !errors.Is(err, oci.ErrDigestMismatch) {
+				t.Fatalf("digest mismatch not typed: %v", err)
 			}
 			entries, _ := os.ReadDir(dest)
 			if len(entries) != 1 || entries[0].Name() != "keep.yaml" {

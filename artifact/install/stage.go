@@ -158,17 +158,25 @@ func Stage(ctx context.Context, c *oci.Client, a *oci.Artifact, destDir string, 
 		fetchErr <- err
 	}()
 	files, xerr := extract.TarGz(pr, filesDir, o.Limits)
-	if xerr == nil {
-		// Drain tar padding so the digest covers the whole blob.
-		_, xerr = io.Copy(io.Discard, pr)
+	if xerr == nil || errors.Is(xerr, extract.ErrCorrupt) {
+		// Drain tar padding so the digest covers the whole blob, and after a
+		// decoding error the rest too: whether the layer verifies tells bad
+		// content at that digest from damage in transit.
+		if _, derr := io.Copy(io.Discard, pr); xerr == nil {
+			xerr = derr
+		}
 	}
 	pr.CloseWithError(errStopped)
 	ferr := <-fetchErr
 	switch {
 	case ferr != nil && !errors.Is(ferr, errStopped) && (xerr == nil || !errors.Is(xerr, extract.ErrUnsafe)):
-		// A digest or size error explains a broken archive better than
-		// the tar error it caused.
+		// A digest, size or connection error explains a broken archive
+		// better than the tar error it caused.
 		return nil, ferr
+	case xerr != nil && errors.Is(xerr, extract.ErrCorrupt):
+		// The layer matched its digest and still does not decode: the
+		// content stored under that digest is bad.
+		return nil, oci.BadContent(fmt.Errorf("extract %s: %w", a.Ref, xerr))
 	case xerr != nil:
 		return nil, fmt.Errorf("extract %s: %w", a.Ref, xerr)
 	case ferr != nil:

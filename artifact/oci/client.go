@@ -24,7 +24,6 @@ import (
 	orasreg "oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 	orasauth "oras.land/oras-go/v2/registry/remote/auth"
-	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
 )
@@ -192,28 +191,30 @@ func (c *Client) Repository(r ref.Reference) (*remote.Repository, error) {
 }
 
 // Explain turns transport and registry errors into messages that say what to
-// do. It never includes credentials: oras errors carry only method and URL.
+// do, from the error's Kind (Classify). It never includes credentials: oras
+// errors carry only method and URL.
 func Explain(op string, r fmt.Stringer, err error) error {
 	if err == nil {
 		return nil
 	}
 	hint := ""
-	var er *errcode.ErrorResponse
-	var certErr *tls.CertificateVerificationError
-	var unknownAuth x509.UnknownAuthorityError
-	switch {
-	case errors.Is(err, errdef.ErrNotFound):
+	switch Classify(err) {
+	case KindNotFound:
 		hint = " (not found: check the repository and tag, e.g. with 'artifact info')"
-	case errors.As(err, &er) && er.StatusCode == http.StatusUnauthorized, errors.Is(err, orasauth.ErrBasicCredentialNotFound):
+	case KindAuth:
 		hint = " (authentication failed: run 'registry auth basic HOST' or set FALCOCTL_REGISTRY_AUTH_BASIC)"
-	case errors.As(err, &er) && er.StatusCode == http.StatusForbidden:
+	case KindDenied:
 		hint = " (access denied: the credentials lack permission for this repository)"
-	case errors.As(err, &er) && er.StatusCode == http.StatusTooManyRequests:
+	case KindRateLimited:
 		hint = " (rate limited by the registry: retry later)"
-	case errors.As(err, &certErr), errors.As(err, &unknownAuth):
+	case KindTLS:
 		hint = " (TLS verification failed: set registry.tls caFile for this registry, or FALCOCTL_REGISTRY_TLS=\"host,cafile=/path/ca.pem\")"
-	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+	case KindPlainHTTP:
 		hint = " (the registry speaks plain HTTP: use --plain-http or FALCOCTL_REGISTRY_TLS=\"host,plainhttp\")"
+	case KindBadContent:
+		hint = " (bad content from the registry: the artifact is damaged or was altered in transit; push it again or retry later)"
+	case KindConnection:
+		hint = " (registry unreachable: check the address, network and proxy)"
 	}
 	return fmt.Errorf("%s %s: %w%s", op, r, err, hint)
 }
@@ -252,19 +253,19 @@ func CurrentPlatform() string { return runtime.GOOS + "/" + runtime.GOARCH }
 
 func readVerified(rc io.ReadCloser, want digest.Digest, max int64) ([]byte, error) {
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, max+1))
+	b, err := io.ReadAll(io.LimitReader(connReader{rc}, max+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("larger than the %d-byte limit", max)
+		return nil, BadContent(fmt.Errorf("larger than the %d-byte limit", max))
 	}
 	if want != "" {
 		if err := want.Validate(); err != nil {
-			return nil, fmt.Errorf("invalid digest %q: %w", want, err)
+			return nil, BadContent(fmt.Errorf("invalid digest %q: %w", want, err))
 		}
 		if got := want.Algorithm().FromBytes(b); got != want {
-			return nil, fmt.Errorf("digest mismatch: registry sent %s, expected %s", got, want)
+			return nil, BadContent(fmt.Errorf("%w: registry sent %s, expected %s", ErrDigestMismatch, got, want))
 		}
 	}
 	return b, nil
@@ -318,7 +319,7 @@ func (c *Client) describe(ctx context.Context, r ref.Reference, platform string)
 	}
 	a.ManifestRaw = raw
 	if err := json.Unmarshal(raw, &a.Manifest); err != nil {
-		return nil, fmt.Errorf("decode manifest: %w", err)
+		return nil, BadContent(fmt.Errorf("decode manifest: %w", err))
 	}
 	if len(a.Manifest.Layers) == 0 {
 		return nil, errors.New("manifest has no layers: not a Falco artifact")
@@ -345,7 +346,7 @@ func (c *Client) describe(ctx context.Context, r ref.Reference, platform string)
 			return nil, fmt.Errorf("config: %w", err)
 		}
 		if err := json.Unmarshal(a.ConfigRaw, &a.Config); err != nil {
-			return nil, fmt.Errorf("decode config: %w", err)
+			return nil, BadContent(fmt.Errorf("decode config: %w", err))
 		}
 	}
 	return a, nil
@@ -358,7 +359,7 @@ func selectPlatform(raw []byte, platform string) (ocispec.Descriptor, error) {
 	os, arch, _ := strings.Cut(platform, "/")
 	var idx ocispec.Index
 	if err := json.Unmarshal(raw, &idx); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("decode image index: %w", err)
+		return ocispec.Descriptor{}, BadContent(fmt.Errorf("decode image index: %w", err))
 	}
 	var have []string
 	for _, m := range idx.Manifests {
@@ -384,7 +385,7 @@ func (c *Client) FetchLayer(ctx context.Context, a *Artifact, w io.Writer, maxBy
 		return Explain("fetch layer of", a.Ref, fmt.Errorf("%w: manifest declares %d bytes, limit is %d (raise it with --max-layer-size)", ErrLayerTooLarge, a.Layer.Size, maxBytes))
 	}
 	if err := a.Layer.Digest.Validate(); err != nil {
-		return Explain("fetch layer of", a.Ref, fmt.Errorf("invalid layer digest: %w", err))
+		return Explain("fetch layer of", a.Ref, BadContent(fmt.Errorf("invalid layer digest: %w", err)))
 	}
 	repo, err := c.Repository(a.Ref)
 	if err != nil {
@@ -396,15 +397,16 @@ func (c *Client) FetchLayer(ctx context.Context, a *Artifact, w io.Writer, maxBy
 	}
 	defer rc.Close()
 	v := a.Layer.Digest.Verifier()
-	n, err := io.Copy(io.MultiWriter(w, v), io.LimitReader(rc, a.Layer.Size+1))
+	// Read errors are the connection's (connReader); write errors are the caller's.
+	n, err := io.Copy(io.MultiWriter(w, v), io.LimitReader(connReader{rc}, a.Layer.Size+1))
 	if err != nil {
 		return Explain("fetch layer of", a.Ref, err)
 	}
 	if n != a.Layer.Size {
-		return Explain("fetch layer of", a.Ref, fmt.Errorf("size mismatch: got %d bytes, manifest says %d", n, a.Layer.Size))
+		return Explain("fetch layer of", a.Ref, BadContent(fmt.Errorf("%w: got %d bytes, manifest says %d", ErrSizeMismatch, n, a.Layer.Size)))
 	}
 	if !v.Verified() {
-		return Explain("fetch layer of", a.Ref, fmt.Errorf("digest mismatch: content does not match %s", a.Layer.Digest))
+		return Explain("fetch layer of", a.Ref, BadContent(fmt.Errorf("%w: content does not match %s", ErrDigestMismatch, a.Layer.Digest)))
 	}
 	return nil
 }
