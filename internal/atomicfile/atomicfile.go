@@ -26,6 +26,9 @@ type Options struct {
 	MkdirAll bool
 	// KeepMode keeps the mode of an existing file instead of the given one.
 	KeepMode bool
+	// Hook, when set, is called before each step ("create", "chmod", "write", "fsync",
+	// "close", "rename", "syncdir"): crash tests stop the process at exactly that point.
+	Hook func(step string)
 }
 
 // WriteFile replaces path with data, mode perm (see Options for the variants).
@@ -46,6 +49,11 @@ func WriteFileWith(path string, data []byte, perm os.FileMode, opt Options) (err
 			perm = st.Mode().Perm()
 		}
 	}
+	hook := opt.Hook
+	if hook == nil {
+		hook = func(string) {}
+	}
+	hook("create")
 	f, err := os.CreateTemp(dir, TempPrefix+filepath.Base(path)+TempMarker+"*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -60,21 +68,27 @@ func WriteFileWith(path string, data []byte, perm os.FileMode, opt Options) (err
 	}()
 	// Chmod before writing: a credential must never exist, even briefly, with the
 	// CreateTemp default of 0600 widened or narrowed after its content is there.
+	hook("chmod")
 	if err = f.Chmod(perm); err != nil {
 		return err
 	}
+	hook("write")
 	if _, err = f.Write(data); err != nil {
 		return err
 	}
+	hook("fsync")
 	if err = f.Sync(); err != nil {
 		return err
 	}
+	hook("close")
 	if err = f.Close(); err != nil {
 		return err
 	}
+	hook("rename")
 	if err = os.Rename(tmp, path); err != nil {
 		return err
 	}
+	hook("syncdir")
 	SyncDir(dir)
 	return nil
 }

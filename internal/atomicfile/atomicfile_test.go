@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -101,5 +102,18 @@ func TestRemoveTemps(t *testing.T) {
 	}
 	if n, err := RemoveTemps(filepath.Join(dir, "missing")); n != 0 || err != nil {
 		t.Fatalf("missing dir: %d %v", n, err)
+	}
+}
+
+// TestWriteFileHook: the hook sees every step, in order, before it happens, so a crash test can
+// stop the process between any two of them.
+func TestWriteFileHook(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	var steps []string
+	if err := WriteFileWith(p, []byte("x"), 0o600, Options{Hook: func(s string) { steps = append(steps, s) }}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(steps, ","); got != "create,chmod,write,fsync,close,rename,syncdir" {
+		t.Fatalf("steps %s", got)
 	}
 }
