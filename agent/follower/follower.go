@@ -2,43 +2,44 @@
 // files listed in follow.rule_files in sync with the artifacts named in follow.refs, without
 // ever letting an invalid ruleset in.
 //
-// Every interval (jittered) each reference gets one HEAD request. Only a new digest is pulled,
-// by digest, verified, and extracted safely (no traversal, links or oversize content) into a
-// staging directory under rules.state_dir. The listed files of every reference then form the
-// whole candidate ruleset, compiled by the agent (RuleSink.Compile): valid, it is committed to
-// disk (content-addressed set directories and a state.json replaced atomically) and swapped in
-// (Accept); invalid, nothing changes and the reason, file:line, is recorded (Ignore). Registry
-// errors are retried with exponential backoff honouring Retry-After and reported in /status.
+// Every interval (jittered) each reference gets one HEAD request (schedule.go). Only a new
+// digest goes through the candidate pipeline (check.go): fetch the manifest by digest (every
+// byte verified), verify the artifact, then download the layer through digest verification
+// into a safe extraction (no traversal, links or oversize content) staged under
+// rules.state_dir. The listed files of every reference then form the whole candidate ruleset,
+// which goes through the one transaction every change takes (promote.go): validate
+// (RuleSink.Compile), commit on disk (content-addressed set directories and a state.json
+// replaced atomically: the single switch a restart always finishes or undoes, store.go), swap
+// in (Accept), then derive the active files from the committed set (materialize.go). Invalid,
+// nothing changes and the reason, file:line, is recorded (Ignore). Registry errors are
+// classified by oci.Classify: connection trouble, rate limiting and server errors are retried
+// with exponential backoff honouring Retry-After; bad content (a digest or size mismatch, a
+// layer that does not decode) is reported as such and that digest is not downloaded again for
+// a growing number of intervals; all of it is reported in /status.
 //
-// The accepted files are also written to rules.state_dir/rules/<ref>/, watched with fsnotify:
-// a deleted file is restored, an edited one is validated like a new artifact (accepted as a
-// local edit, or ignored and restored).
+// The accepted files are written to rules.state_dir/rules/<ref>/ and watched with fsnotify
+// (watch.go): a deleted file is restored, an edited one is validated like a new artifact
+// (accepted as a local edit, or ignored and restored). The follower's own writes are recorded
+// with their hashes, so they neither wake the watcher nor pass for edits after a crash.
 package follower
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
-	"oras.land/oras-go/v2/errdef"
-	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/falco-k8s/falco-k8s/agent"
 	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/artifact/auth"
 	"github.com/falco-k8s/falco-k8s/artifact/extract"
-	"github.com/falco-k8s/falco-k8s/artifact/install"
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
 )
@@ -98,18 +99,24 @@ type Follower struct {
 	creds    *auth.Resolver
 	ra       *retryAfter
 	store    *Store
+	active   *activeFiles
+	watch    *watcher // nil until Run starts it (or with DisableWatch)
 	rulesDir string
 	log      zerolog.Logger
 
 	mu      sync.Mutex // serialises checks, edits and disk changes; guards the fields below
 	acc     []*accepted
-	ignored map[string]string // candidate key -> reason: the same inputs are not retried
-	bad     map[string]string // ref@digest -> reason: artifacts that can never be used
+	ignored map[string]string  // candidate key -> reason: the same inputs are not retried
+	bad     map[string]string  // ref@digest -> reason: artifacts that can never be used
+	damaged map[string]*damage // ref@digest -> bad content seen: not downloaded again before until
 	health  []status.Source
 	fails   []int
-	sink    agent.RuleSink
-	running bool
-	started chan struct{} // closed when Run has the sink
+	// contentFail marks references whose last check failed on bad content: their checks
+	// keep the normal interval (the digest itself is backed off), not the registry backoff.
+	contentFail []bool
+	sink        agent.RuleSink
+	running     bool
+	started     chan struct{} // closed when Run has the sink
 }
 
 // accepted is one reference's accepted set in memory.
@@ -118,11 +125,11 @@ type accepted struct {
 	content map[string][]byte // path -> content
 }
 
-// contentError marks an artifact that cannot be used whatever the registry does (wrong type,
+// unusableError marks an artifact that cannot be used whatever the registry does (wrong type,
 // unsafe archive, missing files): it is ignored, not retried.
-type contentError struct{ error }
+type unusableError struct{ error }
 
-func (e contentError) Unwrap() error { return e.error }
+func (e unusableError) Unwrap() error { return e.error }
 
 // NewFromConfig builds the follower from the agent configuration: credentials from
 // follow.registry_auth_file and FALCOCTL_REGISTRY_AUTH_BASIC (which wins for a registry in
@@ -173,7 +180,7 @@ func New(o Options) (*Follower, error) {
 	}
 	f := &Follower{o: o, ra: &retryAfter{by: map[string]time.Time{}}, log: o.Log,
 		rulesDir: filepath.Join(o.StateDir, "rules"), ignored: map[string]string{}, bad: map[string]string{},
-		started: make(chan struct{})}
+		damaged: map[string]*damage{}, started: make(chan struct{})}
 	for i, p := range o.RuleFiles {
 		// Paths become file names under the rules directory: never outside it.
 		if clean, err := extract.CleanName(p); err != nil || clean != p || p == "" {
@@ -196,6 +203,7 @@ func New(o Options) (*Follower, error) {
 	}
 	f.acc = make([]*accepted, len(f.refs))
 	f.fails = make([]int, len(f.refs))
+	f.contentFail = make([]bool, len(f.refs))
 	var err error
 	if f.client, f.creds, err = newClient(context.Background(), o.Registry, f.ra); err != nil {
 		return nil, err
@@ -205,6 +213,12 @@ func New(o Options) (*Follower, error) {
 	}
 	if err := f.loadAccepted(); err != nil {
 		return nil, err
+	}
+	// Finish or undo what a crash interrupted: the active files are rebuilt from the committed
+	// set; an operator's edit is left for validation once the agent runs (reconcileDisk).
+	f.active = openActive(f.rulesDir, filepath.Join(o.StateDir, "follower", "active.json"), o.Log)
+	if edits := f.active.recover(f.wantActive(f.acc)); len(edits) > 0 {
+		f.log.Info().Int("files", len(edits)).Msg("followed rule files were edited while the agent was stopped; validating them at start")
 	}
 	return f, nil
 }
@@ -336,491 +350,6 @@ func (f *Follower) sourceFiles(content []map[string][]byte, labels, digests []st
 	return out
 }
 
-// Run implements agent.RuleSource: it checks each reference every interval (jittered), retries
-// registry errors with backoff, and watches the rules directory, until ctx is done.
-func (f *Follower) Run(ctx context.Context, sink agent.RuleSink) error {
-	f.mu.Lock()
-	if f.running {
-		f.mu.Unlock()
-		return errors.New("follower already running")
-	}
-	f.sink, f.running = sink, true
-	for i := range f.health {
-		sink.ReportSource(f.health[i])
-	}
-	close(f.started)
-	f.mu.Unlock()
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	if !f.o.DisableWatch {
-		w, err := newWatcher(f)
-		if err != nil {
-			f.log.Error().Err(err).Str("dir", f.rulesDir).Msg("cannot watch the rules directory; edits and deletions will only be noticed at restart")
-		} else {
-			wg.Add(1)
-			go func() { defer wg.Done(); w.run(ctx) }()
-		}
-	}
-	// Restore files deleted, and validate files edited, while the agent was not running.
-	f.reconcileDisk()
-
-	next := make([]time.Time, len(f.refs))
-	now := time.Now()
-	f.mu.Lock()
-	for i, a := range f.acc {
-		next[i] = now
-		if a != nil && a.st.Digest != "" {
-			// A restart is not a reason to poll: spread the first check so that agents
-			// restarted together do not hit the registry together.
-			next[i] = now.Add(time.Duration(rand.Float64() * f.o.Jitter * float64(f.o.Interval)))
-		}
-	}
-	f.mu.Unlock()
-	for {
-		earliest := next[0]
-		for _, t := range next[1:] {
-			if t.Before(earliest) {
-				earliest = t
-			}
-		}
-		timer := time.NewTimer(time.Until(earliest))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
-		case <-timer.C:
-		}
-		now := time.Now()
-		var due []int
-		for i, t := range next {
-			if !t.After(now) {
-				due = append(due, i)
-			}
-		}
-		for _, r := range f.round(ctx, due, false, false) {
-			i := f.index(r.Ref)
-			next[i] = time.Now().Add(f.delay(i, r))
-		}
-	}
-}
-
-func (f *Follower) index(name string) int {
-	for i, n := range f.names {
-		if n == name {
-			return i
-		}
-	}
-	return -1
-}
-
-// delay is the wait before reference i's next check: the jittered interval, or after a registry
-// error an exponential backoff, at least what the registry asked for with Retry-After.
-func (f *Follower) delay(i int, r status.SyncResult) time.Duration {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if r.Result != ResultError {
-		f.fails[i] = 0
-		return time.Duration(float64(f.o.Interval) * (1 + f.o.Jitter*(2*rand.Float64()-1)))
-	}
-	f.fails[i]++
-	d := f.o.InitialBackoff
-	for n := 1; n < f.fails[i] && d < f.o.MaxBackoff; n++ {
-		d *= 2
-	}
-	d = min(d, f.o.MaxBackoff)
-	if ra := f.ra.take(f.refs[i].Registry); ra > d {
-		d = ra
-	}
-	f.log.Info().Str("ref", f.names[i]).Int("failures", f.fails[i]).Dur("retry_in", d).Msg("registry check failed; retrying with backoff")
-	return d
-}
-
-// Sync checks every reference now (the charm's sync-rules action, POST /sync) and applies a
-// valid change, or with dryRun only validates it. Unlike scheduled checks it re-examines
-// candidates that were ignored before.
-func (f *Follower) Sync(ctx context.Context, dryRun bool) []status.SyncResult {
-	all := make([]int, len(f.refs))
-	for i := range all {
-		all[i] = i
-	}
-	// The agent starts sources just before it serves: a request in between waits for Run.
-	running := false
-	select {
-	case <-f.started:
-		running = true
-	case <-ctx.Done():
-	case <-time.After(5 * time.Second):
-	}
-	if !running {
-		out := make([]status.SyncResult, len(f.refs))
-		for i := range out {
-			out[i] = status.SyncResult{Ref: f.names[i], Result: ResultError, Reason: "the follower is not running yet"}
-		}
-		return out
-	}
-	return f.round(ctx, all, true, dryRun)
-}
-
-// pulledArtifact is a new digest's listed files.
-type pulledArtifact struct {
-	digest string
-	files  map[string][]byte
-	all    []string // every file path in the artifact, for diagnostics
-}
-
-// round checks the references in due, plus every reference with nothing accepted yet (so that
-// references whose files complete each other are first accepted together), and turns the new
-// digests into one candidate ruleset. force re-examines candidates ignored before.
-func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []status.SyncResult {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	check := map[int]bool{}
-	for _, i := range due {
-		check[i] = true
-	}
-	for i, a := range f.acc {
-		if a == nil {
-			check[i] = true
-		}
-	}
-	results := map[int]*status.SyncResult{}
-	newDigest := map[int]string{}
-	for i := range f.refs {
-		if !check[i] {
-			continue
-		}
-		res := &status.SyncResult{Ref: f.names[i]}
-		results[i] = res
-		d, err := f.resolve(ctx, i)
-		if err != nil {
-			res.Result, res.Reason = ResultError, err.Error()
-			continue
-		}
-		res.Digest = d
-		if a := f.acc[i]; a != nil && a.st.Digest == d {
-			res.Result = ResultUnchanged
-			f.log.Debug().Str("ref", f.names[i]).Str("digest", d).Msg("digest unchanged")
-			continue
-		}
-		newDigest[i] = d
-	}
-	defer f.reportHealth()
-	if len(newDigest) == 0 {
-		return ordered(results)
-	}
-	key := f.candidateKey(newDigest)
-	if reason, seen := f.ignored[key]; seen && !force {
-		for i := range newDigest {
-			results[i].Result, results[i].Reason = ResultIgnored, "already ignored: "+reason
-		}
-		return ordered(results)
-	}
-
-	pulled := map[int]*pulledArtifact{}
-	for i := range f.refs {
-		d, ok := newDigest[i]
-		if !ok {
-			continue
-		}
-		res := results[i]
-		badKey := f.names[i] + "@" + d
-		if reason, isBad := f.bad[badKey]; isBad && !force {
-			res.Result, res.Reason = ResultIgnored, "already ignored: "+reason
-			continue
-		}
-		p, err := f.pull(ctx, i, d)
-		var ce contentError
-		switch {
-		case errors.As(err, &ce):
-			res.Result, res.Reason = ResultIgnored, err.Error()
-			if !dryRun {
-				// A dry run records nothing, so the next real check still reports it.
-				f.bad[badKey] = err.Error()
-				f.sink.Ignore(SourceName, []agent.SourceFile{{Name: f.o.RuleFiles[0], Ref: f.names[i], Digest: d}}, err)
-			}
-		case err != nil:
-			res.Result, res.Reason = ResultError, err.Error()
-			f.setHealthError(i, err)
-		default:
-			pulled[i] = p
-		}
-	}
-	if len(pulled) == 0 {
-		return ordered(results)
-	}
-
-	// The candidate: the new files of pulled references, the accepted files of the others.
-	content := f.currentContent()
-	labels := make([]string, len(f.refs))
-	digests := make([]string, len(f.refs))
-	var changed []agent.SourceFile
-	for i, a := range f.acc {
-		if a != nil {
-			labels[i], digests[i] = f.label(i, a.st.LocalEdit), a.st.Digest
-		}
-		if p, ok := pulled[i]; ok {
-			content[i], labels[i], digests[i] = p.files, f.names[i], p.digest
-		}
-	}
-	files := f.sourceFiles(content, labels, digests)
-	for _, sf := range files {
-		for i := range pulled {
-			if sf.Ref == f.names[i] && sf.Digest == pulled[i].digest {
-				changed = append(changed, sf)
-			}
-		}
-	}
-	fail := func(err error, reason string) []status.SyncResult {
-		for i := range pulled {
-			results[i].Result, results[i].Reason = ResultIgnored, reason
-		}
-		if !dryRun {
-			f.ignored[key] = reason
-			f.sink.Ignore(SourceName, changed, err)
-		}
-		return ordered(results)
-	}
-	if missing := f.uncovered(content); len(missing) > 0 {
-		err := f.missingError(missing, pulled)
-		return fail(err, err.Error())
-	}
-	if len(changed) == 0 {
-		// Only possible when a listed file comes from another reference: keep a stub so the
-		// "ignored"/"accepted" records name the reference.
-		changed = []agent.SourceFile{{Name: f.o.RuleFiles[0], Ref: f.names[firstKey(pulled)], Digest: pulled[firstKey(pulled)].digest}}
-	}
-	cand, err := f.sink.Compile(SourceName, files)
-	if err != nil {
-		return fail(err, agent.Reason(err))
-	}
-	if dryRun {
-		for i := range pulled {
-			results[i].Result, results[i].Reason = ResultAccepted, "dry run: the candidate ruleset is valid; nothing was applied"
-		}
-		return ordered(results)
-	}
-
-	// Valid: commit on disk first (a crash from here on finds either set), then swap.
-	prev := f.acc
-	next := make([]*accepted, len(f.acc))
-	copy(next, f.acc)
-	now := time.Now()
-	for i, p := range pulled {
-		next[i] = &accepted{st: newRefState(f.names[i], p.digest, p.files, false, now), content: p.files}
-	}
-	if err := f.commit(next); err != nil {
-		for i := range pulled {
-			results[i].Result, results[i].Reason = ResultError, err.Error()
-		}
-		f.log.Error().Err(err).Msg("cannot persist the accepted rule files; the running ruleset is unchanged")
-		return ordered(results)
-	}
-	gen, err := f.sink.Accept(cand)
-	if err != nil {
-		// The agent recompiled against newer local files and refused: put the old state back.
-		if rerr := f.commit(prev); rerr != nil {
-			f.log.Error().Err(rerr).Msg("cannot restore the previous follower state")
-		}
-		for i := range pulled {
-			results[i].Result, results[i].Reason = ResultIgnored, err.Error()
-		}
-		return ordered(results)
-	}
-	f.acc = next
-	clear(f.ignored) // other candidates may be valid next to the new files
-	for i, p := range pulled {
-		results[i].Result = ResultAccepted
-		f.health[i].Digest = p.digest
-		f.log.Info().Str("ref", f.names[i]).Str("digest", p.digest).Uint64("generation", gen).Msg("artifacts accepted")
-	}
-	f.materialize(prev)
-	return ordered(results)
-}
-
-func firstKey[V any](m map[int]V) int {
-	k := -1
-	for i := range m {
-		if k < 0 || i < k {
-			k = i
-		}
-	}
-	return k
-}
-
-func ordered(m map[int]*status.SyncResult) []status.SyncResult {
-	keys := make([]int, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Ints(keys)
-	out := make([]status.SyncResult, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, *m[k])
-	}
-	return out
-}
-
-// candidateKey identifies a candidate by its inputs: each reference's new digest or accepted
-// set.
-func (f *Follower) candidateKey(newDigest map[int]string) string {
-	var b strings.Builder
-	for i, a := range f.acc {
-		switch d, ok := newDigest[i]; {
-		case ok:
-			b.WriteString(f.names[i] + "@" + d + "\n")
-		case a != nil:
-			b.WriteString(f.names[i] + "#" + a.st.Set + "\n")
-		}
-	}
-	return b.String()
-}
-
-func (f *Follower) missingError(missing []string, pulled map[int]*pulledArtifact) error {
-	var from []string
-	for _, i := range sortedKeys(pulled) {
-		from = append(from, fmt.Sprintf("%s@%s (files: %s)", f.names[i], pulled[i].digest, strings.Join(pulled[i].all, ", ")))
-	}
-	return contentError{fmt.Errorf("follow.rule_files %s missing from %s", quoteList(missing), strings.Join(from, "; "))}
-}
-
-func sortedKeys[V any](m map[int]V) []int {
-	keys := make([]int, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Ints(keys)
-	return keys
-}
-
-func quoteList(s []string) string {
-	q := make([]string, len(s))
-	for i, x := range s {
-		q[i] = fmt.Sprintf("%q", x)
-	}
-	if len(q) == 1 {
-		return "entry " + q[0] + " is"
-	}
-	return "entries " + strings.Join(q, ", ") + " are"
-}
-
-// resolve is the cheap check: one HEAD request (body closed) for the reference's digest.
-func (f *Follower) resolve(ctx context.Context, i int) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
-	defer cancel()
-	ctx = withRetryKey(ctx, f.refs[i].Registry)
-	now := time.Now()
-	f.health[i].LastCheck = now
-	r := f.refs[i]
-	d, err := f.client.Resolve(ctx, r)
-	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return "", err // shutting down (or the /sync client left): not a registry problem
-	}
-	if err != nil {
-		err = explainRegistry(r.Registry, r.String(), f.creds.HasCredential(r.Registry), err)
-		f.setHealthError(i, err)
-		return "", err
-	}
-	f.health[i].LastSuccess, f.health[i].LastError = now, ""
-	return d.Digest.String(), nil
-}
-
-func (f *Follower) setHealthError(i int, err error) {
-	f.health[i].LastError = err.Error()
-	ev := f.log.Error()
-	var re *registryError
-	if errors.As(err, &re) && re.transient {
-		ev = f.log.Warn()
-	}
-	ev.Str("ref", f.names[i]).Str("registry", f.refs[i].Registry).Str("reason", err.Error()).Msg("rules follower: registry check failed; serving the last accepted rules")
-}
-
-func (f *Follower) reportHealth() {
-	if f.sink == nil {
-		return
-	}
-	for i := range f.health {
-		f.sink.ReportSource(f.health[i])
-	}
-}
-
-// pull fetches digest d of reference i by digest: manifest and config verified against it,
-// the layer streamed through digest verification into a safe extraction staged under the
-// state directory. Only the listed files are kept.
-func (f *Follower) pull(ctx context.Context, i int, d string) (*pulledArtifact, error) {
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
-	defer cancel()
-	ctx = withRetryKey(ctx, f.refs[i].Registry)
-	r := f.refs[i].WithDigest(d)
-	host := r.Registry
-	a, err := f.client.Describe(ctx, r, "")
-	if err != nil {
-		if isTransport(err) {
-			return nil, explainRegistry(host, r.String(), f.creds.HasCredential(host), err)
-		}
-		return nil, contentError{fmt.Errorf("artifact %s is not usable: %w", r, err)}
-	}
-	if a.Type != oci.Rulesfile {
-		return nil, contentError{fmt.Errorf("artifact %s is a %s, not a rulesfile", r, a.Type)}
-	}
-	max := f.o.MaxArtifactSize
-	st, err := install.Stage(ctx, f.client, a, f.store.setsDir(), install.StageOptions{
-		MaxLayerBytes: max, StagingDir: f.store.StagingDir(),
-		Limits: extract.Limits{MaxFileBytes: max, MaxTotal: max},
-	})
-	if err != nil {
-		if isTransport(err) || strings.Contains(err.Error(), "digest mismatch") || strings.Contains(err.Error(), "size mismatch") {
-			// Integrity failures in transit are retried; content that verifies but is bad is not.
-			return nil, explainRegistry(host, r.String(), f.creds.HasCredential(host), err)
-		}
-		return nil, contentError{fmt.Errorf("artifact %s rejected: %w", r, err)}
-	}
-	defer st.Discard()
-	listed := f.listed()
-	p := &pulledArtifact{digest: d, files: map[string][]byte{}}
-	for _, ef := range st.Files {
-		p.all = append(p.all, ef.Path)
-		if !listed[ef.Path] {
-			continue
-		}
-		b, err := os.ReadFile(st.Path(ef))
-		if err != nil {
-			return nil, fmt.Errorf("read staged %s: %w", ef.Path, err)
-		}
-		p.files[ef.Path] = b
-	}
-	if len(p.files) == 0 {
-		return nil, contentError{fmt.Errorf("artifact %s contains none of follow.rule_files %v (files: %s)", r, f.o.RuleFiles, strings.Join(p.all, ", "))}
-	}
-	if extra := len(p.all) - len(p.files); extra > 0 {
-		f.log.Debug().Str("ref", f.names[i]).Int("files", extra).Msg("ignoring artifact files not listed in follow.rule_files")
-	}
-	return p, nil
-}
-
-// isTransport reports errors from talking to the registry, as opposed to the artifact's
-// content.
-func isTransport(err error) bool {
-	var er *errcode.ErrorResponse
-	var ne net.Error
-	return errors.As(err, &er) || errors.As(err, &ne) || errors.Is(err, errdef.ErrNotFound) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || isConnError(err)
-}
-
-// commit persists next as the accepted state.
-func (f *Follower) commit(next []*accepted) error {
-	var st State
-	contents := map[string]map[string][]byte{}
-	for _, a := range next {
-		if a == nil {
-			continue
-		}
-		st.Refs = append(st.Refs, a.st)
-		contents[a.st.Set] = a.content
-	}
-	return f.store.Commit(st, contents)
-}
-
 // refDir is a reference's directory under the rules directory: the reference with every
 // character outside [A-Za-z0-9._-] replaced by '_'.
 func refDir(name string) string {
@@ -835,6 +364,22 @@ func refDir(name string) string {
 // RulesDir is where the active rule files are: RulesDir()/<ref>/<path inside the artifact>.
 func (f *Follower) RulesDir() string { return f.rulesDir }
 
+// activeRel is file p of reference i under the rules directory, slash-separated.
+func (f *Follower) activeRel(i int, p string) string { return refDir(f.names[i]) + "/" + p }
+
+// wantActive is what the active files must hold for the accepted sets acc.
+func (f *Follower) wantActive(acc []*accepted) map[string][]byte {
+	want := map[string][]byte{}
+	for i, a := range acc {
+		if a != nil {
+			for p, b := range a.content {
+				want[f.activeRel(i, p)] = b
+			}
+		}
+	}
+	return want
+}
+
 // ActivePath returns where file p of reference ref (as in follow.refs) is kept on disk.
 func (f *Follower) ActivePath(refStr, p string) string {
 	name := refStr
@@ -842,180 +387,4 @@ func (f *Follower) ActivePath(refStr, p string) string {
 		name = r.String()
 	}
 	return filepath.Join(f.rulesDir, refDir(name), filepath.FromSlash(p))
-}
-
-// materialize writes the accepted files to the rules directory (only those that differ) and
-// removes files prev had and the accepted set dropped. Failures are logged: the directory is
-// a view; the state is authoritative.
-func (f *Follower) materialize(prev []*accepted) {
-	for i, a := range f.acc {
-		if a == nil {
-			continue
-		}
-		for p, b := range a.content {
-			dst := f.ActivePath(f.names[i], p)
-			if cur, err := os.ReadFile(dst); err == nil && bytes.Equal(cur, b) {
-				continue
-			}
-			if err := writeActive(dst, b); err != nil {
-				f.log.Error().Err(err).Str("file", dst).Msg("cannot write the active rule file")
-			}
-		}
-		if prev != nil && prev[i] != nil {
-			for p := range prev[i].content {
-				if _, still := a.content[p]; !still {
-					_ = os.Remove(f.ActivePath(f.names[i], p))
-				}
-			}
-		}
-	}
-}
-
-// writeActive replaces dst atomically (temp file in the same directory, fsync, rename) so a
-// reader or the watcher never sees a partial file.
-func writeActive(dst string, b []byte) error {
-	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if fi, err := os.Lstat(dst); err == nil && !fi.Mode().IsRegular() {
-		// A directory or link where a rule file belongs: replace it.
-		if err := os.RemoveAll(dst); err != nil {
-			return err
-		}
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), dst)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	return nil
-}
-
-// reconcileDisk compares the rules directory with the accepted set: missing files are
-// restored; edited files form a candidate validated like a new artifact, accepted as a local
-// edit, or ignored and restored.
-func (f *Follower) reconcileDisk() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.sink == nil {
-		return
-	}
-	edited := map[int]map[string][]byte{}
-	for i, a := range f.acc {
-		if a == nil {
-			continue
-		}
-		for p, want := range a.content {
-			dst := f.ActivePath(f.names[i], p)
-			fi, err := os.Lstat(dst)
-			var cur []byte
-			if err == nil && fi.Mode().IsRegular() {
-				cur, err = os.ReadFile(dst)
-			}
-			if err != nil || !fi.Mode().IsRegular() {
-				if werr := writeActive(dst, want); werr != nil {
-					f.log.Error().Err(werr).Str("file", dst).Msg("cannot restore the rule file")
-				} else {
-					f.log.Warn().Str("file", dst).Str("ref", f.names[i]).Msg("rule file was removed on disk; restored from the accepted set")
-				}
-				continue
-			}
-			if !bytes.Equal(cur, want) {
-				if edited[i] == nil {
-					edited[i] = map[string][]byte{}
-				}
-				edited[i][p] = cur
-			}
-		}
-	}
-	if len(edited) == 0 {
-		return
-	}
-	content := f.currentContent()
-	labels := make([]string, len(f.acc))
-	digests := make([]string, len(f.acc))
-	for i, a := range f.acc {
-		if a == nil {
-			continue
-		}
-		labels[i], digests[i] = f.label(i, a.st.LocalEdit), a.st.Digest
-		if e, ok := edited[i]; ok {
-			merged := make(map[string][]byte, len(a.content))
-			for p, b := range a.content {
-				merged[p] = b
-			}
-			for p, b := range e {
-				merged[p] = b
-			}
-			content[i], labels[i] = merged, f.label(i, true)
-		}
-	}
-	files := f.sourceFiles(content, labels, digests)
-	var changed []agent.SourceFile
-	for _, sf := range files {
-		if strings.HasSuffix(sf.Ref, LocalEditSuffix) {
-			changed = append(changed, sf)
-		}
-	}
-	restore := func() {
-		for i, e := range edited {
-			for p := range e {
-				dst := f.ActivePath(f.names[i], p)
-				if err := writeActive(dst, f.acc[i].content[p]); err != nil {
-					f.log.Error().Err(err).Str("file", dst).Msg("cannot restore the rule file")
-				}
-			}
-		}
-	}
-	cand, err := f.sink.Compile(SourceName, files)
-	if err != nil {
-		f.sink.Ignore(SourceName, changed, err)
-		f.log.Error().Str("reason", agent.Reason(err)).Msg("local edit of a followed rule file ignored; the file was restored from the accepted set")
-		restore()
-		return
-	}
-	prev := f.acc
-	next := make([]*accepted, len(f.acc))
-	copy(next, f.acc)
-	now := time.Now()
-	for i := range edited {
-		next[i] = &accepted{st: newRefState(f.names[i], f.acc[i].st.Digest, content[i], true, now), content: content[i]}
-	}
-	if err := f.commit(next); err != nil {
-		f.log.Error().Err(err).Msg("cannot persist the local edit; restoring the accepted file")
-		restore()
-		return
-	}
-	gen, err := f.sink.Accept(cand)
-	if err != nil {
-		if rerr := f.commit(prev); rerr != nil {
-			f.log.Error().Err(rerr).Msg("cannot restore the previous follower state")
-		}
-		restore()
-		return
-	}
-	f.acc = next
-	clear(f.ignored)
-	for i, e := range edited {
-		for p := range e {
-			f.log.Info().Str("file", f.ActivePath(f.names[i], p)).Str("ref", f.names[i]).Uint64("generation", gen).Msg("artifacts accepted: local edit of a followed rule file")
-		}
-	}
 }

@@ -2,21 +2,14 @@ package follower
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"oras.land/oras-go/v2/errdef"
-	orasauth "oras.land/oras-go/v2/registry/remote/auth"
-	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/falco-k8s/falco-k8s/artifact/auth"
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
@@ -123,6 +116,7 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 type registryError struct {
 	host      string
 	msg       string
+	kind      oci.Kind
 	transient bool // worth retrying soon: 429, 5xx, network; logged at warn
 	err       error
 }
@@ -130,54 +124,52 @@ type registryError struct {
 func (e *registryError) Error() string { return e.msg }
 func (e *registryError) Unwrap() error { return e.err }
 
-// explainRegistry classifies err from talking to host about what.
+// explainRegistry explains err from talking to host about what, by its oci.Classify kind: the
+// classification the CLI's hints use too.
 func explainRegistry(host, what string, hasCred bool, err error) error {
 	var re *registryError
 	if errors.As(err, &re) {
 		return err
 	}
-	e := &registryError{host: host, err: err}
-	var er *errcode.ErrorResponse
-	var certErr *tls.CertificateVerificationError
-	var unknownAuth x509.UnknownAuthorityError
-	var netErr net.Error
-	switch {
-	case errors.As(err, &er) && er.StatusCode == http.StatusUnauthorized, errors.Is(err, orasauth.ErrBasicCredentialNotFound):
+	k := oci.Classify(err)
+	e := &registryError{host: host, kind: k, transient: k.Transient(), err: err}
+	switch k {
+	case oci.KindAuth:
 		if hasCred {
 			e.msg = fmt.Sprintf("registry %s refused the credentials (401): check the user and password for %s in follow.registry_auth_file or %s", host, host, AuthEnv)
 		} else {
 			e.msg = fmt.Sprintf("registry %s requires authentication (401): add credentials for %s to follow.registry_auth_file or %s", host, host, AuthEnv)
 		}
-	case errors.As(err, &er) && er.StatusCode == http.StatusForbidden:
+	case oci.KindDenied:
 		e.msg = fmt.Sprintf("registry %s denied access to %s (403): the credentials lack pull permission on this repository", host, what)
-	case errors.Is(err, errdef.ErrNotFound), errors.As(err, &er) && er.StatusCode == http.StatusNotFound:
+	case oci.KindNotFound:
 		e.msg = fmt.Sprintf("%s not found on registry %s (404): check the repository and tag in follow.refs", what, host)
-	case errors.As(err, &er) && er.StatusCode == http.StatusTooManyRequests:
-		e.msg, e.transient = fmt.Sprintf("registry %s is rate limiting requests (429)", host), true
-	case errors.As(err, &er) && er.StatusCode >= 500:
-		e.msg, e.transient = fmt.Sprintf("registry %s answered %d %s", host, er.StatusCode, http.StatusText(er.StatusCode)), true
-	case errors.As(err, &certErr), errors.As(err, &unknownAuth):
+	case oci.KindRateLimited:
+		e.msg = fmt.Sprintf("registry %s is rate limiting requests (429)", host)
+	case oci.KindUnavailable:
+		code := oci.StatusCode(err)
+		e.msg = fmt.Sprintf("registry %s answered %d %s", host, code, http.StatusText(code))
+	case oci.KindTLS:
 		e.msg = fmt.Sprintf("registry %s: TLS certificate verification failed: add its CA bundle to follow.registry_ca (%s: /path/ca.pem)", host, host)
-	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+	case oci.KindPlainHTTP:
 		e.msg = fmt.Sprintf("registry %s speaks plain HTTP: add it to follow.plain_http", host)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		e.msg, e.transient = fmt.Sprintf("registry %s: %s: %v", host, what, err), true
-	case errors.As(err, &netErr), isConnError(err):
-		e.msg, e.transient = fmt.Sprintf("registry %s is unreachable: %v", host, rootCause(err)), true
+	case oci.KindBadContent:
+		e.msg = fmt.Sprintf("bad content from %s: %s: %v", host, what, rootCause(err))
+	case oci.KindConnection:
+		e.msg = fmt.Sprintf("registry %s is unreachable: %v", host, rootCause(err))
 	default:
-		e.msg, e.transient = fmt.Sprintf("registry %s: %s: %v", host, what, err), true
+		e.msg = fmt.Sprintf("registry %s: %s: %v", host, what, err)
 	}
 	return e
 }
 
-func isConnError(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "connection refused") || strings.Contains(s, "EOF") || strings.Contains(s, "connection reset")
-}
-
-// rootCause drops the oras/url wrapping layers ("Head \"https://...\": dial tcp ...").
+// rootCause drops the oras/url wrapping layers ("Head \"https://...\": dial tcp ...") down to
+// the innermost error that still says something: a ContentError's own message is kept whole.
 func rootCause(err error) error {
 	for {
+		if _, ok := err.(*oci.ContentError); ok { //nolint:errorlint // this layer, not the chain
+			return err
+		}
 		u := errors.Unwrap(err)
 		if u == nil {
 			return err

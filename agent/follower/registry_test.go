@@ -3,10 +3,14 @@ package follower
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/falco-k8s/falco-k8s/agent/config"
+	"github.com/falco-k8s/falco-k8s/artifact/oci"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -92,8 +97,13 @@ func TestExplainRegistry(t *testing.T) {
 		{"404", resp(404), false, "ghcr.io/x/y:1 not found on registry ghcr.io (404)", false},
 		{"429", resp(429), false, "registry ghcr.io is rate limiting requests (429)", true},
 		{"502", resp(502), false, "registry ghcr.io answered 502 Bad Gateway", true},
-		{"plain http", errors.New("http: server gave HTTP response to HTTPS client"), false, "registry ghcr.io speaks plain HTTP: add it to follow.plain_http", false},
-		{"refused", errors.New("dial tcp 1.2.3.4:443: connect: connection refused"), false, "registry ghcr.io is unreachable", true},
+		{"plain http", &url.Error{Op: "Head", URL: "https://ghcr.io/v2/", Err: http.ErrSchemeMismatch}, false, "registry ghcr.io speaks plain HTTP: add it to follow.plain_http", false},
+		{"refused", &url.Error{Op: "Head", URL: "https://ghcr.io/v2/", Err: &net.OpError{Op: "dial", Net: "tcp",
+			Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}}, false, "registry ghcr.io is unreachable: connection refused", true},
+		{"reset mid-layer", fmt.Errorf("fetch layer of x: %w", &oci.ConnectionError{Err: io.ErrUnexpectedEOF}), false, "registry ghcr.io is unreachable", true},
+		{"digest mismatch", fmt.Errorf("fetch layer of x: %w", oci.BadContent(fmt.Errorf("%w: content does not match sha256:00", oci.ErrDigestMismatch))), false,
+			"bad content from ghcr.io: ghcr.io/x/y:1: digest mismatch: content does not match sha256:00", false},
+		{"truncated layer", oci.BadContent(fmt.Errorf("extract x: %w", io.ErrUnexpectedEOF)), false, "bad content from ghcr.io: ghcr.io/x/y:1: extract x: unexpected EOF", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package follower
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,11 +12,31 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/falco-k8s/falco-k8s/artifact/extract"
-	"github.com/falco-k8s/falco-k8s/artifact/state"
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
+
+// crashHook, when set (tests only), is called before every write, rename, fsync and removal of
+// a promotion and of the active files' materialisation, with the step's name: the crash tests
+// stop the process at exactly that point.
+var crashHook atomic.Pointer[func(step string)]
+
+func step(name string) {
+	if h := crashHook.Load(); h != nil {
+		(*h)(name)
+	}
+}
+
+// stepper is the atomicfile hook naming the steps of one file's replacement.
+func stepper(prefix string) func(string) {
+	if crashHook.Load() == nil {
+		return nil
+	}
+	return func(s string) { step(prefix + ":" + s) }
+}
 
 // stateVersion is the format version of state.json.
 const stateVersion = 1
@@ -60,12 +81,15 @@ func (s State) Ref(ref string) (RefState, bool) {
 //
 //	<dir>/state.json        the commit point, replaced by temp file + fsync + rename + dir fsync
 //	<dir>/sets/<hash>/...   immutable content-addressed directories, renamed in whole
-//	<dir>/staging/          work area on the same filesystem, emptied at open
+//	<dir>/staging/          work area on the same filesystem (downloads), emptied at open
+//	<dir>/active.json       what the follower last wrote to the active files (materialize.go)
 //
 // A set directory is complete before it is renamed into sets/, and state.json only ever names
 // complete sets, so the rename of state.json is the single atomic switch from the old to the
-// new set. Sets no longer named are removed after the switch (or at the next open after a
-// crash).
+// new set: a crash before it leaves the old set committed (the new set directory is a remnant
+// removed at the next open), a crash after it the new one. The active files are derived from
+// the committed set afterwards, never the other way round. Sets no longer named are removed
+// after the switch (or at the next open after a crash).
 type Store struct {
 	dir string
 }
@@ -88,11 +112,9 @@ func OpenStore(dir string) (*Store, error) {
 			return nil, fmt.Errorf("clear follower staging directory: %w", err)
 		}
 	}
-	// Temp files of a state.json replacement interrupted by a crash (state.WriteFileAtomic).
-	if left, err := filepath.Glob(filepath.Join(dir, ".state.json.tmp-*")); err == nil {
-		for _, p := range left {
-			_ = os.Remove(p)
-		}
+	// Temp files of a state.json or active.json replacement interrupted by a crash.
+	if _, err := atomicfile.RemoveTemps(dir); err != nil {
+		return nil, fmt.Errorf("clear follower state directory: %w", err)
 	}
 	st, err := s.Load()
 	if err != nil {
@@ -159,13 +181,21 @@ func (s *Store) filePath(set, rel string) (string, error) {
 	return filepath.Join(s.setsDir(), set, filepath.FromSlash(clean)), nil
 }
 
-// Commit makes next the accepted state. contents holds the files of every set that is not on
-// disk yet, by set name then path. Either the whole of next is committed, or (on error or a
-// crash) the previous state stays.
-func (s *Store) Commit(next State, contents map[string]map[string][]byte) error {
+// SetSource is the content of a set that may not be on disk yet. Staged optionally names, by
+// path, files already written and fsynced in the staging directory (the extracted download):
+// they are moved into the set instead of being written a second time.
+type SetSource struct {
+	Content map[string][]byte
+	Staged  map[string]string
+}
+
+// Commit makes next the accepted state. sources holds the files of every set that is not on
+// disk yet, by set name. Either the whole of next is committed, or (on error or a crash) the
+// previous state stays.
+func (s *Store) Commit(next State, sources map[string]SetSource) error {
 	next.Version = stateVersion
 	for _, r := range next.Refs {
-		if err := s.writeSet(r, contents[r.Set]); err != nil {
+		if err := s.writeSet(r, sources[r.Set]); err != nil {
 			return err
 		}
 	}
@@ -173,20 +203,22 @@ func (s *Store) Commit(next State, contents map[string]map[string][]byte) error 
 	if err != nil {
 		return err
 	}
-	if err := state.WriteFileAtomic(s.statePath(), b, 0o600); err != nil {
+	// The commit point.
+	if err := atomicfile.WriteFileWith(s.statePath(), b, 0o600, atomicfile.Options{Hook: stepper("state.json")}); err != nil {
 		return fmt.Errorf("commit follower state: %w", err)
 	}
 	s.gc(next)
 	return nil
 }
 
-// writeSet creates sets/<r.Set> unless it exists: files are written and fsynced in a staging
-// directory that is then renamed into place whole.
-func (s *Store) writeSet(r RefState, files map[string][]byte) error {
+// writeSet creates sets/<r.Set> unless it exists: files are moved (or written) and fsynced in a
+// staging directory that is then renamed into place whole.
+func (s *Store) writeSet(r RefState, src SetSource) error {
 	final := filepath.Join(s.setsDir(), r.Set)
 	if fi, err := os.Stat(final); err == nil && fi.IsDir() {
 		return nil // content-addressed: an existing set has this very content
 	}
+	step("set:mkdir")
 	tmp, err := os.MkdirTemp(s.StagingDir(), "set-")
 	if err != nil {
 		return fmt.Errorf("stage accepted set: %w", err)
@@ -199,7 +231,7 @@ func (s *Store) writeSet(r RefState, files map[string][]byte) error {
 	}()
 	dirs := map[string]bool{tmp: true}
 	for _, f := range r.Files {
-		b, have := files[f.Path]
+		b, have := src.Content[f.Path]
 		if !have {
 			return fmt.Errorf("stage accepted set of %s: no content for %s", r.Ref, f.Path)
 		}
@@ -211,7 +243,7 @@ func (s *Store) writeSet(r RefState, files map[string][]byte) error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		if err := writeSynced(p, b, 0o644); err != nil {
+		if err := placeFile(p, f.Path, b, src.Staged[f.Path]); err != nil {
 			return fmt.Errorf("stage accepted set of %s: %w", r.Ref, err)
 		}
 		// Every directory MkdirAll may have created, not only the file's own: an unsynced
@@ -220,19 +252,44 @@ func (s *Store) writeSet(r RefState, files map[string][]byte) error {
 			dirs[d] = true
 		}
 	}
+	keys := make([]string, 0, len(dirs))
 	for d := range dirs {
+		keys = append(keys, d)
+	}
+	sort.Strings(keys) // a fixed order of steps for the crash tests
+	for _, d := range keys {
+		rel, _ := filepath.Rel(tmp, d)
+		step("set:syncdir " + filepath.ToSlash(rel))
 		syncDir(d)
 	}
+	step("set:rename")
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("promote accepted set of %s: %w", r.Ref, err)
 	}
 	ok = true
-	state.SyncDir(s.setsDir())
+	step("sets:syncdir")
+	syncDir(s.setsDir())
 	return nil
 }
 
-// syncDir is state.SyncDir (a variable for tests).
-var syncDir = state.SyncDir
+// placeFile puts file rel of a set at p: the staged download is renamed there when it still
+// holds b (it was fsynced when extracted), otherwise b is written and fsynced.
+func placeFile(p, rel string, b []byte, staged string) error {
+	if staged != "" {
+		if cur, err := os.ReadFile(staged); err == nil && bytes.Equal(cur, b) {
+			step("set:" + rel + ":rename")
+			if err := os.Rename(staged, p); err == nil {
+				// The archive's mode is not the set's: sets are read by the agent only.
+				step("set:" + rel + ":chmod")
+				return os.Chmod(p, 0o644)
+			}
+		}
+	}
+	return writeSynced(p, rel, b, 0o644)
+}
+
+// syncDir is atomicfile.SyncDir (a variable for tests).
+var syncDir = atomicfile.SyncDir
 
 // gc removes sets that st does not name. Failures only cost disk space.
 func (s *Store) gc(st State) {
@@ -246,19 +303,23 @@ func (s *Store) gc(st State) {
 	}
 	for _, e := range entries {
 		if !keep[e.Name()] {
+			step("gc:remove set")
 			_ = os.RemoveAll(filepath.Join(s.setsDir(), e.Name()))
 		}
 	}
 }
 
-// writeSynced writes b to p (created or truncated) and fsyncs it.
-func writeSynced(p string, b []byte, mode os.FileMode) error {
+// writeSynced writes b to p (a new file in a set being staged) and fsyncs it.
+func writeSynced(p, rel string, b []byte, mode os.FileMode) error {
+	step("set:" + rel + ":create")
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
 		return err
 	}
+	step("set:" + rel + ":write")
 	_, err = f.Write(b)
 	if err == nil {
+		step("set:" + rel + ":fsync")
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

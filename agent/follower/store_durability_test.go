@@ -28,7 +28,7 @@ func TestStoreSyncsIntermediateDirs(t *testing.T) {
 	}
 	files := map[string][]byte{"a/b/c/rules.yaml": []byte("- list: x\n  items: []\n")}
 	rs := newRefState("example.com/r:1", "sha256:00", files, false, time.Now())
-	if err := s.Commit(State{Refs: []RefState{rs}}, map[string]map[string][]byte{rs.Set: files}); err != nil {
+	if err := s.Commit(State{Refs: []RefState{rs}}, map[string]SetSource{rs.Set: {Content: files}}); err != nil {
 		t.Fatal(err)
 	}
 	var rel []string
@@ -50,7 +50,7 @@ func TestStoreSyncsIntermediateDirs(t *testing.T) {
 	}
 }
 
-// A crash inside state.WriteFileAtomic leaves a temp file next to state.json; opening the store
+// A crash inside atomicfile.WriteFile leaves a temp file next to state.json; opening the store
 // removes it.
 func TestStoreRemovesStateTempLeftovers(t *testing.T) {
 	dir := t.TempDir()

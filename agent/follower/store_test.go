@@ -70,7 +70,7 @@ func loadedVersion(t *testing.T, dir string) int {
 func commitVersion(s *Store, n int) error {
 	files := versionFiles(n)
 	rs := newRefState("reg.example/rules:1", "v"+strconv.Itoa(n), files, false, time.Now())
-	return s.Commit(State{Refs: []RefState{rs}}, map[string]map[string][]byte{rs.Set: files})
+	return s.Commit(State{Refs: []RefState{rs}}, map[string]SetSource{rs.Set: {Content: files}})
 }
 
 func TestStoreCommitAndReopen(t *testing.T) {
