@@ -1,15 +1,11 @@
 package follower
 
 import (
-	"bufio"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -106,86 +102,4 @@ func TestStoreCommitAndReopen(t *testing.T) {
 	if _, err := s.ReadSet(st.Refs[0]); err == nil || !strings.Contains(err.Error(), "changed on disk") {
 		t.Fatalf("ReadSet of a tampered set = %v", err)
 	}
-}
-
-// TestStoreCrashHelper is the child of TestStoreKill9: it commits versions in a loop and
-// reports each on stdout until it is killed.
-func TestStoreCrashHelper(t *testing.T) {
-	dir := os.Getenv("FOLLOWER_CRASH_DIR")
-	if dir == "" {
-		t.Skip("helper process for TestStoreKill9")
-	}
-	s, err := OpenStore(dir)
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(2)
-	}
-	start, _ := strconv.Atoi(os.Getenv("FOLLOWER_CRASH_START"))
-	for n := start; ; n++ {
-		if err := commitVersion(s, n); err != nil {
-			fmt.Println("error", err)
-			os.Exit(2)
-		}
-		fmt.Println("committed", n)
-	}
-}
-
-// TestStoreKill9 kills a process committing new sets in a loop at random moments (SIGKILL:
-// no cleanup runs) and checks each time that reopening the state finds exactly the last
-// committed set or the one being committed, complete, never a mix or nothing.
-func TestStoreKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns processes")
-	}
-	dir := t.TempDir()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rounds := 25
-	last := 0
-	for round := range rounds {
-		cmd := exec.Command(exe, "-test.run=^TestStoreCrashHelper$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "FOLLOWER_CRASH_DIR="+dir, "FOLLOWER_CRASH_START="+strconv.Itoa(last+1))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		reported := make(chan int, 1<<16)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if n, ok := strings.CutPrefix(sc.Text(), "committed "); ok {
-					v, _ := strconv.Atoi(n)
-					reported <- v
-				}
-			}
-			close(reported)
-		}()
-		// Let it commit at least once, then kill it at a random point of a later commit.
-		lastReported := last
-		select {
-		case lastReported = <-reported:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Fatal("helper never committed")
-		}
-		time.Sleep(time.Duration(rand.IntN(40)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		cmd.Wait() //nolint:errcheck // killed on purpose
-		for v := range reported {
-			lastReported = v
-		}
-		got := loadedVersion(t, dir)
-		if got != lastReported && got != lastReported+1 {
-			t.Fatalf("round %d: reopened version %d, last reported committed %d", round, got, lastReported)
-		}
-		last = got
-	}
-	t.Logf("%d kills, reached version %d", rounds, last)
 }
