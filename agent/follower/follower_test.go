@@ -76,20 +76,15 @@ func newPusher(t testing.TB, reg *testregistry.Registry, user, pass string) *pus
 // digest.
 func (p *pusher) push(repoTag string, files map[string]string) string {
 	p.t.Helper()
+	return p.pushLayer(repoTag, tarGz(p.t, files))
+}
+
+// pushLayer pushes raw layer bytes (not necessarily a valid archive) as a rulesfile.
+func (p *pusher) pushLayer(repoTag string, layer []byte) string {
+	p.t.Helper()
 	p.n++
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for name, body := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			p.t.Fatal(err)
-		}
-		tw.Write([]byte(body)) //nolint:errcheck // bytes.Buffer
-	}
-	tw.Close()
-	zw.Close()
 	path := filepath.Join(p.t.TempDir(), "rules.tar.gz")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, layer, 0o644); err != nil {
 		p.t.Fatal(err)
 	}
 	r, err := ref.Parse(p.reg.Host + "/" + repoTag)
@@ -102,6 +97,22 @@ func (p *pusher) push(repoTag string, files map[string]string) string {
 		p.t.Fatal(err)
 	}
 	return res.Root.Digest.String()
+}
+
+// tarGz is files (path -> content) as a gzip-compressed tar.
+func tarGz(t testing.TB, files map[string]string) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(body)) //nolint:errcheck // bytes.Buffer
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
 }
 
 // env is an agent with a follower, on a test registry.
