@@ -139,6 +139,16 @@ func recordSteps(fn func()) []string {
 	return steps
 }
 
+func count(list []string, s string) int {
+	n := 0
+	for _, x := range list {
+		if x == s {
+			n++
+		}
+	}
+	return n
+}
+
 func copyDir(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
@@ -386,6 +396,19 @@ func TestCrashAtEveryPromotionStep(t *testing.T) {
 		}
 		if commit < 0 || len(steps) < 20 {
 			t.Fatalf("%s: promotion steps %v", sc.name, steps)
+		}
+		// Each accepted file is written once: a download is moved into its set and copied to
+		// the active file; an edit, already on disk, is written to its set only.
+		for _, file := range crashRuleFiles {
+			rel := refDir(f.names[0]) + "/" + file
+			setWrites, activeWrites := count(steps, "set:"+file+":write"), count(steps, "active:"+rel+":write")
+			want := [2]int{0, 1}
+			if sc.phase == "edit" {
+				want = [2]int{1, 0}
+			}
+			if [2]int{setWrites, activeWrites} != want {
+				t.Fatalf("%s: %s written %d times to its set and %d times to the active file, want %v", sc.name, file, setWrites, activeWrites, want)
+			}
 		}
 		for k, name := range steps {
 			what := fmt.Sprintf("%s: killed at step %d (%s)", sc.name, k+1, name)

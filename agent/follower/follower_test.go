@@ -699,3 +699,43 @@ func followChecks(t *testing.T, e *env, ref, result string) float64 {
 	}
 	return 0
 }
+
+// TestWatcherIgnoresOwnWrites: the follower writing the active files (a new version, a
+// restore) does not make the watcher examine the rules directory; someone else's change does.
+func TestWatcherIgnoresOwnWrites(t *testing.T) {
+	reg := testregistry.New(t, testregistry.Options{})
+	p := newPusher(t, reg, "", "")
+	d1 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v1"), "nested/more.yaml": "- list: more\n  items: [a]\n"})
+	e := newEnv(t, envOpts{reg: reg, ruleFiles: []string{"k8s.yaml", "nested/more.yaml"}, follow: func(o *Options) { o.Interval = time.Hour }})
+	e.waitAccepted(d1)
+	active := e.f.ActivePath(e.ref, "k8s.yaml")
+	settle := func() int64 {
+		// Several debounce periods without an examination.
+		n := reconciles.Load()
+		time.Sleep(4 * e.f.o.Debounce)
+		return reconciles.Load() - n
+	}
+	settle()
+	for v := 2; v <= 4; v++ {
+		d := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule(fmt.Sprintf("v%d", v)), "nested/more.yaml": fmt.Sprintf("- list: more\n  items: [v%d]\n", v)})
+		if r := e.f.Sync(context.Background(), false); r[0].Result != ResultAccepted || r[0].Digest != d {
+			t.Fatalf("sync %+v", r)
+		}
+		if b, _ := os.ReadFile(active); string(b) != genRule(fmt.Sprintf("v%d", v)) {
+			t.Fatalf("active file %q", b)
+		}
+		if n := settle(); n != 0 {
+			t.Fatalf("version %d: the follower's own writes caused %d examinations", v, n)
+		}
+	}
+	// An operator's deletion does cause one, and its restore (the follower's write) no more.
+	n := reconciles.Load()
+	if err := os.Remove(active); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "restore", func() bool { b, _ := os.ReadFile(active); return string(b) == genRule("v4") })
+	settle()
+	if got := reconciles.Load() - n; got != 1 {
+		t.Fatalf("%d examinations for one deletion", got)
+	}
+}
