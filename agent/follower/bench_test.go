@@ -131,16 +131,20 @@ func BenchmarkSwapUnderLoad(b *testing.B) {
 		stop()
 		wg.Wait()
 		elapsed := time.Since(start)
-		waitFor(b, "queue drained", func() bool { return e.a.Status().Events.Evaluated >= uint64(acked.Load()) })
+		// Stopping the agent drains the queue and waits for the workers, so every event it
+		// will ever evaluate has been: whatever is missing now is lost, and is reported as
+		// such (waiting for evaluated to reach acknowledged would time out instead).
 		e.stop()
 		st := e.a.Status()
 		lost := acked.Load() - int64(st.Events.Evaluated)
 		b.ReportMetric(float64(acked.Load())/elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(st.Ruleset.Generation-gen0), "swaps")
-		b.ReportMetric(float64(lost), "lost")
+		b.ReportMetric(float64(max(lost, 0)), "lost")
 		b.ReportMetric(float64(throttled.Load()), "429s")
-		if lost != 0 || st.Events.Alerts != st.Events.Evaluated {
-			b.Fatalf("acknowledged %d, evaluated %d, alerts %d", acked.Load(), st.Events.Evaluated, st.Events.Alerts)
+		if lost > 0 || st.Events.Alerts != st.Events.Evaluated {
+			// A failed benchmark prints no result line: say the figures here.
+			b.Errorf("lost %d events: acknowledged %d, evaluated %d, alerts %d, dropped %v",
+				lost, acked.Load(), st.Events.Evaluated, st.Events.Alerts, st.Events.Dropped)
 		}
 	}
 }
