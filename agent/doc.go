@@ -74,22 +74,36 @@
 // that have nothing accepted yet join every check, so artifacts that complete each other are
 // first accepted together.
 //
-// On disk (state_dir/follower) each accepted file set is an immutable content-addressed
-// directory (sets/<sha256>) renamed in whole, and state.json, naming the set and digest of each
-// reference, is replaced by temp file + fsync + rename + directory fsync: that rename is the
-// single commit point, so a kill -9 at any moment leaves exactly the old or the new set.
-// Initial returns the committed set, so a restart serves it even with the registry down.
+// Every change, from the registry or a local edit, goes through one transaction: validate
+// (Compile), commit on disk, swap (Accept), then derive the active files. On disk
+// (state_dir/follower) each accepted file set is an immutable content-addressed directory
+// (sets/<sha256>; a download's extracted files are moved in, not rewritten) renamed in whole,
+// and state.json, naming the set and digest of each reference, is replaced by temp file + fsync
+// + rename + directory fsync: that rename is the single commit point, so a kill -9 at any
+// moment leaves exactly the old or the new set. Initial returns the committed set, so a restart
+// serves it even with the registry down.
 //
-// Registry errors are logged (warn when transient, error when the configuration must change)
-// with the registry named and no secrets ("registry ghcr.io refused the credentials (401):
-// check ..."), retried with exponential backoff from 10s up to the interval, waiting at least
-// what a 429/503 Retry-After asked, and reported through ReportSource (last check, last
-// success, last error). The last accepted ruleset keeps running throughout.
+// Registry errors are classified by artifact/oci.Classify (the classification the CLI's hints
+// use too) and logged (warn when transient, error when the configuration must change) with the
+// registry named and no secrets ("registry ghcr.io refused the credentials (401): check ...").
+// Connection failures, 429 and 5xx are retried with exponential backoff from 10s up to the
+// interval, waiting at least what a 429/503 Retry-After asked. Bad content (a digest or size
+// mismatch, an undecodable manifest, a layer that matches its digest but is a truncated or
+// corrupt archive) is reported as "bad content from REGISTRY: ..." and that digest is not
+// downloaded again for 2, 4, 8... intervals (at most a day; /sync retries at once), while the
+// checks keep their interval so a new push is picked up. All of it is reported through
+// ReportSource (last check, last success, last error). The last accepted ruleset keeps running
+// throughout.
 //
-// The accepted files are written to state_dir/rules/<reference>/<path> and watched with
-// fsnotify (debounced): a deleted file is restored; an edited file makes a candidate validated
-// the same way, accepted as a local edit (its reference shows "(local edit)" in /status; a new
-// upstream digest replaces it) or ignored and restored. POST /sync[?dry_run=true] (the charm's
+// The active files are derived from the committed set and written to
+// state_dir/rules/<reference>/<path>; state_dir/follower/active.json records the hash of each
+// file the follower wrote. At start-up a file that is missing or still holds the follower's
+// previous write (an interrupted promotion) is rewritten from the committed set, temp files of
+// interrupted writes are removed, and any other difference is an operator's edit. They are
+// watched with fsnotify (debounced; events of the follower's own writes are ignored): a deleted
+// file is restored; an edited file makes a candidate validated the same way, accepted as a local
+// edit (its reference shows "(local edit)" in /status; a new upstream digest replaces it) or
+// ignored and restored. POST /sync[?dry_run=true] (the charm's
 // sync-rules action) runs Follower.Sync: every reference is checked at once and the results
 // ("unchanged", "accepted", "ignored", "error", with digest and reason) are returned; a dry run
 // compiles the candidate and changes and records nothing.

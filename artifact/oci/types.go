@@ -21,6 +21,13 @@
 //
 // and the install package turns that into staged, verified, atomically
 // promoted files.
+//
+// Failures are classified once, here, by type (errors.go): Classify returns
+// the Kind (connection, timeout, TLS, plain HTTP, auth, denied, not found,
+// rate limited, unavailable, bad content) that the CLI's hints (Explain) and
+// the follower's messages and retry policy are derived from. Integrity
+// failures are ContentErrors (ErrDigestMismatch, ErrSizeMismatch), never
+// connection errors.
 package oci
 
 import (
