@@ -145,6 +145,9 @@ func TestMalformedArtifacts(t *testing.T) {
 			if k := oci.Classify(err); k != tc.kind {
 				t.Fatalf("Classify(%v) = %v, want %v", err, k, tc.kind)
 			}
+			if tc.kind == oci.KindBadContent && !strings.Contains(err.Error(), "(bad content from the registry") {
+				t.Fatalf("no bad-content hint: %v", err)
+			}
 			if tc.name == "mismatch" && tc.max == 0 && !errors.Is(err, oci.ErrDigestMismatch) {
 				t.Fatalf("digest mismatch not typed: %v", err)
 			}

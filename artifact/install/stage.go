@@ -176,7 +176,7 @@ func Stage(ctx context.Context, c *oci.Client, a *oci.Artifact, destDir string, 
 	case xerr != nil && errors.Is(xerr, extract.ErrCorrupt):
 		// The layer matched its digest and still does not decode: the
 		// content stored under that digest is bad.
-		return nil, oci.BadContent(fmt.Errorf("extract %s: %w", a.Ref, xerr))
+		return nil, oci.Explain("extract", a.Ref, oci.BadContent(xerr))
 	case xerr != nil:
 		return nil, fmt.Errorf("extract %s: %w", a.Ref, xerr)
 	case ferr != nil:
