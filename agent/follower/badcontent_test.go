@@ -12,7 +12,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 )
 
-// tamper flips a byte of every blob download whose path names digest.
+// tamper flips a byte of every manifest or blob download whose path names digest.
 type tamper struct {
 	next   http.RoundTripper
 	digest string
@@ -20,7 +20,7 @@ type tamper struct {
 
 func (c *tamper) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := c.next.RoundTrip(req)
-	if err != nil || req.Method != http.MethodGet || c.digest == "" || !strings.Contains(req.URL.Path, "/blobs/"+c.digest) {
+	if err != nil || req.Method != http.MethodGet || c.digest == "" || !strings.Contains(req.URL.Path, c.digest) {
 		return resp, err
 	}
 	b, _ := io.ReadAll(resp.Body)
@@ -52,6 +52,11 @@ func TestBadContentBackedOff(t *testing.T) {
 			tm.digest = "sha256:" + hashHex(good)
 			return p.pushLayer("rules/k8s:1", good)
 		}, "digest mismatch"},
+		{"manifest damaged in transit", func(p *pusher, tm *tamper) string {
+			d := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v2")})
+			tm.digest = d
+			return d
+		}, "digest mismatch: registry sent"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
