@@ -1,9 +1,7 @@
 package follower
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,26 +9,6 @@ import (
 
 	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 )
-
-// tamper flips a byte of every manifest or blob download whose path names digest.
-type tamper struct {
-	next   http.RoundTripper
-	digest string
-}
-
-func (c *tamper) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := c.next.RoundTrip(req)
-	if err != nil || req.Method != http.MethodGet || c.digest == "" || !strings.Contains(req.URL.Path, c.digest) {
-		return resp, err
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if len(b) > 20 {
-		b[len(b)-12] ^= 0xff
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return resp, nil
-}
 
 // TestBadContentBackedOff: a layer that verifies against its digest but is a truncated
 // archive, and a layer damaged in transit, are bad content, not connection errors: reported
@@ -40,21 +18,21 @@ func (c *tamper) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestBadContentBackedOff(t *testing.T) {
 	tests := []struct {
 		name string
-		push func(p *pusher, tm *tamper) string
+		push func(p *pusher, tm *testregistry.Tamper) string
 		want string
 	}{
-		{"truncated layer with a right digest", func(p *pusher, _ *tamper) string {
+		{"truncated layer with a right digest", func(p *pusher, _ *testregistry.Tamper) string {
 			good := tarGz(t, map[string]string{"k8s.yaml": genRule("v2")})
 			return p.pushLayer("rules/k8s:1", good[:len(good)*2/3])
 		}, "corrupt archive"},
-		{"layer damaged in transit", func(p *pusher, tm *tamper) string {
+		{"layer damaged in transit", func(p *pusher, tm *testregistry.Tamper) string {
 			good := tarGz(t, map[string]string{"k8s.yaml": genRule("v2")})
-			tm.digest = "sha256:" + hashHex(good)
+			tm.Target = "sha256:" + hashHex(good)
 			return p.pushLayer("rules/k8s:1", good)
 		}, "digest mismatch"},
-		{"manifest damaged in transit", func(p *pusher, tm *tamper) string {
+		{"manifest damaged in transit", func(p *pusher, tm *testregistry.Tamper) string {
 			d := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v2")})
-			tm.digest = d
+			tm.Target = d
 			return d
 		}, "digest mismatch: registry sent"},
 	}
@@ -63,10 +41,10 @@ func TestBadContentBackedOff(t *testing.T) {
 			reg := testregistry.New(t, testregistry.Options{})
 			p := newPusher(t, reg, "", "")
 			d1 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v1")})
-			tm := &tamper{}
+			tm := &testregistry.Tamper{}
 			e := newEnv(t, envOpts{reg: reg, follow: func(o *Options) {
 				o.Interval = time.Hour
-				o.Registry.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { tm.next = rt; return tm }
+				o.Registry.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { tm.Next = rt; return tm }
 			}})
 			e.waitAccepted(d1)
 			bad := tc.push(p, tm)

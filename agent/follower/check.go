@@ -1,11 +1,12 @@
 package follower
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -243,12 +244,13 @@ func (f *Follower) missingError(missing []string, pulled map[int]*pulledArtifact
 	return unusableError{fmt.Errorf("follow.rule_files %s missing from %s", quoteList(missing), strings.Join(from, "; "))}
 }
 
-func sortedKeys[V any](m map[int]V) []int {
-	keys := make([]int, 0, len(m))
+// sortedKeys returns m's keys in order: a fixed order of work (and of crash-test steps).
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Ints(keys)
+	slices.Sort(keys)
 	return keys
 }
 

@@ -149,7 +149,7 @@ func (af *activeFiles) write(rel string, b []byte) error {
 // keep lists files to leave as they are (edits waiting for validation at start-up). Failures
 // are logged: the directory is a view, rebuilt from the committed set at the next start.
 func (af *activeFiles) materialize(want map[string][]byte, keep map[string]bool) {
-	for _, rel := range sortedPaths(want) {
+	for _, rel := range sortedKeys(want) {
 		if keep[rel] {
 			continue
 		}
@@ -236,7 +236,7 @@ func (af *activeFiles) recover(want map[string][]byte) map[string][]byte {
 	af.removeTemps()
 	edits := map[string][]byte{}
 	keep := map[string]bool{}
-	for _, rel := range sortedPaths(want) {
+	for _, rel := range sortedKeys(want) {
 		if st, cur := af.inspect(rel, want[rel]); st == edited {
 			edits[rel], keep[rel] = cur, true
 		}
@@ -255,14 +255,5 @@ func (af *activeFiles) dirs() []string {
 		}
 	}
 	af.mu.Unlock()
-	return sortedPaths(set)
-}
-
-func sortedPaths[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for p := range m {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out
+	return sortedKeys(set)
 }

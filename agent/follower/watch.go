@@ -123,7 +123,7 @@ func (f *Follower) reconcileDisk() {
 		if a == nil {
 			continue
 		}
-		for _, p := range sortedPaths(a.content) {
+		for _, p := range sortedKeys(a.content) {
 			want := a.content[p]
 			rel := f.activeRel(i, p)
 			switch st, cur := f.active.inspect(rel, want); st {
@@ -169,7 +169,7 @@ func (f *Follower) reconcileDisk() {
 			f.log.Error().Err(err).Msg("local edit of a followed rule file not applied; the file was restored from the accepted set")
 		}
 		for i, e := range edits {
-			for _, p := range sortedPaths(e) {
+			for _, p := range sortedKeys(e) {
 				if werr := f.active.write(f.activeRel(i, p), f.acc[i].content[p]); werr != nil {
 					f.log.Error().Err(werr).Str("file", f.active.abs(f.activeRel(i, p))).Msg("cannot restore the rule file")
 				}

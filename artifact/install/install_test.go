@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -68,26 +67,6 @@ func pushRaw(t testing.TB, c *oci.Client, r ref.Reference, layerMT string, layer
 	}
 }
 
-// corrupt flips bytes of blob responses whose path contains target.
-type corrupt struct {
-	next   http.RoundTripper
-	target string
-}
-
-func (c *corrupt) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := c.next.RoundTrip(req)
-	if err != nil || req.Method != http.MethodGet || !strings.Contains(req.URL.Path, c.target) {
-		return resp, err
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if len(b) > 20 {
-		b[len(b)-12] ^= 0xff
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return resp, nil
-}
-
 func TestMalformedArtifacts(t *testing.T) {
 	reg := testregistry.New(t, testregistry.Options{})
 	plain, err := oci.NewClient(oci.Options{PlainHTTP: true})
@@ -109,7 +88,7 @@ func TestMalformedArtifacts(t *testing.T) {
 	// Pushed truncated: the digest is right, the archive is not.
 	pushRaw(t, plain, mk("truncated"), oci.RulesfileLayerMediaType, good[:len(good)*2/3], true)
 	tampering, err := oci.NewClient(oci.Options{PlainHTTP: true, WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
-		return &corrupt{next: rt, target: digest.FromBytes(good).Encoded()}
+		return &testregistry.Tamper{Next: rt, Target: digest.FromBytes(good).Encoded()}
 	}})
 	if err != nil {
 		t.Fatal(err)

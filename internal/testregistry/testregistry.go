@@ -8,6 +8,7 @@
 package testregistry
 
 import (
+	"bytes"
 	"context"
 	"encoding/pem"
 	"fmt"
@@ -213,4 +214,30 @@ func (r *Registry) failRequest(w http.ResponseWriter, f *failure) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(f.status)
 	fmt.Fprintf(w, `{"errors":[{"code":"UNAVAILABLE","message":"injected failure %d"}]}`, f.status)
+}
+
+// Tamper is a client-side RoundTripper that damages content in transit: it flips one byte of
+// every GET response (manifest or blob) whose URL path contains Target, so that a client sees
+// a digest mismatch. An empty Target tampers with nothing; set it before the requests.
+type Tamper struct {
+	Next   http.RoundTripper
+	Target string
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Tamper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.Next.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet || t.Target == "" || !strings.Contains(req.URL.Path, t.Target) {
+		return resp, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 20 {
+		b[len(b)-12] ^= 0xff
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, nil
 }
