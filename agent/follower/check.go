@@ -288,12 +288,18 @@ func (f *Follower) resolve(ctx context.Context, i int) (string, error) {
 
 func (f *Follower) setHealthError(i int, err error) {
 	f.health[i].LastError = err.Error()
-	ev := f.log.Error()
+	ev, msg := f.log.Error(), "rules follower: registry check failed; serving the last accepted rules"
 	var re *registryError
-	if errors.As(err, &re) && re.transient {
-		ev = f.log.Warn()
+	if errors.As(err, &re) {
+		if re.transient {
+			ev = f.log.Warn()
+		}
+		if re.kind == oci.KindBadContent {
+			msg = "rules follower: bad content from the registry; not downloading this digest again for a while, serving the last accepted rules"
+		}
+		ev = ev.Stringer("kind", re.kind)
 	}
-	ev.Str("ref", f.names[i]).Str("registry", f.refs[i].Registry).Str("reason", err.Error()).Msg("rules follower: registry check failed; serving the last accepted rules")
+	ev.Str("ref", f.names[i]).Str("registry", f.refs[i].Registry).Str("reason", err.Error()).Msg(msg)
 }
 
 func (f *Follower) reportHealth() {
