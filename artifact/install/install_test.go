@@ -7,11 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -67,6 +69,24 @@ func pushRaw(t testing.TB, c *oci.Client, r ref.Reference, layerMT string, layer
 	}
 }
 
+// cutBody ends GET responses whose path contains target half-way with io.ErrUnexpectedEOF, as
+// a dropped connection does.
+type cutBody struct {
+	next   http.RoundTripper
+	target string
+}
+
+func (c cutBody) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet || !strings.Contains(req.URL.Path, c.target) {
+		return resp, err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), iotest.ErrReader(io.ErrUnexpectedEOF)))
+	return resp, nil
+}
+
 func TestMalformedArtifacts(t *testing.T) {
 	reg := testregistry.New(t, testregistry.Options{})
 	plain, err := oci.NewClient(oci.Options{PlainHTTP: true})
@@ -93,6 +113,14 @@ func TestMalformedArtifacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The connection breaks half-way through the layer: the archive reads as truncated, but
+	// that is the network's doing, not the content's.
+	cutting, err := oci.NewClient(oci.Options{PlainHTTP: true, WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+		return cutBody{next: rt, target: digest.FromBytes(good).Encoded()}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		client *oci.Client
@@ -105,6 +133,7 @@ func TestMalformedArtifacts(t *testing.T) {
 		{"mismatch", tampering, 0, "digest mismatch", oci.KindBadContent},
 		{"notgzip", plain, 0, "not gzip", oci.KindBadContent},
 		{"truncated", plain, 0, "corrupt archive", oci.KindBadContent},
+		{"mismatch", cutting, 0, "unexpected EOF", oci.KindConnection},
 		{"mismatch", plain, 64, "size limit", oci.KindOther},
 	}
 	for _, tc := range cases {
@@ -127,7 +156,7 @@ func TestMalformedArtifacts(t *testing.T) {
 			if tc.kind == oci.KindBadContent && !strings.Contains(err.Error(), "(bad content from the registry") {
 				t.Fatalf("no bad-content hint: %v", err)
 			}
-			if tc.name == "mismatch" && tc.max == 0 && !errors.Is(err, oci.ErrDigestMismatch) {
+			if tc.client == tampering && !errors.Is(err, oci.ErrDigestMismatch) {
 				t.Fatalf("digest mismatch not typed: %v", err)
 			}
 			entries, _ := os.ReadDir(dest)
