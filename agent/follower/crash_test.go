@@ -28,6 +28,7 @@ const (
 	crashNameEnv  = "FOLLOWER_CRASH_NAME"
 	crashDirEnv   = "FOLLOWER_CRASH_DIR"
 	crashRefEnv   = "FOLLOWER_CRASH_REF"
+	crashFilesEnv = "FOLLOWER_CRASH_FILES" // follow.rule_files, comma-separated (default crashRuleFiles)
 	crashPhaseEnv = "FOLLOWER_CRASH_PHASE" // "promote" (start-up, then a check), "edit" (start-up, then the local edit) or "start"
 )
 
@@ -56,7 +57,11 @@ func crashChild() int {
 		select {}
 	}
 	crashHook.Store(&hook)
-	f, err := New(crashOptions(os.Getenv(crashDirEnv), os.Getenv(crashRefEnv)))
+	var files []string
+	if v := os.Getenv(crashFilesEnv); v != "" {
+		files = strings.Split(v, ",")
+	}
+	f, err := New(crashOptions(os.Getenv(crashDirEnv), os.Getenv(crashRefEnv), files...))
 	if err != nil {
 		fmt.Println("start:", err)
 		return 2
@@ -75,9 +80,12 @@ func crashChild() int {
 
 var crashRuleFiles = []string{"a.yaml", "b.yaml", "nested/c.yaml"}
 
-func crashOptions(dir, ref string) Options {
+func crashOptions(dir, ref string, files ...string) Options {
 	host, _, _ := strings.Cut(ref, "/")
-	return Options{Refs: []string{ref}, RuleFiles: crashRuleFiles, Interval: time.Hour, StateDir: dir,
+	if len(files) == 0 {
+		files = crashRuleFiles
+	}
+	return Options{Refs: []string{ref}, RuleFiles: files, Interval: time.Hour, StateDir: dir,
 		Registry: RegistryOptions{PlainHTTP: []string{host}}, DisableWatch: true}
 }
 
@@ -180,8 +188,8 @@ func copyDir(t testing.TB, src, dst string) {
 func servedVersion(t testing.TB, f *Follower, ref string) int {
 	t.Helper()
 	files, err := f.Initial(context.Background())
-	if err != nil || len(files) != len(crashRuleFiles) {
-		t.Fatalf("served %d files (%v), want %d", len(files), err, len(crashRuleFiles))
+	if err != nil || len(files) != len(f.o.RuleFiles) {
+		t.Fatalf("served %d files (%v), want %d", len(files), err, len(f.o.RuleFiles))
 	}
 	v := -1
 	for _, sf := range files {
@@ -238,11 +246,11 @@ func noRemnants(t testing.TB, f *Follower, dir string) {
 }
 
 // crashRun runs the crash child on dir, expecting it to die by SIGKILL at step at (1-based).
-func crashRun(t testing.TB, exe, dir, ref, phase string, at int, name string) {
+func crashRun(t testing.TB, exe, dir, ref, phase string, at int, name string, files ...string) {
 	t.Helper()
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashAtEnv+"="+strconv.Itoa(at), crashNameEnv+"="+name, crashDirEnv+"="+dir,
-		crashRefEnv+"="+ref, crashPhaseEnv+"="+phase)
+		crashRefEnv+"="+ref, crashPhaseEnv+"="+phase, crashFilesEnv+"="+strings.Join(files, ","))
 	out, err := cmd.CombinedOutput()
 	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if err == nil || !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
@@ -439,5 +447,89 @@ func TestCrashAtEveryPromotionStep(t *testing.T) {
 	t.Logf("%d kills", kills)
 	if kills < 200 {
 		t.Fatalf("only %d kills", kills)
+	}
+}
+
+// TestCrashWhileDroppingFiles: follow.rule_files loses a file across a restart, and the
+// start-up that removes its active copy (and records that) is killed at each of its steps. The
+// next start finishes it: the dropped file is gone, the others serve v1 untouched, nothing is
+// taken for an edit, and the next check converges to v2.
+func TestCrashWhileDroppingFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := testregistry.New(t, testregistry.Options{})
+	p := newPusher(t, reg, "", "")
+	ref := reg.Host + "/rules/crash:1"
+	p.push("rules/crash:1", crashVersion(1))
+	tmpl := t.TempDir()
+	f, err := New(crashOptions(tmpl, ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	attach(f, &crashSink{})
+	if r := f.Sync(context.Background(), false); r[0].Result != ResultAccepted {
+		t.Fatalf("template: %+v", r)
+	}
+	dropped := f.ActivePath(ref, "nested/c.yaml")[len(tmpl):]
+	d2 := p.push("rules/crash:1", crashVersion(2))
+	kept := crashRuleFiles[:2]
+
+	rec := t.TempDir()
+	copyDir(t, tmpl, rec)
+	steps := recordSteps(func() {
+		if _, err := New(crashOptions(rec, ref, kept...)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if count(steps, "active:"+refDir(f.names[0])+"/nested/c.yaml:remove") != 1 {
+		t.Fatalf("start-up steps %v", steps)
+	}
+	for k, name := range steps {
+		what := fmt.Sprintf("killed at start-up step %d (%s)", k+1, name)
+		dir := t.TempDir()
+		copyDir(t, tmpl, dir)
+		crashRun(t, exe, dir, ref, "start", k+1, name, kept...)
+		f, err := New(crashOptions(dir, ref, kept...))
+		if err != nil {
+			t.Fatalf("%s: restart: %v", what, err)
+		}
+		if v := servedVersion(t, f, ref); v != 1 {
+			t.Fatalf("%s: serves v%d", what, v)
+		}
+		if _, err := os.Stat(filepath.Join(dir, dropped)); !os.IsNotExist(err) {
+			t.Fatalf("%s: dropped file still there (%v)", what, err)
+		}
+		noRemnants(t, f, dir)
+		sink := &crashSink{}
+		attach(f, sink)
+		f.reconcileDisk()
+		if sink.compiled != 0 {
+			t.Fatalf("%s: taken for a local edit", what)
+		}
+		if r := f.Sync(context.Background(), false); r[0].Result != ResultAccepted || r[0].Digest != d2 {
+			t.Fatalf("%s: next check %+v", what, r)
+		}
+		if v := servedVersion(t, f, ref); v != 2 {
+			t.Fatalf("%s: after the next check serves v%d", what, v)
+		}
+	}
+	t.Logf("%d kills", len(steps))
+
+	// A dropped file the operator changed is theirs: left in place.
+	dir := t.TempDir()
+	copyDir(t, tmpl, dir)
+	if err := os.WriteFile(filepath.Join(dir, dropped), []byte(crashEdit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(crashOptions(dir, ref, kept...)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, dropped)); err != nil || string(b) != crashEdit {
+		t.Fatalf("operator's file removed or changed: %q %v", b, err)
 	}
 }
