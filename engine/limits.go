@@ -26,10 +26,14 @@ const (
 	DefaultMaxYAMLNodes = 1_000_000
 )
 
-func (o Options) maxConditionNodes() int { return orDefault(o.MaxConditionNodes, DefaultMaxConditionNodes) }
-func (o Options) maxRulesetNodes() int   { return orDefault(o.MaxRulesetNodes, DefaultMaxRulesetNodes) }
-func (o Options) maxConditionBytes() int { return orDefault(o.MaxConditionBytes, DefaultMaxConditionBytes) }
-func (o Options) maxYAMLNodes() int      { return orDefault(o.MaxYAMLNodes, DefaultMaxYAMLNodes) }
+func (o Options) maxConditionNodes() int {
+	return orDefault(o.MaxConditionNodes, DefaultMaxConditionNodes)
+}
+func (o Options) maxRulesetNodes() int { return orDefault(o.MaxRulesetNodes, DefaultMaxRulesetNodes) }
+func (o Options) maxConditionBytes() int {
+	return orDefault(o.MaxConditionBytes, DefaultMaxConditionBytes)
+}
+func (o Options) maxYAMLNodes() int { return orDefault(o.MaxYAMLNodes, DefaultMaxYAMLNodes) }
 
 func orDefault(v, def int) int {
 	if v > 0 {

@@ -48,8 +48,8 @@ func TestLoadRefusesExpansionBombs(t *testing.T) {
 	alias.WriteString("]\n")
 
 	for _, tc := range []struct {
-		name, content      string
-		code               Code
+		name, content     string
+		code              Code
 		kind, item, inMsg string
 	}{
 		{"macro bomb", macroBomb(40), ErrCompileCondition, ItemMacro, "m12", "condition expands to more than 5000 nodes once macros are substituted (at macro 'm11')"},
