@@ -590,6 +590,9 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 		// "ignored"/"accepted" records name the reference.
 		changed = []agent.SourceFile{{Name: f.o.RuleFiles[0], Ref: f.names[firstKey(pulled)], Digest: pulled[firstKey(pulled)].digest}}
 	}
+	if err := checkBudget(files); err != nil {
+		return fail(err, err.Error())
+	}
 	cand, err := f.sink.Compile(SourceName, files)
 	if err != nil {
 		return fail(err, agent.Reason(err))
@@ -984,7 +987,11 @@ func (f *Follower) reconcileDisk() {
 			}
 		}
 	}
-	cand, err := f.sink.Compile(SourceName, files)
+	err := checkBudget(files)
+	var cand *agent.Candidate
+	if err == nil {
+		cand, err = f.sink.Compile(SourceName, files)
+	}
 	if err != nil {
 		f.sink.Ignore(SourceName, changed, err)
 		f.log.Error().Str("reason", agent.Reason(err)).Msg("local edit of a followed rule file ignored; the file was restored from the accepted set")
