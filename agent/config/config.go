@@ -28,6 +28,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/internal/redact"
 )
 
 // DefaultYAML is the default configuration file with a comment on every key. Default() is
@@ -338,7 +339,8 @@ func applyOverride(root *yaml.Node, o string) error {
 	key, val, ok := strings.Cut(o, "=")
 	key = strings.TrimSpace(key)
 	if !ok || key == "" {
-		return fmt.Errorf("invalid override %q: want -o dotted.key=value", o)
+		// Not the override itself: "-o outputs.http.url http://user:password@..." holds a secret.
+		return fmt.Errorf("invalid override %s: want -o dotted.key=value", shownKey(key))
 	}
 	if root.Kind != yaml.MappingNode {
 		return fmt.Errorf("config: top level must be a mapping")
@@ -347,7 +349,8 @@ func applyOverride(root *yaml.Node, o string) error {
 	if strings.TrimSpace(val) == "" {
 		vdoc.Content = []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: ""}}
 	} else if err := yaml.Unmarshal([]byte(val), &vdoc); err != nil {
-		return fmt.Errorf("override %s: invalid value %q: %w", key, val, err)
+		// The value is not shown: it may be a URL with a password or a token.
+		return fmt.Errorf("override %s: the value is not valid YAML (%w): quote it, e.g. -o '%s=\"...\"'", shownKey(key), err, shownKey(key))
 	}
 	// A value that is only a comment ("-o key=#x") is an empty document: YAML's null, as in a file.
 	value := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
@@ -387,6 +390,22 @@ func applyOverride(root *yaml.Node, o string) error {
 		n = child
 	}
 	return nil
+}
+
+// shownKey returns key when it looks like a dotted configuration key and a placeholder
+// otherwise, so a malformed override never echoes a value that may be secret.
+func shownKey(key string) string {
+	ok := key != "" && len(key) <= 64
+	for _, r := range key {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.') {
+			ok = false
+			break
+		}
+	}
+	if !ok {
+		return "(key not shown)"
+	}
+	return key
 }
 
 func zeroLines(n *yaml.Node) {
@@ -645,7 +664,7 @@ func (c *Config) Validate() error {
 	if o.HTTP.URL != "" {
 		u, err := url.Parse(o.HTTP.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("outputs.http.url", "invalid URL %q: want http(s)://host[:port]/path", o.HTTP.URL)
+			bad("outputs.http.url", "invalid URL %q: want http(s)://host[:port]/path", redact.URL(o.HTTP.URL))
 		}
 		if o.HTTP.MaxRetries < 0 {
 			bad("outputs.http.max_retries", "must not be negative, got %d", o.HTTP.MaxRetries)
@@ -661,7 +680,7 @@ func (c *Config) Validate() error {
 	f := &c.Follow
 	for i, r := range f.Refs {
 		if strings.TrimSpace(r) == "" || strings.ContainsAny(r, " \t\n") {
-			bad(fmt.Sprintf("follow.refs[%d]", i), "invalid reference %q", r)
+			bad(fmt.Sprintf("follow.refs[%d]", i), "invalid reference %q", redact.URL(r))
 		}
 	}
 	if len(f.Refs) > 0 {
@@ -682,7 +701,7 @@ func (c *Config) Validate() error {
 	// Hosts are host[:port] as in references: a scheme or path would never match one.
 	checkHost := func(key, h string) {
 		if h == "" || strings.Contains(h, "://") || strings.ContainsAny(h, "/ \t@") {
-			bad(key, "invalid registry host %q: want host[:port] as in the reference, e.g. ghcr.io or 10.0.0.5:5000", h)
+			bad(key, "invalid registry host %q: want host[:port] as in the reference, e.g. ghcr.io or 10.0.0.5:5000", redact.URL(h))
 		}
 	}
 	for i, h := range f.PlainHTTP {
