@@ -5,12 +5,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/falco-k8s/falco-k8s/agent/status"
 )
 
 // lockedBuffer collects logs written from several goroutines.
@@ -77,5 +81,24 @@ func TestNoSecretInLogsOrStatus(t *testing.T) {
 				t.Errorf("%s contains %q:\n%s", what, secret, text)
 			}
 		}
+	}
+}
+
+// TestJournalHealthInStatus: a directory in place of a journal segment is set aside at start-up,
+// and /status says so (journal.quarantined, last_error) while alerts are journaled as usual.
+func TestJournalHealthInStatus(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "journal", "seg-0000000000000007.log"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ta := startAgent(t, []string{"rules.state_dir=" + dir}, Options{})
+	if code := post(t, ta.url, batch("j", 0, 3)); code != 200 {
+		t.Fatalf("post %d", code)
+	}
+	waitFor(t, func() bool { j := ta.Status().Journal; return j != nil && j.Segments == 1 })
+	var st status.Status
+	getJSON(t, ta.url+"/status", &st)
+	if j := st.Journal; j == nil || !j.Available || j.Quarantined != 1 || !strings.Contains(j.LastError, "seg-0000000000000007.log") {
+		t.Fatalf("journal status %+v", st.Journal)
 	}
 }

@@ -47,6 +47,13 @@ func (a *Agent) Status() status.Status {
 		}
 		s.Outputs = append(s.Outputs, st)
 	}
+	if j := a.journal; j != nil {
+		b, n := j.Size()
+		s.Journal = &status.Journal{Available: true, Segments: n, Bytes: b, CorruptRecords: j.CorruptRecords(),
+			Quarantined: j.Quarantined(), LastError: j.LastError()}
+	} else if a.cfg.Journal.Enabled {
+		s.Journal = &status.Journal{LastError: a.journalErr}
+	}
 	return s
 }
 
