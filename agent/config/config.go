@@ -93,6 +93,11 @@ type Webhook struct {
 	MaxEventSize      ByteSize      `yaml:"max_event_size"`
 	MaxBodySize       ByteSize      `yaml:"max_body_size"`
 	MaxInflight       int           `yaml:"max_inflight"`
+	MaxEvents         int           `yaml:"max_events"`
+	MemoryBudget      ByteSize      `yaml:"memory_budget"`
+	BodyTimeout       time.Duration `yaml:"body_timeout"`
+	BodyGrace         time.Duration `yaml:"body_grace"`
+	MinBodyRate       ByteSize      `yaml:"min_body_rate"`
 	Queue             Queue         `yaml:"queue"`
 	RetryAfter        time.Duration `yaml:"retry_after"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
@@ -101,6 +106,18 @@ type Webhook struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 }
+
+// MemoryLimit is the Go memory limit (GOMEMLIMIT) that follows from the configuration: the
+// webhook's memory budget, the queue's bytes and a fixed allowance for the rest (rules,
+// outputs' and journal's buffers, runtime). The agent sets it unless GOMEMLIMIT is set, so the
+// garbage collector returns freed memory before the heap grows past what the knobs allow.
+func (c *Config) MemoryLimit() int64 {
+	return int64(c.Webhook.MemoryBudget) + int64(c.Webhook.Queue.MaxBytes) + BaseMemory
+}
+
+// BaseMemory is the allowance in MemoryLimit for everything but request bodies and their
+// parsing: measured at about 40 MiB with the built-in rules and full output buffers.
+const BaseMemory = 128 << 20
 
 // ServerTLS is the webhook's serving certificate and optional client CA.
 type ServerTLS struct {
@@ -614,13 +631,20 @@ func (c *Config) Validate() error {
 	positive("webhook.max_inflight", int64(w.MaxInflight))
 	positive("webhook.queue.capacity", int64(w.Queue.Capacity))
 	positive("webhook.queue.max_bytes", int64(w.Queue.MaxBytes))
+	positive("webhook.max_events", int64(w.MaxEvents))
+	if w.MemoryBudget < 2*w.MaxBodySize {
+		bad("webhook.memory_budget", "%s is less than twice webhook.max_body_size (%s): no full-size batch could be read and checked", w.MemoryBudget, w.MaxBodySize)
+	}
+	if w.MinBodyRate < 0 {
+		bad("webhook.min_body_rate", "must not be negative, got %d", w.MinBodyRate)
+	}
 	if w.Queue.MaxBytes > 0 && w.Queue.MaxBytes < w.MaxBodySize {
 		bad("webhook.queue.max_bytes", "%s is smaller than webhook.max_body_size (%s): a full-size batch could never be queued", w.Queue.MaxBytes, w.MaxBodySize)
 	}
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"webhook.queue.wait", w.Queue.Wait}, {"webhook.retry_after", w.RetryAfter}, {"webhook.read_header_timeout", w.ReadHeaderTimeout},
+	}{{"webhook.queue.wait", w.Queue.Wait}, {"webhook.retry_after", w.RetryAfter}, {"webhook.body_timeout", w.BodyTimeout}, {"webhook.body_grace", w.BodyGrace}, {"webhook.read_header_timeout", w.ReadHeaderTimeout},
 		{"webhook.read_timeout", w.ReadTimeout}, {"webhook.write_timeout", w.WriteTimeout}, {"webhook.idle_timeout", w.IdleTimeout},
 		{"webhook.shutdown_timeout", w.ShutdownTimeout}, {"outputs.http.timeout", c.Outputs.HTTP.Timeout},
 		{"outputs.http.initial_backoff", c.Outputs.HTTP.InitialBackoff}, {"outputs.http.max_backoff", c.Outputs.HTTP.MaxBackoff}} {
