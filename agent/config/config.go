@@ -107,16 +107,23 @@ type Webhook struct {
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 }
 
-// MemoryLimit is the Go memory limit (GOMEMLIMIT) that follows from the configuration: the
-// webhook's memory budget, the queue's bytes and a fixed allowance for the rest (rules,
-// outputs' and journal's buffers, runtime). The agent sets it unless GOMEMLIMIT is set, so the
-// garbage collector returns freed memory before the heap grows past what the knobs allow.
-func (c *Config) MemoryLimit() int64 {
+// MemoryBound is the peak resident memory that follows from the configuration: the webhook's
+// memory budget (bodies being read, batches being parsed by the webhook and the workers), the
+// queue's bytes (admitted bodies) and BaseMemory for the rest. agent/doc.go ("Memory") explains
+// each part; TestPeakRSSFollowsConfiguration measures it.
+func (c *Config) MemoryBound() int64 {
 	return int64(c.Webhook.MemoryBudget) + int64(c.Webhook.Queue.MaxBytes) + BaseMemory
 }
 
-// BaseMemory is the allowance in MemoryLimit for everything but request bodies and their
-// parsing: measured at about 40 MiB with the built-in rules and full output buffers.
+// GoMemLimit is the Go runtime's soft memory limit the agent sets unless GOMEMLIMIT is: the
+// bound less half the base allowance (the binary's code and the runtime's own memory are outside
+// the Go heap), so the garbage collector works harder as the heap nears the bound instead of
+// letting garbage double it.
+func (c *Config) GoMemLimit() int64 { return c.MemoryBound() - BaseMemory/2 }
+
+// BaseMemory is the allowance for everything but request bodies and their parsing: rules,
+// evaluators, output and journal buffers, the runtime and the binary (about 40 MiB measured
+// with the built-in rules), plus the collector's slack.
 const BaseMemory = 128 << 20
 
 // ServerTLS is the webhook's serving certificate and optional client CA.

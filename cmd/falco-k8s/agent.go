@@ -51,7 +51,7 @@ func newAgentCmd() *cobra.Command {
 			}
 			if os.Getenv("GOMEMLIMIT") == "" {
 				// Peak memory follows from the configuration (agent/doc.go, "Memory").
-				debug.SetMemoryLimit(cfg.MemoryLimit())
+				debug.SetMemoryLimit(cfg.GoMemLimit())
 			}
 			opts := agent.Options{Version: version, Logger: log, Stdout: cmd.OutOrStdout()}
 			if len(cfg.Follow.Refs) > 0 {
