@@ -141,6 +141,9 @@ type Queue struct {
 	Capacity  int    `json:"capacity"`
 	MaxBytes  int64  `json:"max_bytes"`
 	Throttled uint64 `json:"throttled"`
+	// MemoryReserved is what requests and workers hold of MemoryBudget (webhook.memory_budget).
+	MemoryReserved int64 `json:"memory_reserved"`
+	MemoryBudget   int64 `json:"memory_budget"`
 }
 
 // Output is one alert output's counters.

@@ -76,3 +76,11 @@ func (p *pacedBody) Read(b []byte) (int, error) {
 }
 
 func (p *pacedBody) Close() error { return p.r.Close() }
+
+// done clears the read deadline once the body is in, so it cannot cut the connection's next
+// request short (the server sets its own deadlines for that one when it has any).
+func (p *pacedBody) done() {
+	if !p.noDL && !p.set.IsZero() {
+		_ = p.rc.SetReadDeadline(time.Time{})
+	}
+}

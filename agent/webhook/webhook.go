@@ -306,7 +306,9 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 	}
 	body := io.ReadCloser(r.Body)
 	if h.cfg.BodyTimeout > 0 || h.cfg.MinBodyRate > 0 {
-		body = newPacedBody(r.Body, http.NewResponseController(w), h.cfg.BodyTimeout, h.cfg.BodyGrace, h.cfg.MinBodyRate)
+		paced := newPacedBody(r.Body, http.NewResponseController(w), h.cfg.BodyTimeout, h.cfg.BodyGrace, h.cfg.MinBodyRate)
+		defer paced.done()
+		body = paced
 	}
 	var in io.Reader = http.MaxBytesReader(w, body, limit)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
