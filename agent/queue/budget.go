@@ -34,8 +34,11 @@ func (b *Budget) Used() int64 { return b.used.Load() }
 // to be passed to Release.
 func (b *Budget) Acquire(ctx context.Context, n int64) (int64, error) {
 	n = min(max(n, 0), b.size)
-	if err := b.sem.Acquire(ctx, n); err != nil {
-		return 0, err
+	// Free room is taken even when ctx has just ended (semaphore.Acquire checks ctx first).
+	if !b.sem.TryAcquire(n) {
+		if err := b.sem.Acquire(ctx, n); err != nil {
+			return 0, err
+		}
 	}
 	b.used.Add(n)
 	return n, nil
