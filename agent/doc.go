@@ -41,10 +41,11 @@
 //   - The rest (rules, evaluators, output and journal buffers, the runtime) is about 40 MiB.
 //
 // Rules are bounded too: the engine refuses conditions that expand past its limits (a macro
-// bomb is refused in microseconds, naming the macro), and the follower refuses candidates whose
-// rule files exceed follower.MaxCandidateRulesBytes (1 MiB) before compiling them, so no
-// artifact can take the agent down. TestPeakRSSFollowsConfiguration (cmd/falco-k8s) measures
-// the peak RSS of an agent process under 8 concurrent 12 MiB batches.
+// bomb is refused in about a millisecond, naming the macro); the follower refuses candidates
+// whose rule files exceed follower.MaxCandidateRulesBytes (1 MiB) before compiling them; and
+// compiling any ruleset is charged to the memory budget (192 bytes per byte of YAML, the worst
+// case measured), so no artifact can take the agent down. TestPeakRSSFollowsConfiguration
+// (cmd/falco-k8s) measures the peak RSS of an agent process under 8 concurrent 12 MiB batches.
 //
 // # The alert journal
 //
