@@ -55,6 +55,7 @@ type Agent struct {
 	log        zerolog.Logger
 	m          *metrics.Metrics
 	q          *queue.Queue
+	budget     *queue.Budget // webhook.memory_budget, shared by the webhook and the workers
 	wh         *webhook.Handler
 	outs       *output.Set
 	fileOut    *output.Writer
@@ -100,6 +101,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Agent, error) 
 		addrReady: make(chan struct{}),
 	}
 	a.q = queue.New(cfg.Webhook.Queue.Capacity, int64(cfg.Webhook.Queue.MaxBytes))
+	a.budget = queue.NewBudget(int64(cfg.Webhook.MemoryBudget))
 	a.m = metrics.New(func() float64 { n, _ := a.q.Len(); return float64(n) },
 		func() float64 { _, b := a.q.Len(); return float64(b) })
 	for _, s := range opts.Sources {
@@ -117,6 +119,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Agent, error) 
 		MaxEventSize: int(cfg.Webhook.MaxEventSize), MaxBodySize: int64(cfg.Webhook.MaxBodySize),
 		MaxInflight: cfg.Webhook.MaxInflight, Wait: cfg.Webhook.Queue.Wait, RetryAfter: cfg.Webhook.RetryAfter,
 		RequireClientCert: cfg.Webhook.TLS.ClientCAFile != "",
+		MaxEvents:         cfg.Webhook.MaxEvents, Budget: a.budget,
+		BodyTimeout: cfg.Webhook.BodyTimeout, BodyGrace: cfg.Webhook.BodyGrace, MinBodyRate: int64(cfg.Webhook.MinBodyRate),
 	}, a.q, a.m, a.log.With().Str("component", "webhook").Logger())
 	if err := a.loadCredentials(); err != nil {
 		a.outs.Close(ctx) //nolint:errcheck // already failing

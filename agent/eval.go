@@ -1,12 +1,16 @@
 package agent
 
 import (
+	"context"
 	"time"
 
 	"github.com/falco-k8s/falco-k8s/agent/output"
 	"github.com/falco-k8s/falco-k8s/engine"
 	"github.com/falco-k8s/falco-k8s/engine/k8saudit"
 )
+
+// maxKeptDecoderCost is the largest batch (parse cost) after which a worker keeps its decoder.
+const maxKeptDecoderCost = 4 << 20
 
 // worker evaluates batches until the queue is closed and drained. Each worker has its own
 // decoder and evaluator; a batch's events are evaluated in order by one worker.
@@ -28,6 +32,9 @@ func (a *Agent) worker() {
 		if b.AllFit {
 			dec.MaxEventSize = 0
 		}
+		// Decoding holds the parsed batch: charged to the memory budget like the webhook's
+		// check (waiting, never refusing: the batch was acknowledged).
+		held, _ := a.budget.Acquire(context.Background(), b.Cost)
 		n := 0
 		_, err := dec.Decode(b.Body, func(e *k8saudit.Event) error {
 			// Loaded per event: a swapped ruleset applies from the next event on.
@@ -43,6 +50,12 @@ func (a *Agent) worker() {
 			// unless the decoder is not deterministic, which must be loud.
 			a.log.Error().Err(err).Int("expected", b.Events).Int("evaluated", n).Msg("batch decoded differently by the worker")
 		}
+		if b.Cost > maxKeptDecoderCost {
+			// The decoder keeps its parser's memory for reuse; after a big batch, let it go
+			// with the reservation instead of holding it uncounted.
+			dec = k8saudit.Decoder{MaxEventSize: maxEventSize, Hostname: a.hostname}
+		}
+		a.budget.Release(held)
 		a.m.Evaluated(n)
 		a.q.Done(b)
 		a.m.BatchDone(time.Since(b.Queued))

@@ -170,7 +170,15 @@ func (a *Agent) compose(local []engine.File, overrideSource string, override []S
 		files = append(files, f)
 		meta = append(meta, status.File{Name: f.Name, Origin: a.localOrigin(f.Name), SHA256: sha(f.Content)})
 	}
+	// Compiling is charged to the memory budget like parsing a batch, so a big candidate
+	// waits for room instead of adding to the peak (the engine bounds what it can expand to).
+	cost := int64(0)
+	for _, f := range files {
+		cost += int64(len(f.Content)) * compileCostPerByte
+	}
+	held, _ := a.budget.Acquire(context.Background(), cost)
 	rs, results, err := engine.Load(files, a.engineOpts)
+	a.budget.Release(held)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +188,11 @@ func (a *Agent) compose(local []engine.File, overrideSource string, override []S
 	}
 	return &built{rs: rs, files: meta, warnings: w}, nil
 }
+
+// compileCostPerByte is the memory compiling a rules file takes per byte of YAML, charged to
+// the memory budget: measured at about 160 for the worst case (a file of one-character list
+// items; the stock rules take far less).
+const compileCostPerByte = 192
 
 // Reason renders a load failure as its first precise diagnostic, "file:line:col: error: item:
 // message (CODE)", plus how many more errors there were.

@@ -38,7 +38,8 @@ func (a *Agent) Status() status.Status {
 	s.Events = status.Events{Received: snap.Received, Dropped: snap.Dropped, Evaluated: snap.Evaluated, Alerts: snap.Alerts, RejectedRequests: snap.Rejected}
 	n, b := a.q.Len()
 	capN, capB := a.q.Capacity()
-	s.Queue = status.Queue{Events: n, Bytes: b, Capacity: capN, MaxBytes: capB, Throttled: snap.Throttled}
+	s.Queue = status.Queue{Events: n, Bytes: b, Capacity: capN, MaxBytes: capB, Throttled: snap.Throttled,
+		MemoryReserved: a.budget.Used(), MemoryBudget: a.budget.Size()}
 	s.Outputs = []status.Output{}
 	for _, o := range a.outs.Outputs() {
 		st := status.Output{Name: o.Name()}
@@ -46,6 +47,13 @@ func (a *Agent) Status() status.Status {
 			st.Sent, st.Failed, st.Dropped = c.Counts()
 		}
 		s.Outputs = append(s.Outputs, st)
+	}
+	if j := a.journal; j != nil {
+		b, n := j.Size()
+		s.Journal = &status.Journal{Available: true, Segments: n, Bytes: b, CorruptRecords: j.CorruptRecords(),
+			Quarantined: j.Quarantined(), LastError: j.LastError()}
+	} else if a.cfg.Journal.Enabled {
+		s.Journal = &status.Journal{LastError: a.journalErr}
 	}
 	return s
 }

@@ -20,6 +20,8 @@ type compiledMacro struct {
 	ast      condition.Expr
 	resolved bool
 	used     bool
+	// size is the number of nodes ast expands to (valid once resolved).
+	size int
 }
 
 // compiler turns the collector's items into a Ruleset, following Falco's rule_loader::compiler:
@@ -120,72 +122,102 @@ func quoteItem(s string) string {
 
 // resolveLists performs Falco's textual list substitution on a condition for every list, in
 // definition order. It does not understand quotes or context, on purpose: rules rely on the
-// exact behaviour (empty lists swallow a comma, undefined names stay literal).
-func (cp *compiler) resolveLists(cond string) string {
+// exact behaviour (empty lists swallow a comma, undefined names stay literal). A result longer
+// than limit bytes is refused (a list named many times in a condition multiplies its size).
+func (cp *compiler) resolveLists(cond string) (string, error) {
+	limit := cp.opts.maxConditionBytes()
 	for _, cl := range cp.lists {
 		var used bool
-		cond, used = resolveList(cond, cl.info.name, cl.items)
+		var err error
+		cond, used, err = resolveList(cond, cl.info.name, cl.items, limit)
+		if err != nil {
+			return "", err
+		}
 		if used {
 			cl.used = true
 		}
 	}
-	return cond
+	return cond, nil
 }
 
 const listBlanks = " \t\n\r"
 const listDelims = listBlanks + "(),="
 
-func resolveList(cnd, name string, items []string) (string, bool) {
-	if name == "" {
-		return cnd, false
+// resolveList replaces each delimited occurrence of name in cnd by the list's items, in one pass
+// (linear in the result, which is at most limit bytes). Falco's algorithm rebuilds the whole
+// string at each occurrence; the result is the same, quirks included: blanks around the name
+// are replaced by single spaces, an empty list swallows the comma before (else after) it, and
+// after a substitution at the very start the next character is never the start of a match.
+func resolveList(cnd, name string, items []string, limit int) (string, bool, error) {
+	if name == "" || !strings.Contains(cnd, name) {
+		return cnd, false, nil
 	}
+	isBlank := func(c byte) bool { return strings.IndexByte(listBlanks, c) >= 0 }
+	isDelim := func(c byte) bool { return strings.IndexByte(listDelims, c) >= 0 }
+	var sub string
+	subDone := false
 	used := false
-	start := strings.Index(cnd, name)
-	for start >= 0 {
-		end := start + len(name)
-		if (start == 0 || strings.IndexByte(listDelims, cnd[start-1]) >= 0) &&
-			(end >= len(cnd) || strings.IndexByte(listDelims, cnd[end]) >= 0) {
-			for start > 0 && strings.IndexByte(listBlanks, cnd[start-1]) >= 0 {
-				start--
-			}
-			for end < len(cnd) && strings.IndexByte(listBlanks, cnd[end]) >= 0 {
-				end++
-			}
-			var sub strings.Builder
-			for i, it := range items {
-				if i > 0 {
-					sub.WriteString(", ")
-				}
-				sub.WriteString(quoteItem(it))
-			}
-			if sub.Len() == 0 {
-				if start > 0 && cnd[start-1] == ',' {
-					start--
-				} else if end < len(cnd) && cnd[end] == ',' {
-					end++
-				}
-			}
-			var b strings.Builder
-			if start > 0 {
-				b.WriteString(cnd[:start])
-				b.WriteByte(' ')
-			}
-			b.WriteString(sub.String())
-			b.WriteByte(' ')
-			if end <= len(cnd) {
-				b.WriteString(cnd[end:])
-			}
-			cnd = b.String()
-			start += sub.Len() + 1
-			used = true
-		}
-		next := strings.Index(cnd[min(start+1, len(cnd)):], name)
-		if next < 0 {
+	out := make([]byte, 0, len(cnd))
+	rest := cnd
+	for {
+		i := strings.Index(rest, name)
+		if i < 0 {
 			break
 		}
-		start = min(start+1, len(cnd)) + next
+		end := i + len(name)
+		prevOK := true
+		if i > 0 {
+			prevOK = isDelim(rest[i-1])
+		} else if len(out) > 0 {
+			prevOK = isDelim(out[len(out)-1])
+		}
+		if !prevOK || (end < len(rest) && !isDelim(rest[end])) {
+			out = append(out, rest[:i+1]...)
+			rest = rest[i+1:]
+			continue
+		}
+		if !subDone {
+			var b strings.Builder
+			for k, it := range items {
+				if k > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(quoteItem(it))
+			}
+			sub, subDone = b.String(), true
+		}
+		out = append(out, rest[:i]...)
+		for len(out) > 0 && isBlank(out[len(out)-1]) {
+			out = out[:len(out)-1]
+		}
+		for end < len(rest) && isBlank(rest[end]) {
+			end++
+		}
+		if sub == "" {
+			if len(out) > 0 && out[len(out)-1] == ',' {
+				out = out[:len(out)-1]
+			} else if end < len(rest) && rest[end] == ',' {
+				end++
+			}
+		}
+		if len(out)+len(sub)+2+len(rest)-end > limit {
+			return "", false, &conditionTooLongError{limit: limit}
+		}
+		atStart := len(out) == 0
+		if !atStart {
+			out = append(out, ' ')
+		}
+		out = append(out, sub...)
+		out = append(out, ' ')
+		rest = rest[end:]
+		used = true
+		if atStart && len(rest) > 0 {
+			out = append(out, rest[0])
+			rest = rest[1:]
+		}
 	}
-	return cnd, used
+	out = append(out, rest...)
+	return string(out), used, nil
 }
 
 func (cp *compiler) parse(text string, parent ctx) (condition.Expr, error) {
@@ -206,7 +238,10 @@ func (cp *compiler) parse(text string, parent ctx) (condition.Expr, error) {
 func (cp *compiler) compileMacros() error {
 	cp.macros = map[string]*compiledMacro{}
 	for _, m := range cp.col.macros.items {
-		text := cp.resolveLists(m.cond)
+		text, err := cp.resolveLists(m.cond)
+		if err != nil {
+			return &loadErr{code: ErrCompileCondition, msg: err.Error(), ctx: m.condCtx}
+		}
 		ast, err := cp.parse(text, m.condCtx)
 		if err != nil {
 			return err
@@ -225,24 +260,35 @@ func (cp *compiler) compileMacros() error {
 		}
 		// The path starts empty, as in libsinsp's filter_macro_resolver: a loop is reported
 		// at the first macro met twice while expanding (a macro sees itself only once redefined).
-		resolved, err := cp.substitute(cm.ast, visible, nil, true)
+		x := &expansion{limit: cp.opts.maxConditionNodes()}
+		resolved, err := cp.substitute(cm.ast, visible, nil, true, x)
 		if err != nil {
 			c, snip := exprCtx(cm.info.condCtx, cm.info.cond, err.pos)
-			return &exprErr{code: ErrValidate, msg: err.msg, ctx: c, snippet: snip}
+			return &exprErr{code: err.code(), msg: err.msg, ctx: c, snippet: snip}
 		}
-		cm.ast, cm.resolved = resolved, true
+		cm.ast, cm.resolved, cm.size = resolved, true, x.nodes
 	}
 	return nil
 }
 
 type macroErr struct {
-	msg string
-	pos condition.Pos
+	msg    string
+	pos    condition.Pos
+	tooBig bool
+}
+
+func (e *macroErr) code() Code {
+	if e.tooBig {
+		return ErrCompileCondition
+	}
+	return ErrValidate
 }
 
 // substitute replaces macro references by (clones of) their conditions, recursively, detecting
-// loops. Macros are subtrees, so precedence is preserved. mark records usage.
-func (cp *compiler) substitute(e condition.Expr, visible func(string) *compiledMacro, stack []string, mark bool) (condition.Expr, *macroErr) {
+// loops. Macros are subtrees, so precedence is preserved. mark records usage. x counts the
+// expanded nodes (a resolved macro shares its tree but counts its full size) and substitution
+// stops once they pass x's limit, so its work is bounded whatever the macros.
+func (cp *compiler) substitute(e condition.Expr, visible func(string) *compiledMacro, stack []string, mark bool, x *expansion) (condition.Expr, *macroErr) {
 	switch n := e.(type) {
 	case *condition.IdentifierExpr:
 		m := visible(n.Name)
@@ -258,36 +304,51 @@ func (cp *compiler) substitute(e condition.Expr, visible func(string) *compiledM
 			m.used = true
 		}
 		if m.resolved {
+			if !x.add(m.size) {
+				return nil, x.tooBig(n.Pos, n.Name)
+			}
 			return m.ast, nil
 		}
-		return cp.substitute(m.ast, visible, append(stack, n.Name), mark)
+		return cp.substitute(m.ast, visible, append(stack, n.Name), mark, x)
 	case *condition.AndExpr:
-		children, err := cp.substituteAll(n.Children, visible, stack, mark)
+		if !x.add(1) {
+			return nil, x.tooBig(n.Pos, "")
+		}
+		children, err := cp.substituteAll(n.Children, visible, stack, mark, x)
 		if err != nil {
 			return nil, err
 		}
 		return &condition.AndExpr{Pos: n.Pos, Children: children}, nil
 	case *condition.OrExpr:
-		children, err := cp.substituteAll(n.Children, visible, stack, mark)
+		if !x.add(1) {
+			return nil, x.tooBig(n.Pos, "")
+		}
+		children, err := cp.substituteAll(n.Children, visible, stack, mark, x)
 		if err != nil {
 			return nil, err
 		}
 		return &condition.OrExpr{Pos: n.Pos, Children: children}, nil
 	case *condition.NotExpr:
-		r, err := cp.substitute(n.Child, visible, stack, mark)
+		if !x.add(1) {
+			return nil, x.tooBig(n.Pos, "")
+		}
+		r, err := cp.substitute(n.Child, visible, stack, mark, x)
 		if err != nil {
 			return nil, err
 		}
 		return &condition.NotExpr{Pos: n.Pos, Child: r}, nil
 	default:
+		if !x.add(1) {
+			return nil, x.tooBig(e.Position(), "")
+		}
 		return e, nil
 	}
 }
 
-func (cp *compiler) substituteAll(in []condition.Expr, visible func(string) *compiledMacro, stack []string, mark bool) ([]condition.Expr, *macroErr) {
+func (cp *compiler) substituteAll(in []condition.Expr, visible func(string) *compiledMacro, stack []string, mark bool, x *expansion) ([]condition.Expr, *macroErr) {
 	out := make([]condition.Expr, len(in))
 	for i, c := range in {
-		r, err := cp.substitute(c, visible, stack, mark)
+		r, err := cp.substitute(c, visible, stack, mark, x)
 		if err != nil {
 			return nil, err
 		}

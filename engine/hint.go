@@ -42,6 +42,10 @@ var hints = []struct{ prefix, hint string }{
 	{"Unknown key", "check the key's spelling and that it belongs to this kind of item"},
 	{"'append' key is deprecated", "replace 'append: true' with an 'override:' entry such as 'condition: append'"},
 	{"The standalone 'enabled' key", "add 'override: {enabled: replace}' to this item"},
+	{"condition expands to more than", "use each macro once per condition (a macro using another several times doubles at every level)"},
+	{"the rules' conditions expand to more than", "use fewer or smaller macros, or split the rules across fewer rules files"},
+	{"condition is longer than", "use fewer or shorter lists in this condition"},
+	{"rules file expands to more than", "use fewer YAML anchors/aliases: each alias counts as the nodes it stands for"},
 	{"operator not supported list filters", "list fields support only in, intersects and exists"},
 }
 

@@ -76,6 +76,8 @@ type reader struct {
 	f   *yamlFile
 	col *collector
 	res *FileResult
+	// maxYAMLNodes bounds the file's nodes with aliases expanded.
+	maxYAMLNodes int
 }
 
 func (r *reader) fail(code Code, msg string, c ctx) error {
@@ -104,6 +106,14 @@ func (r *reader) read() error {
 			return r.fail(ErrYAMLParse, err.Error(), root.with(ItemRulesContent, "", yamlErrorPos(r.f.name, err)))
 		}
 		docs = append(docs, &doc)
+	}
+	// Aliases are pointers in the parsed tree but every reader of an item copies what they
+	// stand for, so a few nested anchors can stand for billions of nodes: count them first.
+	limit, nodes, memo := r.maxYAMLNodes, 0, map[*yaml.Node]int{}
+	for _, doc := range docs {
+		if nodes += yamlNodes(doc, limit, memo); nodes > limit {
+			return r.fail(ErrYAMLParse, fmt.Sprintf("rules file expands to more than %d YAML nodes once its aliases are expanded: use fewer anchors and aliases", limit), root)
+		}
 	}
 	for _, doc := range docs {
 		n := doc

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 
@@ -15,6 +16,12 @@ type Options struct {
 	// Falco's `priority` setting. The zero value is Emergency, so callers normally set it;
 	// DefaultOptions uses Debug.
 	MinPriority Priority
+	// MaxConditionNodes, MaxRulesetNodes, MaxConditionBytes and MaxYAMLNodes bound the
+	// loader's work (see DefaultMaxConditionNodes and the others); 0 uses the default.
+	MaxConditionNodes int
+	MaxRulesetNodes   int
+	MaxConditionBytes int
+	MaxYAMLNodes      int
 }
 
 // DefaultOptions activates every enabled rule.
@@ -135,7 +142,7 @@ func (l *Loader) Load(name string, content []byte) FileResult {
 	l.col.onWarn = func(code Code, msg string, cx ctx) {
 		l.addWarning(&res, l.diag(SeverityWarning, code, msg, cx, ""))
 	}
-	rd := &reader{f: f, col: &l.col, res: &res}
+	rd := &reader{f: f, col: &l.col, res: &res, maxYAMLNodes: l.opts.maxYAMLNodes()}
 	if err := rd.read(); err != nil {
 		res.Errors = append(res.Errors, l.errDiag(err))
 	} else {
@@ -242,6 +249,8 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 	rs.PluginRequirements = l.col.pluginGroups
 	var warnings []Diagnostic
 	allMacros := func(name string) *compiledMacro { return cp.macros[name] }
+	// total bounds the work of compiling every rule: the sum of their expanded conditions.
+	total := &expansion{limit: l.opts.maxRulesetNodes()}
 	for _, ri := range l.col.rules.items {
 		r := &Rule{
 			Name: ri.name, Desc: ri.desc, Output: ri.output, Priority: ri.priority, Source: ri.source,
@@ -253,7 +262,10 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 			return nil, warnings, lerr
 		}
 		r.ExceptionFields = fields
-		text = cp.resolveLists(text)
+		text, rerr := cp.resolveLists(text)
+		if rerr != nil {
+			return nil, warnings, &loadErr{code: ErrCompileCondition, msg: rerr.Error(), ctx: ri.condCtx}
+		}
 		r.ExpandedCondition = text
 		ast, err := cp.parse(text, ri.condCtx)
 		if err != nil {
@@ -264,14 +276,20 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 			// and mark the macros they use, so a syntax error is caught here rather than in a
 			// Falco that has the source, and their macros are not reported unused.
 			r.Skipped = true
-			cp.substitute(ast, allMacros, nil, true) //nolint:errcheck // usage marking only
+			x := &expansion{limit: l.opts.maxConditionNodes()}
+			cp.substitute(ast, allMacros, nil, true, x) //nolint:errcheck // usage marking only
 			rs.rules = append(rs.rules, r)
 			continue
 		}
-		resolved, merr := cp.substitute(ast, allMacros, nil, true)
+		x := &expansion{limit: l.opts.maxConditionNodes()}
+		resolved, merr := cp.substitute(ast, allMacros, nil, true, x)
+		if merr == nil && !total.add(x.nodes) {
+			merr = &macroErr{tooBig: true, pos: ast.Position(), msg: fmt.Sprintf(
+				"the rules' conditions expand to more than %d nodes in all once macros are substituted: use fewer or smaller macros, or split the rules files", total.limit)}
+		}
 		if merr != nil {
 			c, snip := exprCtx(ri.condCtx, text, merr.pos)
-			return nil, warnings, &exprErr{code: ErrValidate, msg: merr.msg, ctx: c, snippet: snip}
+			return nil, warnings, &exprErr{code: merr.code(), msg: merr.msg, ctx: c, snippet: snip}
 		}
 		ec := &exprCompiler{rs: rs}
 		node, err := ec.compile(resolved)

@@ -28,6 +28,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/internal/redact"
 )
 
 // DefaultYAML is the default configuration file with a comment on every key. Default() is
@@ -92,6 +93,11 @@ type Webhook struct {
 	MaxEventSize      ByteSize      `yaml:"max_event_size"`
 	MaxBodySize       ByteSize      `yaml:"max_body_size"`
 	MaxInflight       int           `yaml:"max_inflight"`
+	MaxEvents         int           `yaml:"max_events"`
+	MemoryBudget      ByteSize      `yaml:"memory_budget"`
+	BodyTimeout       time.Duration `yaml:"body_timeout"`
+	BodyGrace         time.Duration `yaml:"body_grace"`
+	MinBodyRate       ByteSize      `yaml:"min_body_rate"`
 	Queue             Queue         `yaml:"queue"`
 	RetryAfter        time.Duration `yaml:"retry_after"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
@@ -100,6 +106,25 @@ type Webhook struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 }
+
+// MemoryBound is the peak resident memory that follows from the configuration: the webhook's
+// memory budget (bodies being read, batches being parsed by the webhook and the workers), the
+// queue's bytes (admitted bodies) and BaseMemory for the rest. agent/doc.go ("Memory") explains
+// each part; TestPeakRSSFollowsConfiguration measures it.
+func (c *Config) MemoryBound() int64 {
+	return int64(c.Webhook.MemoryBudget) + int64(c.Webhook.Queue.MaxBytes) + BaseMemory
+}
+
+// GoMemLimit is the Go runtime's soft memory limit the agent sets unless GOMEMLIMIT is: the
+// bound less half the base allowance (the binary's code and the runtime's own memory are outside
+// the Go heap), so the garbage collector works harder as the heap nears the bound instead of
+// letting garbage double it.
+func (c *Config) GoMemLimit() int64 { return c.MemoryBound() - BaseMemory/2 }
+
+// BaseMemory is the allowance for everything but request bodies and their parsing: rules,
+// evaluators, output and journal buffers, the runtime and the binary (about 40 MiB measured
+// with the built-in rules), plus the collector's slack.
+const BaseMemory = 128 << 20
 
 // ServerTLS is the webhook's serving certificate and optional client CA.
 type ServerTLS struct {
@@ -338,7 +363,8 @@ func applyOverride(root *yaml.Node, o string) error {
 	key, val, ok := strings.Cut(o, "=")
 	key = strings.TrimSpace(key)
 	if !ok || key == "" {
-		return fmt.Errorf("invalid override %q: want -o dotted.key=value", o)
+		// Not the override itself: "-o outputs.http.url http://user:password@..." holds a secret.
+		return fmt.Errorf("invalid override %s: want -o dotted.key=value", shownKey(key))
 	}
 	if root.Kind != yaml.MappingNode {
 		return fmt.Errorf("config: top level must be a mapping")
@@ -347,7 +373,8 @@ func applyOverride(root *yaml.Node, o string) error {
 	if strings.TrimSpace(val) == "" {
 		vdoc.Content = []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: ""}}
 	} else if err := yaml.Unmarshal([]byte(val), &vdoc); err != nil {
-		return fmt.Errorf("override %s: invalid value %q: %w", key, val, err)
+		// The value is not shown: it may be a URL with a password or a token.
+		return fmt.Errorf("override %s: the value is not valid YAML (%w): quote it, e.g. -o '%s=\"...\"'", shownKey(key), err, shownKey(key))
 	}
 	// A value that is only a comment ("-o key=#x") is an empty document: YAML's null, as in a file.
 	value := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
@@ -387,6 +414,22 @@ func applyOverride(root *yaml.Node, o string) error {
 		n = child
 	}
 	return nil
+}
+
+// shownKey returns key when it looks like a dotted configuration key and a placeholder
+// otherwise, so a malformed override never echoes a value that may be secret.
+func shownKey(key string) string {
+	ok := key != "" && len(key) <= 64
+	for _, r := range key {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.') {
+			ok = false
+			break
+		}
+	}
+	if !ok {
+		return "(key not shown)"
+	}
+	return key
 }
 
 func zeroLines(n *yaml.Node) {
@@ -595,13 +638,20 @@ func (c *Config) Validate() error {
 	positive("webhook.max_inflight", int64(w.MaxInflight))
 	positive("webhook.queue.capacity", int64(w.Queue.Capacity))
 	positive("webhook.queue.max_bytes", int64(w.Queue.MaxBytes))
+	positive("webhook.max_events", int64(w.MaxEvents))
+	if w.MemoryBudget < 2*w.MaxBodySize {
+		bad("webhook.memory_budget", "%s is less than twice webhook.max_body_size (%s): no full-size batch could be read and checked", w.MemoryBudget, w.MaxBodySize)
+	}
+	if w.MinBodyRate < 0 {
+		bad("webhook.min_body_rate", "must not be negative, got %d", w.MinBodyRate)
+	}
 	if w.Queue.MaxBytes > 0 && w.Queue.MaxBytes < w.MaxBodySize {
 		bad("webhook.queue.max_bytes", "%s is smaller than webhook.max_body_size (%s): a full-size batch could never be queued", w.Queue.MaxBytes, w.MaxBodySize)
 	}
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"webhook.queue.wait", w.Queue.Wait}, {"webhook.retry_after", w.RetryAfter}, {"webhook.read_header_timeout", w.ReadHeaderTimeout},
+	}{{"webhook.queue.wait", w.Queue.Wait}, {"webhook.retry_after", w.RetryAfter}, {"webhook.body_timeout", w.BodyTimeout}, {"webhook.body_grace", w.BodyGrace}, {"webhook.read_header_timeout", w.ReadHeaderTimeout},
 		{"webhook.read_timeout", w.ReadTimeout}, {"webhook.write_timeout", w.WriteTimeout}, {"webhook.idle_timeout", w.IdleTimeout},
 		{"webhook.shutdown_timeout", w.ShutdownTimeout}, {"outputs.http.timeout", c.Outputs.HTTP.Timeout},
 		{"outputs.http.initial_backoff", c.Outputs.HTTP.InitialBackoff}, {"outputs.http.max_backoff", c.Outputs.HTTP.MaxBackoff}} {
@@ -645,7 +695,7 @@ func (c *Config) Validate() error {
 	if o.HTTP.URL != "" {
 		u, err := url.Parse(o.HTTP.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("outputs.http.url", "invalid URL %q: want http(s)://host[:port]/path", o.HTTP.URL)
+			bad("outputs.http.url", "invalid URL %q: want http(s)://host[:port]/path", redact.URL(o.HTTP.URL))
 		}
 		if o.HTTP.MaxRetries < 0 {
 			bad("outputs.http.max_retries", "must not be negative, got %d", o.HTTP.MaxRetries)
@@ -661,7 +711,7 @@ func (c *Config) Validate() error {
 	f := &c.Follow
 	for i, r := range f.Refs {
 		if strings.TrimSpace(r) == "" || strings.ContainsAny(r, " \t\n") {
-			bad(fmt.Sprintf("follow.refs[%d]", i), "invalid reference %q", r)
+			bad(fmt.Sprintf("follow.refs[%d]", i), "invalid reference %q", redact.URL(r))
 		}
 	}
 	if len(f.Refs) > 0 {
@@ -682,7 +732,7 @@ func (c *Config) Validate() error {
 	// Hosts are host[:port] as in references: a scheme or path would never match one.
 	checkHost := func(key, h string) {
 		if h == "" || strings.Contains(h, "://") || strings.ContainsAny(h, "/ \t@") {
-			bad(key, "invalid registry host %q: want host[:port] as in the reference, e.g. ghcr.io or 10.0.0.5:5000", h)
+			bad(key, "invalid registry host %q: want host[:port] as in the reference, e.g. ghcr.io or 10.0.0.5:5000", redact.URL(h))
 		}
 	}
 	for i, h := range f.PlainHTTP {

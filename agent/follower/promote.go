@@ -65,7 +65,11 @@ func (f *Follower) candidateFiles(c *candidate) (all, changed []agent.SourceFile
 // derivation from the new one. dryRun stops after validation and records nothing.
 func (f *Follower) promote(c *candidate, dryRun bool) (uint64, error) {
 	all, changed := f.candidateFiles(c)
-	cand, err := f.sink.Compile(SourceName, all)
+	err := checkBudget(all)
+	var cand *agent.Candidate
+	if err == nil {
+		cand, err = f.sink.Compile(SourceName, all)
+	}
 	if err != nil {
 		if !dryRun {
 			f.sink.Ignore(SourceName, changed, err)

@@ -112,7 +112,7 @@ type Journal struct {
 	dirty   bool
 	buf     []byte
 
-	written, failed, droppedN, corrupt atomic.Uint64
+	written, failed, droppedN, corrupt, quarantined atomic.Uint64
 	// pending counts alerts queued and not yet written (or dropped) by the writer, for Flush.
 	pending atomic.Int64
 
@@ -120,6 +120,7 @@ type Journal struct {
 	mDropped *prometheus.CounterVec
 	mErrors  prometheus.Counter
 	mCorrupt prometheus.Counter
+	mQuarant prometheus.Counter
 	// errThrottle: a full disk fails every write; log it once in a while.
 	errThrottle logging.Throttle
 	lastError   atomic.Pointer[string]
@@ -193,6 +194,8 @@ func Open(opts Options) (*Journal, error) {
 			Help: "Failed journal writes or syncs (e.g. disk full)."}),
 		mCorrupt: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "falco_k8s", Name: "journal_corrupt_records_total",
 			Help: "Unreadable journal records skipped by queries (torn writes after a crash, corruption)."}),
+		mQuarant: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "falco_k8s", Name: "journal_quarantined_total",
+			Help: "Segment paths that were not regular files (e.g. a directory in a segment's place), set aside so journaling goes on."}),
 	}
 	for _, r := range []string{DropBufferFull, DropWriteError, DropTooLarge, DropClosed} {
 		j.mDropped.WithLabelValues(r)
@@ -205,7 +208,7 @@ func Open(opts Options) (*Journal, error) {
 		gauge := func(name, help string, f func() float64) prometheus.Collector {
 			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "falco_k8s", Name: name, Help: help}, f)
 		}
-		for _, c := range []prometheus.Collector{j.mWritten, j.mDropped, j.mErrors, j.mCorrupt,
+		for _, c := range []prometheus.Collector{j.mWritten, j.mDropped, j.mErrors, j.mCorrupt, j.mQuarant,
 			gauge("journal_bytes", "Size of the alert journal's segment files.", func() float64 { b, _ := j.Size(); return float64(b) }),
 			gauge("journal_segments", "Segment files of the alert journal.", func() float64 { _, n := j.Size(); return float64(n) }),
 		} {
@@ -228,7 +231,14 @@ func (j *Journal) scan() error {
 	}
 	for _, e := range entries {
 		seq, ok := parseSegName(e.Name())
-		if !ok || !e.Type().IsRegular() {
+		if !ok {
+			continue
+		}
+		if seq >= j.nextSeq {
+			j.nextSeq = seq + 1 // never reuse the name, whatever is there
+		}
+		if !e.Type().IsRegular() {
+			j.quarantine(filepath.Join(j.opts.Dir, e.Name()), errors.New("not a regular file"))
 			continue
 		}
 		p := filepath.Join(j.opts.Dir, e.Name())
@@ -358,8 +368,19 @@ func (j *Journal) write(batch [][]byte) {
 		j.closeActiveLocked()
 	}
 	if j.active == nil {
-		seg := &segment{seq: j.nextSeq, path: filepath.Join(j.opts.Dir, segName(j.nextSeq)), first: now, last: now}
-		f, err := j.opts.create(seg.path)
+		var seg *segment
+		var f segFile
+		var err error
+		// A segment's name taken by something else (a directory, a file left by hand) is set
+		// aside and the next name used, so it cannot stop journaling for good.
+		for range 3 {
+			seg = &segment{seq: j.nextSeq, path: filepath.Join(j.opts.Dir, segName(j.nextSeq)), first: now, last: now}
+			if f, err = j.opts.create(seg.path); !errors.Is(err, os.ErrExist) {
+				break
+			}
+			j.nextSeq++
+			j.quarantine(seg.path, err)
+		}
 		if err != nil {
 			j.writeFailed(fmt.Errorf("create segment: %w", err), n)
 			return
@@ -459,6 +480,27 @@ func (j *Journal) maintain() {
 	}
 	j.expireLocked(j.opts.Now(), 0)
 }
+
+// quarantine renames path (a segment name holding something that is not the journal's
+// segment) to quarantine-<name>-<time> beside it, counts it and reports it in LastError. When
+// even the rename fails, the name is simply skipped.
+func (j *Journal) quarantine(path string, why error) {
+	j.quarantined.Add(1)
+	j.mQuarant.Inc()
+	dst := filepath.Join(filepath.Dir(path), fmt.Sprintf("quarantine-%s-%d", filepath.Base(path), j.opts.Now().UnixNano()))
+	if err := os.Rename(path, dst); err != nil {
+		dst = ""
+	}
+	msg := fmt.Sprintf("journal: segment path %s was not a segment file (%v): set aside as %q; journaling continues in a new segment", path, why, dst)
+	j.lastError.Store(&msg)
+	j.log.Warn().Str("path", path).Str("quarantined_as", dst).AnErr("reason", why).Msg("journal segment path was not a regular file; set aside, journaling continues")
+}
+
+// Quarantined returns how many segment paths were set aside (see quarantine).
+func (j *Journal) Quarantined() uint64 { return j.quarantined.Load() }
+
+// CorruptRecords returns how many unreadable records queries skipped.
+func (j *Journal) CorruptRecords() uint64 { return j.corrupt.Load() }
 
 func (j *Journal) writeFailed(err error, n int) {
 	j.failed.Add(1)
@@ -561,12 +603,19 @@ func (j *Journal) Query(ctx context.Context, f alerts.Filter) (out [][]byte, tru
 			return nil, false, fmt.Errorf("journal: %w", err)
 		}
 		sc := bufio.NewScanner(io.LimitReader(fh, s.size))
-		sc.Buffer(make([]byte, 64<<10), maxRecordLine)
+		skipped := 0
+		sc.Buffer(make([]byte, 64<<10), 2*maxRecordLine)
+		sc.Split(splitRecords(&skipped))
 		for sc.Scan() {
-			appended, raw, derr := decodeRecord(sc.Bytes())
-			if derr != nil {
+			appended, raw, garbage, derr := findRecord(sc.Bytes())
+			if garbage || skipped > 0 {
+				// A run of garbage (a torn write, zeroed blocks): counted once, and scanning
+				// goes on from the next record found in or after it.
+				skipped = 0
 				j.corrupt.Add(1)
 				j.mCorrupt.Inc()
+			}
+			if derr != nil {
 				continue
 			}
 			if appended < cutoff {
@@ -590,8 +639,8 @@ func (j *Journal) Query(ctx context.Context, f alerts.Filter) (out [][]byte, tru
 		}
 		serr := sc.Err()
 		fh.Close()
-		if serr != nil {
-			// An over-long line can only be corruption: count it and go on with the next segment.
+		if serr != nil || skipped > 0 {
+			// A read error (e.g. the path is no longer a file) or garbage up to the end.
 			j.corrupt.Add(1)
 			j.mCorrupt.Inc()
 		}

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"hash/crc32"
@@ -68,4 +69,65 @@ func decodeRecord(line []byte) (appended int64, alert []byte, err error) {
 		return 0, nil, errFormat
 	}
 	return appended, alert, nil
+}
+
+// splitRecords is a bufio.SplitFunc returning lines (without the newline) like
+// bufio.ScanLines, except that a line longer than maxRecordLine (garbage: no record is that
+// long) does not stop the scan: its start is discarded, keeping the last maxRecordLine bytes
+// where a record could still begin, and *skipped counts the bytes dropped. The scanner's buffer
+// must hold 2*maxRecordLine.
+func splitRecords(skipped *int) bufio.SplitFunc {
+	return func(data []byte, atEOF bool) (int, []byte, error) {
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			return i + 1, data[:i], nil
+		}
+		if atEOF {
+			if len(data) == 0 {
+				return 0, nil, nil
+			}
+			return len(data), data, nil
+		}
+		if len(data) > maxRecordLine {
+			drop := len(data) - maxRecordLine
+			*skipped += drop
+			return drop, nil, nil
+		}
+		return 0, nil, nil
+	}
+}
+
+// maxResync bounds the positions tried in one damaged line, so a line of garbage that looks
+// like record headers costs at most this many checksums.
+const maxResync = 256
+
+// findRecord decodes line; when it is not a record, it resynchronises: the position where a
+// whole valid record starts (a record always ends its line) is used, so a torn write or
+// zeroed blocks glued before a record do not hide it. garbage reports that bytes were skipped.
+func findRecord(line []byte) (appended int64, alert []byte, garbage bool, err error) {
+	appended, alert, err = decodeRecord(line)
+	if err == nil {
+		return appended, alert, false, nil
+	}
+	// From the end: a record ends its line, so garbage made of fake headers before it costs
+	// nothing, and only a record's own text could hold header-like bytes after its start.
+	tries := 0
+	for i := len(line) - 12; i >= 1 && tries < maxResync; i-- {
+		if line[i+8] != ' ' || !isLowerHex(line[i:i+8]) || line[i+9] < '0' || line[i+9] > '9' {
+			continue
+		}
+		tries++
+		if a, al, derr := decodeRecord(line[i:]); derr == nil {
+			return a, al, true, nil
+		}
+	}
+	return 0, nil, true, err
+}
+
+func isLowerHex(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/falco-k8s/falco-k8s/agent/metrics"
+	"github.com/falco-k8s/falco-k8s/internal/redact"
 )
 
 // HTTPConfig configures the HTTP output.
@@ -180,7 +181,8 @@ func (h *HTTP) post(body []byte) error {
 func (h *HTTP) once1(body []byte) (wait time.Duration, err error) {
 	req, err := http.NewRequestWithContext(h.ctx, http.MethodPost, h.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return 0, fmt.Errorf("http output request: %w", err)
+		// url.Parse's error quotes the whole URL, password included.
+		return 0, fmt.Errorf("http output request for %s: invalid URL", h.logURL)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", h.cfg.UserAgent)
@@ -206,18 +208,7 @@ func (h *HTTP) once1(body []byte) (wait time.Duration, err error) {
 }
 
 // redactURL returns u without user info and query, which may carry credentials.
-func redactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "the configured outputs.http.url"
-	}
-	p.User = nil
-	if p.RawQuery != "" {
-		p.RawQuery = "..."
-	}
-	p.Fragment, p.RawFragment = "", ""
-	return p.String()
-}
+func redactURL(u string) string { return redact.URL(u) }
 
 // Close stops accepting alerts and waits for the buffer to be posted; when ctx ends first the
 // pending posts are abandoned (and counted as dropped).

@@ -26,6 +26,9 @@ type Batch struct {
 	// AllFit records that the webhook dropped no event for its size, so the worker can skip
 	// measuring each event again (a re-serialisation per event) and still keep the same ones.
 	AllFit bool
+	// Cost is what decoding Body takes (the webhook's estimate, see webhook.ParseCost): the
+	// worker reserves it from the memory budget before decoding.
+	Cost int64
 	// Queued is when the batch was admitted.
 	Queued time.Time
 }

@@ -25,6 +25,22 @@ type Status struct {
 	Events       Events   `json:"events"`
 	Queue        Queue    `json:"queue"`
 	Outputs      []Output `json:"outputs"`
+	// Journal is the alert journal's health (absent when journal.enabled is false).
+	Journal *Journal `json:"journal,omitempty"`
+}
+
+// Journal is the alert journal's state: what it holds and what it had to skip or set aside.
+type Journal struct {
+	// Available is false when the journal could not be opened (GET /alerts answers 503).
+	Available bool  `json:"available"`
+	Segments  int   `json:"segments"`
+	Bytes     int64 `json:"bytes"`
+	// CorruptRecords counts unreadable records (or runs of garbage) skipped by queries.
+	CorruptRecords uint64 `json:"corrupt_records"`
+	// Quarantined counts segment paths that were not regular files and were set aside.
+	Quarantined uint64 `json:"quarantined"`
+	// LastError is the latest write, sync or quarantine problem, or why it is unavailable.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Ruleset describes the running ruleset.
@@ -125,6 +141,9 @@ type Queue struct {
 	Capacity  int    `json:"capacity"`
 	MaxBytes  int64  `json:"max_bytes"`
 	Throttled uint64 `json:"throttled"`
+	// MemoryReserved is what requests and workers hold of MemoryBudget (webhook.memory_budget).
+	MemoryReserved int64 `json:"memory_reserved"`
+	MemoryBudget   int64 `json:"memory_budget"`
 }
 
 // Output is one alert output's counters.

@@ -4,6 +4,15 @@
 // the bounded evaluation queue. Only then does it get 200; a batch that does not fit gets 429
 // with Retry-After, which kube-apiserver's client retries, so no event is acknowledged and lost.
 //
+// Memory is charged before it is allocated, against the budget shared with the workers
+// (webhook.memory_budget, a queue.Budget): the body's size before it is read (its
+// Content-Length, or max_body_size when unknown or gzipped), then the parse cost (scanCost's
+// structural tokens x CostPerToken) before it is parsed. What does not fit within queue.wait gets
+// 429; what could never fit, or has more than max_events events, gets 413. Parsing also takes one
+// of max_inflight slots, taken only once the body is in, so slow uploads never hold one: a body
+// must arrive within body_timeout, at min_body_rate bytes/s or more after body_grace, or the
+// request gets 408 and its reservation is released.
+//
 // Status codes are chosen for kube-apiserver's retry behaviour: it retries every non-2xx answer
 // five times with backoff and then drops the batch, so each refusal carries a clear message in
 // the body (it ends up in the apiserver log) and the metrics say which kind it was.
@@ -12,10 +21,12 @@ package webhook
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -37,9 +48,20 @@ type Config struct {
 	MaxEventSize int
 	// MaxBodySize bounds the request body after decompression; larger requests get 413.
 	MaxBodySize int64
-	// MaxInflight bounds requests being read and checked at once (and so their memory).
+	// MaxInflight bounds requests being parsed and checked at once (bodies being read do not
+	// take a slot: their memory is in Budget).
 	MaxInflight int
-	// Wait is how long a request may wait for a slot before 429.
+	// MaxEvents refuses (413) a request holding more events; 0 is no limit.
+	MaxEvents int
+	// Budget is the memory budget shared with the evaluation workers; nil is unbounded.
+	Budget *queue.Budget
+	// BodyTimeout bounds reading one body; after BodyGrace it must arrive at MinBodyRate bytes
+	// per second or more (0: no rate rule). Both are enforced with read deadlines, so a client
+	// that stops sending is cut off too.
+	BodyTimeout time.Duration
+	BodyGrace   time.Duration
+	MinBodyRate int64
+	// Wait is how long a request may wait for memory or a slot before 429.
 	Wait time.Duration
 	// RetryAfter is sent with 429 and 503.
 	RetryAfter time.Duration
@@ -63,6 +85,9 @@ type Handler struct {
 func New(cfg Config, q *queue.Queue, m *metrics.Metrics, log zerolog.Logger) *Handler {
 	if cfg.MaxInflight <= 0 {
 		cfg.MaxInflight = 1
+	}
+	if cfg.Budget == nil {
+		cfg.Budget = queue.NewBudget(math.MaxInt64 / 2)
 	}
 	h := &Handler{cfg: cfg, q: q, m: m, log: log, sem: make(chan struct{}, cfg.MaxInflight)}
 	h.pool.New = func() any { return &k8saudit.Decoder{MaxEventSize: cfg.MaxEventSize} }
@@ -126,39 +151,68 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// A slot bounds the memory of bodies being read; waiting briefly smooths kube-apiserver's
-	// bursts (up to 15 concurrent batches) before resorting to 429.
-	select {
-	case h.sem <- struct{}{}:
-	default:
-		t := time.NewTimer(h.cfg.Wait)
-		select {
-		case h.sem <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			h.reply(w, start, http.StatusTooManyRequests, "too many concurrent requests: retry later")
-			return
-		case <-r.Context().Done():
-			t.Stop()
-			h.reply(w, start, http.StatusServiceUnavailable, "request cancelled while waiting")
-			return
-		}
+	budget := h.cfg.Budget
+	if r.ContentLength > h.cfg.MaxBodySize {
+		h.reply(w, start, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes exceeds the %d-byte limit (webhook.max_body_size): lower --audit-webhook-batch-max-size", r.ContentLength, h.cfg.MaxBodySize))
+		return
 	}
-	defer func() { <-h.sem }()
+	// The body's memory is reserved before it is read; waiting briefly smooths kube-apiserver's
+	// bursts (up to 15 concurrent batches) before resorting to 429.
+	held, code, msg := h.reserve(r, time.Now().Add(h.cfg.Wait), h.bodyReservation(r), "the request body")
+	if code != 0 {
+		h.reply(w, start, code, msg)
+		return
+	}
+	defer func() { budget.Release(held) }()
 
 	body, code, err := h.readBody(w, r)
 	if err != nil {
+		if code == http.StatusRequestTimeout {
+			w.Header().Set("Connection", "close")
+		}
 		h.reply(w, start, code, err.Error())
 		return
 	}
-	events, oversize, err := h.check(body)
+	if c := int64(cap(body)); c < held {
+		budget.Release(held - c) // keep only what the body holds
+		held = c
+	}
+	tokens, estEvents := scanCost(body)
+	if h.cfg.MaxEvents > 0 && estEvents > h.cfg.MaxEvents {
+		h.reply(w, start, http.StatusRequestEntityTooLarge, fmt.Sprintf("batch of about %d events exceeds the %d-event limit (webhook.max_events): lower --audit-webhook-batch-max-size", estEvents, h.cfg.MaxEvents))
+		return
+	}
+	cost := int64(tokens) * CostPerToken
+	if held+cost > budget.Size() {
+		h.reply(w, start, http.StatusRequestEntityTooLarge, fmt.Sprintf("checking this batch takes about %d MiB (%d JSON tokens), more than the whole %d MiB memory budget (webhook.memory_budget): lower --audit-webhook-batch-max-size or raise webhook.memory_budget", (held+cost)>>20, tokens, budget.Size()>>20))
+		return
+	}
+	waitUntil := time.Now().Add(h.cfg.Wait)
+	parseHeld, code, msg := h.reserve(r, waitUntil, cost, "parsing the batch")
+	if code != 0 {
+		h.reply(w, start, code, msg)
+		return
+	}
+	// A slot bounds how many requests are parsed at once (CPU); memory is in the budget.
+	if code, msg := h.slot(r, waitUntil); code != 0 {
+		budget.Release(parseHeld)
+		h.reply(w, start, code, msg)
+		return
+	}
+	events, oversize, err := h.check(body, cost)
+	<-h.sem
+	budget.Release(parseHeld)
+	if err == nil && h.cfg.MaxEvents > 0 && events > h.cfg.MaxEvents {
+		h.reply(w, start, http.StatusRequestEntityTooLarge, fmt.Sprintf("batch of %d events exceeds the %d-event limit (webhook.max_events): lower --audit-webhook-batch-max-size", events, h.cfg.MaxEvents))
+		return
+	}
 	if err != nil {
 		h.log.Debug().Err(err).Str("remote", r.RemoteAddr).Int("bytes", len(body)).Msg("rejected malformed audit payload")
 		h.reply(w, start, http.StatusBadRequest, err.Error())
 		return
 	}
 	if events > 0 {
-		switch err := h.q.Put(&queue.Batch{Body: body, Events: events, AllFit: oversize == 0}); {
+		switch err := h.q.Put(&queue.Batch{Body: body, Events: events, AllFit: oversize == 0, Cost: cost}); {
 		case errors.Is(err, queue.ErrFull):
 			h.reply(w, start, http.StatusTooManyRequests, fmt.Sprintf("evaluation queue full (%d events): retry later", events))
 			return
@@ -172,6 +226,54 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.m.Received(events)
 	}
 	h.reply(w, start, http.StatusOK, "ok")
+}
+
+// bodyReservation is what reading r's body may take: its Content-Length (plus the byte that
+// detects a longer body), or max_body_size when the length is unknown or the body is gzipped.
+func (h *Handler) bodyReservation(r *http.Request) int64 {
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	if r.ContentLength >= 0 && (enc == "" || enc == "identity") {
+		return r.ContentLength + 1
+	}
+	return h.cfg.MaxBodySize + 1
+}
+
+// reserve takes n bytes of the memory budget, waiting until deadline. It returns the amount
+// held, or the status and message of the refusal.
+func (h *Handler) reserve(r *http.Request, deadline time.Time, n int64, what string) (int64, int, string) {
+	b := h.cfg.Budget
+	if n > b.Size() {
+		return 0, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s needs %d MiB, more than the whole %d MiB memory budget (webhook.memory_budget)", what, n>>20, b.Size()>>20)
+	}
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
+	held, err := b.Acquire(ctx, n)
+	if err == nil {
+		return held, 0, ""
+	}
+	if r.Context().Err() != nil {
+		return 0, http.StatusServiceUnavailable, "request cancelled while waiting"
+	}
+	return 0, http.StatusTooManyRequests, fmt.Sprintf("webhook memory budget in use (%d of %d MiB, webhook.memory_budget): retry later", b.Used()>>20, b.Size()>>20)
+}
+
+// slot takes one of max_inflight parsing slots, waiting until deadline.
+func (h *Handler) slot(r *http.Request, deadline time.Time) (int, string) {
+	select {
+	case h.sem <- struct{}{}:
+		return 0, ""
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case h.sem <- struct{}{}:
+		return 0, ""
+	case <-t.C:
+		return http.StatusTooManyRequests, "too many concurrent requests: retry later"
+	case <-r.Context().Done():
+		return http.StatusServiceUnavailable, "request cancelled while waiting"
+	}
 }
 
 // authenticate returns a refusal message, or "" when the request may proceed.
@@ -202,7 +304,13 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 	if r.ContentLength > limit {
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %d bytes exceeds the %d-byte limit (webhook.max_body_size): lower --audit-webhook-batch-max-size", r.ContentLength, limit)
 	}
-	var in io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	body := io.ReadCloser(r.Body)
+	if h.cfg.BodyTimeout > 0 || h.cfg.MinBodyRate > 0 {
+		paced := newPacedBody(r.Body, http.NewResponseController(w), h.cfg.BodyTimeout, h.cfg.BodyGrace, h.cfg.MinBodyRate)
+		defer paced.done()
+		body = paced
+	}
+	var in io.Reader = http.MaxBytesReader(w, body, limit)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 	case "gzip", "x-gzip":
@@ -224,6 +332,10 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 	buf, err := readAll(io.LimitReader(in, limit+1), size)
 	n := int64(len(buf))
 	if err != nil {
+		var slow *slowBodyError
+		if errors.As(err, &slow) {
+			return nil, http.StatusRequestTimeout, slow
+		}
 		code := bodyErrCode(err)
 		if code == http.StatusRequestEntityTooLarge {
 			return nil, code, fmt.Errorf("request body exceeds the %d-byte limit (webhook.max_body_size): lower --audit-webhook-batch-max-size", limit)
@@ -255,6 +367,9 @@ func readAll(r io.Reader, size int) ([]byte, error) {
 	}
 }
 
+// maxPooledCost is the largest parse after which a decoder is reused.
+const maxPooledCost = 4 << 20
+
 func bodyErrCode(err error) int {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
@@ -266,9 +381,13 @@ func bodyErrCode(err error) int {
 // check decodes the payload exactly as the evaluation workers will, counting the events that
 // will be evaluated and recording per-event drops. The decoder is deterministic, so the workers
 // see the same events and the handler's count is the number that will be evaluated.
-func (h *Handler) check(body []byte) (events, oversized int, err error) {
+func (h *Handler) check(body []byte, cost int64) (events, oversized int, err error) {
 	d := h.pool.Get().(*k8saudit.Decoder)
-	defer h.pool.Put(d)
+	if cost <= maxPooledCost {
+		// A decoder keeps its parser's memory: only small ones go back to the pool, so memory
+		// charged to the budget is given back when the reservation is.
+		defer h.pool.Put(d)
+	}
 	var oversize, badTS int
 	d.OnDrop = func(err error) {
 		// The decoder reports two kinds of per-event problems; its size message is the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -47,6 +48,10 @@ func newAgentCmd() *cobra.Command {
 			log, err := logging.New(os.Stderr, cfg.Log.Format, cfg.Log.Level)
 			if err != nil {
 				return exitWith(2, err)
+			}
+			if os.Getenv("GOMEMLIMIT") == "" {
+				// Peak memory follows from the configuration (agent/doc.go, "Memory").
+				debug.SetMemoryLimit(cfg.GoMemLimit())
 			}
 			opts := agent.Options{Version: version, Logger: log, Stdout: cmd.OutOrStdout()}
 			if len(cfg.Follow.Refs) > 0 {
