@@ -69,7 +69,7 @@ func TestJournalAndTuningThroughTheAgent(t *testing.T) {
 	if err != nil || len(res.Added) == 0 {
 		t.Fatalf("tune: %+v %v", res, err)
 	}
-	if err := alerts.WriteFileAtomic(tuning, res.Content, 0o644); err != nil {
+	if err := alerts.WriteFile(tuning, res.Content, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := ta.Reload(context.Background()); err != nil {

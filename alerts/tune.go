@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
 
 // Scopes of tune.
@@ -579,48 +579,11 @@ func (tf *tuningFile) encode() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// WriteFileAtomic replaces path with data: a temporary file in the same directory is written,
-// synced and renamed over path, so the agent (or a crash) never sees half a file.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if st, err := os.Stat(path); err == nil {
-		perm = st.Mode().Perm()
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() //nolint:errcheck // best effort: the rename is done
-		d.Close()
-	}
-	return nil
+// WriteFile replaces the tuning file at path with data atomically (internal/atomicfile), so
+// the agent (or a crash) never sees half a file; the directory is created when missing and an
+// existing file keeps its mode (an operator may have narrowed it).
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return atomicfile.WriteFileWith(path, data, perm, atomicfile.Options{MkdirAll: true, KeepMode: true})
 }
 
 // Reset sets the tuning file aside by renaming it to PATH.<UTC timestamp>.bak (never

@@ -273,7 +273,7 @@ func newAlertsTuneCmd() *cobra.Command {
 				return exitWith(1, err)
 			}
 			if res.Changed && !dryRun {
-				if err := alerts.WriteFileAtomic(path, res.Content, 0o644); err != nil {
+				if err := alerts.WriteFile(path, res.Content, 0o644); err != nil {
 					return exitWith(1, err)
 				}
 				res.Written = true
