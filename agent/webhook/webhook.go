@@ -271,9 +271,9 @@ func (h *Handler) check(body []byte) (events, oversized int, err error) {
 	defer h.pool.Put(d)
 	var oversize, badTS int
 	d.OnDrop = func(err error) {
-		// The decoder reports two kinds of per-event problems; its size message is the
-		// k8saudit plugin's.
-		if strings.HasPrefix(err.Error(), "event larger than maxEventSize") {
+		// The decoder reports two kinds of per-event problems: oversize and bad timestamps.
+		var tooLarge *k8saudit.EventTooLargeError
+		if errors.As(err, &tooLarge) {
 			oversize++
 		} else {
 			badTS++

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -136,6 +137,9 @@ func TestMalformedArtifacts(t *testing.T) {
 			_, err := in.Install(context.Background(), []string{mk(tc.name).String()})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
+			}
+			if tc.want == "digest mismatch" && !errors.Is(err, oci.ErrDigestMismatch) {
+				t.Fatalf("%v is not oci.ErrDigestMismatch", err)
 			}
 			entries, _ := os.ReadDir(dest)
 			if len(entries) != 1 || entries[0].Name() != "keep.yaml" {

@@ -264,7 +264,7 @@ func readVerified(rc io.ReadCloser, want digest.Digest, max int64) ([]byte, erro
 			return nil, fmt.Errorf("invalid digest %q: %w", want, err)
 		}
 		if got := want.Algorithm().FromBytes(b); got != want {
-			return nil, fmt.Errorf("digest mismatch: registry sent %s, expected %s", got, want)
+			return nil, fmt.Errorf("%w: registry sent %s, expected %s", ErrDigestMismatch, got, want)
 		}
 	}
 	return b, nil
@@ -376,6 +376,14 @@ func selectPlatform(raw []byte, platform string) (ocispec.Descriptor, error) {
 // ErrLayerTooLarge reports a layer over the configured limit.
 var ErrLayerTooLarge = errors.New("layer exceeds the size limit")
 
+// ErrDigestMismatch and ErrSizeMismatch are what a registry (or something between it and us)
+// sent when its content is not what the descriptor promised: every pull, install and follower
+// check refuses it and keeps what it had. Test with errors.Is.
+var (
+	ErrDigestMismatch = errors.New("digest mismatch")
+	ErrSizeMismatch   = errors.New("size mismatch")
+)
+
 // FetchLayer streams the artifact's layer to w, failing if the size or digest
 // does not match the manifest or the layer is larger than maxBytes. Callers
 // must discard what was written when an error is returned.
@@ -401,10 +409,10 @@ func (c *Client) FetchLayer(ctx context.Context, a *Artifact, w io.Writer, maxBy
 		return Explain("fetch layer of", a.Ref, err)
 	}
 	if n != a.Layer.Size {
-		return Explain("fetch layer of", a.Ref, fmt.Errorf("size mismatch: got %d bytes, manifest says %d", n, a.Layer.Size))
+		return Explain("fetch layer of", a.Ref, fmt.Errorf("%w: got %d bytes, manifest says %d", ErrSizeMismatch, n, a.Layer.Size))
 	}
 	if !v.Verified() {
-		return Explain("fetch layer of", a.Ref, fmt.Errorf("digest mismatch: content does not match %s", a.Layer.Digest))
+		return Explain("fetch layer of", a.Ref, fmt.Errorf("%w: content does not match %s", ErrDigestMismatch, a.Layer.Digest))
 	}
 	return nil
 }
