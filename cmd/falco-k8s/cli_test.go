@@ -8,19 +8,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/falco-k8s/falco-k8s/internal/testshared"
 )
 
-// sharedDir is ../shared beside the checkout; tests that need it skip cleanly when it is absent.
+// sharedDir is ../shared beside the checkout; tests that need it skip when it is absent, and
+// fail in CI (internal/testshared).
 func sharedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "testdata")); err != nil {
-		t.Skipf("shared test data not present at %s", dir)
-	}
-	return dir
+	testshared.Path(t, "testdata")
+	return testshared.Root()
 }
 
 // runCLI runs the root command in-process and returns stdout, stderr and the exit status.
