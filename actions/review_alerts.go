@@ -24,9 +24,10 @@ func alertFilter(p Params) (alerts.Filter, error) {
 		return f, err
 	}
 	if pr := p.String("priority"); pr != "" {
-		if f.Priority, f.HasPriority = engine.ParsePriority(pr); !f.HasPriority {
-			return f, fmt.Errorf("invalid priority %q", pr)
+		if f.Priority, err = engine.ParsePriority(pr); err != nil {
+			return f, err
 		}
+		f.HasPriority = true
 	}
 	return f, nil
 }

@@ -80,9 +80,9 @@ func Parse(b []byte) (*Alert, error) {
 	if w.Rule == "" {
 		return nil, errors.New("decode alert: no rule")
 	}
-	p, ok := engine.ParsePriority(w.Priority)
-	if !ok {
-		return nil, fmt.Errorf("decode alert: invalid priority %q", w.Priority)
+	p, err := engine.ParsePriority(w.Priority)
+	if err != nil {
+		return nil, fmt.Errorf("decode alert: %w", err)
 	}
 	t, err := time.Parse(time.RFC3339Nano, w.Time)
 	if err != nil {

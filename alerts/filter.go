@@ -118,9 +118,10 @@ func FilterFromQuery(q url.Values, now time.Time, defaultLimit, maxLimit int) (F
 		return f, fmt.Errorf("until: %w", err)
 	}
 	if p := q.Get("priority"); p != "" {
-		if f.Priority, f.HasPriority = engine.ParsePriority(p); !f.HasPriority {
-			return f, fmt.Errorf("invalid priority %q: use emergency, alert, critical, error, warning, notice, informational or debug", p)
+		if f.Priority, err = engine.ParsePriority(p); err != nil {
+			return f, err
 		}
+		f.HasPriority = true
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)

@@ -48,9 +48,10 @@ func (s *alertSource) filter(rule string) (alerts.Filter, error) {
 		return f, fmt.Errorf("--since: %w", err)
 	}
 	if s.priority != "" {
-		if f.Priority, f.HasPriority = engine.ParsePriority(s.priority); !f.HasPriority {
-			return f, fmt.Errorf("invalid --priority %q: use emergency, alert, critical, error, warning, notice, informational or debug", s.priority)
+		if f.Priority, err = engine.ParsePriority(s.priority); err != nil {
+			return f, fmt.Errorf("--priority: %w", err)
 		}
+		f.HasPriority = true
 	}
 	if s.limit < 0 {
 		return f, fmt.Errorf("invalid --limit %d", s.limit)

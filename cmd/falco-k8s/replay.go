@@ -41,9 +41,9 @@ func newReplayCmd() *cobra.Command {
 			}
 			opts := engine.DefaultOptions()
 			if minPriority != "" {
-				p, ok := engine.ParsePriority(minPriority)
-				if !ok {
-					return exitWith(2, fmt.Errorf("invalid --min-priority %q: use emergency, alert, critical, error, warning, notice, informational or debug", minPriority))
+				p, err := engine.ParsePriority(minPriority)
+				if err != nil {
+					return exitWith(2, fmt.Errorf("--min-priority: %w", err))
 				}
 				opts.MinPriority = p
 			}
