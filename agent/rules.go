@@ -6,9 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -104,41 +101,6 @@ type built struct {
 	rs       *engine.Ruleset
 	files    []status.File
 	warnings int
-}
-
-// loadLocalFiles reads rules.files (and -r files): directories expand to their *.yaml/*.yml
-// files, sorted, as Falco's rules_files do.
-func loadLocalFiles(paths []string) ([]engine.File, error) {
-	var out []engine.File
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: read rules file: %w", p, err)
-		}
-		names := []string{p}
-		if st.IsDir() {
-			entries, err := os.ReadDir(p)
-			if err != nil {
-				return nil, fmt.Errorf("%s: read rules directory: %w", p, err)
-			}
-			names = names[:0]
-			for _, e := range entries {
-				n := e.Name()
-				if e.Type().IsRegular() && (strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) {
-					names = append(names, filepath.Join(p, n))
-				}
-			}
-			sort.Strings(names)
-		}
-		for _, n := range names {
-			b, err := os.ReadFile(n)
-			if err != nil {
-				return nil, fmt.Errorf("%s: read rules file: %w", n, err)
-			}
-			out = append(out, engine.File{Name: n, Content: b})
-		}
-	}
-	return out, nil
 }
 
 func sha(b []byte) string {

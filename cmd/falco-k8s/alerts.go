@@ -19,6 +19,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
 	"github.com/falco-k8s/falco-k8s/rules"
 )
 
@@ -180,17 +181,12 @@ func (t *tuningTarget) base(cfg *config.Config, stderr io.Writer) ([]engine.File
 	if cfg.Rules.Builtin && !t.noBuiltin {
 		files = append(files, engine.File{Name: rules.DefaultName, Content: rules.Default()})
 	}
-	paths, err := expandRulesPaths(append(append([]string(nil), cfg.Rules.Files...), t.rulesFiles...), stderr)
+	local, ignored, err := rulesfile.ReadFiles(append(append([]string(nil), cfg.Rules.Files...), t.rulesFiles...))
+	noticeIgnored(stderr, ignored)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("read rules file: %w", err)
-		}
-		files = append(files, engine.File{Name: p, Content: b})
-	}
+	files = append(files, local...)
 	if len(files) == 0 {
 		return nil, errors.New("no base rules: drop --no-builtin or pass -r FILE")
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/falco-k8s/falco-k8s/engine"
 	"github.com/falco-k8s/falco-k8s/engine/k8saudit"
+	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
 )
 
 func newReplayCmd() *cobra.Command {
@@ -49,8 +50,8 @@ func newReplayCmd() *cobra.Command {
 			}
 			rs, results, err := loadRulesFiles(files, opts, cmd.ErrOrStderr())
 			if err != nil {
-				writeValidateText(cmd.ErrOrStderr(), io.Discard, results)
-				return exitWith(1, fmt.Errorf("rules do not load: %s", validateSummary(results)))
+				rulesfile.WriteText(cmd.ErrOrStderr(), io.Discard, results)
+				return exitWith(1, fmt.Errorf("rules do not load: %s", rulesfile.Summary(results)))
 			}
 			r := &replayer{
 				eval: rs.NewEvaluator(), all: allMatches, json: jsonOut, hostname: alertHostname(),
