@@ -40,7 +40,7 @@ func resetTuning(ctx context.Context, c *charm.Context, _ Params) (map[string]an
 		return nil, fmt.Errorf("remove %s (a copy is at %s): %v", TuningPath, moved, err)
 	}
 	out := map[string]any{"reset": "true", "moved-to": moved}
-	if err := reloadAgent(ctx, a); err != nil {
+	if err := a.Reload(ctx); err != nil {
 		return out, fmt.Errorf("tuning set aside but the agent did not reload: %v", err)
 	}
 	out["reloaded"] = "true"

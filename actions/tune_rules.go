@@ -5,10 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/falco-k8s/falco-k8s/alerts"
@@ -78,27 +75,9 @@ func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 		return out, fmt.Errorf("write %s: %v", TuningPath, err)
 	}
 	out["written"] = "true"
-	if err := reloadAgent(ctx, a); err != nil {
+	if err := a.Reload(ctx); err != nil {
 		return out, fmt.Errorf("tuning written but the agent did not reload: %v", err)
 	}
 	out["reloaded"] = "true"
 	return out, nil
-}
-
-// reloadAgent asks the agent to rebuild its rules (POST /reload), as SIGHUP does.
-func reloadAgent(ctx context.Context, a *charm.AgentClient) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.Base+"/reload", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := a.HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
-	}
-	return nil
 }

@@ -40,7 +40,7 @@ func (a *Agent) Rules(withCondition bool) status.Rules {
 func (a *Agent) serveRules(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		status.WriteError(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/engine"
@@ -66,11 +63,11 @@ func (s *alertSource) read(ctx context.Context, stdin io.Reader, f alerts.Filter
 	case s.url != "" && s.file != "":
 		return nil, 0, false, errors.New("pass either --url or --file, not both")
 	case s.url != "":
-		client, err := s.client()
+		client, err := apiclient.NewHTTPClient(s.caFile, s.tokenFile)
 		if err != nil {
 			return nil, 0, false, err
 		}
-		out, truncated, err := alerts.Fetch(ctx, client, s.url, f)
+		out, truncated, err := apiclient.New(s.url, client).Alerts(ctx, f)
 		return out, 0, truncated, err
 	case s.file == "-":
 		out, skipped, err := alerts.ReadJSONL(ctx, stdin, f)
@@ -366,42 +363,4 @@ func newAlertsResetCmd() *cobra.Command {
 	tgt.register(cmd, false)
 	cmd.Flags().StringVarP(&format, "output", "o", "text", "text or json")
 	return cmd
-}
-
-// client is the HTTP client for --url: the agent's CA when given and the bearer token on every
-// request (the agent guards /alerts with the webhook's credentials on a shared port).
-func (s *alertSource) client() (*http.Client, error) {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if s.caFile != "" {
-		pem, err := os.ReadFile(s.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s: no PEM certificate found", s.caFile)
-		}
-		tlsCfg.RootCAs = pool
-	}
-	var rt http.RoundTripper = &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}
-	if s.tokenFile != "" {
-		tok, err := os.ReadFile(s.tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--token-file: %w", err)
-		}
-		rt = bearer{token: strings.TrimSpace(string(tok)), next: rt}
-	}
-	return &http.Client{Timeout: 60 * time.Second, Transport: rt}, nil
-}
-
-// bearer adds Authorization: Bearer to every request.
-type bearer struct {
-	token string
-	next  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.next.RoundTrip(r)
 }
