@@ -586,37 +586,6 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	return atomicfile.WriteFileWith(path, data, perm, atomicfile.Options{MkdirAll: true, KeepMode: true})
 }
 
-// Reset sets the tuning file aside by renaming it to PATH.<UTC timestamp>.bak (never
-// overwriting an earlier one) and returns the new name; "" when there was no file.
-func Reset(path string, now time.Time) (string, error) {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	} else if err != nil {
-		return "", fmt.Errorf("reset %s: %w", path, err)
-	}
-	base := path + "." + now.UTC().Format("20060102T150405Z")
-	for i := 0; ; i++ {
-		dst := base + ".bak"
-		if i > 0 {
-			dst = fmt.Sprintf("%s.%d.bak", base, i)
-		}
-		if _, err := os.Lstat(dst); err == nil {
-			continue
-		}
-		// Link then remove: unlike rename, link never replaces an existing file.
-		if err := os.Link(path, dst); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				continue
-			}
-			return "", fmt.Errorf("reset %s: %w", path, err)
-		}
-		if err := os.Remove(path); err != nil {
-			return "", fmt.Errorf("reset %s: %w", path, err)
-		}
-		return dst, nil
-	}
-}
-
 // FormatAddition renders an addition for people, e.g.
 // "Secret Read by User: falco_k8s_tuning_namespace_user ka.target.namespace=payments ka.user.name=dave (1 alert)".
 func FormatAddition(ad Addition) string {

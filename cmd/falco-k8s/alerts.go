@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"time"
 
@@ -251,26 +250,13 @@ func newAlertsTuneCmd() *cobra.Command {
 				}
 				list = kept
 			}
-			if !dryRun {
-				unlock, err := alerts.LockTuning(path)
-				if err != nil {
-					return exitWith(1, err)
-				}
-				defer unlock()
-			}
-			existing, err := os.ReadFile(path)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return exitWith(2, fmt.Errorf("read tuning file: %w", err))
-			}
-			res, err := alerts.Tune(list, alerts.TuneOptions{Scope: scope, Base: base, Path: path, Existing: existing, Now: time.Now()})
-			if err != nil {
+			res, err := alerts.TuneFile(cmd.Context(), alerts.LocalFiles{}, list,
+				alerts.TuneOptions{Scope: scope, Base: base, Path: path, Now: time.Now()}, dryRun)
+			switch {
+			case errors.Is(err, alerts.ErrReadTuning):
+				return exitWith(2, err)
+			case err != nil:
 				return exitWith(1, err)
-			}
-			if res.Changed && !dryRun {
-				if err := alerts.WriteFile(path, res.Content, 0o644); err != nil {
-					return exitWith(1, err)
-				}
-				res.Written = true
 			}
 			if format == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -338,12 +324,7 @@ func newAlertsResetCmd() *cobra.Command {
 			if err != nil {
 				return exitWith(2, err)
 			}
-			unlock, err := alerts.LockTuning(path)
-			if err != nil {
-				return exitWith(1, err)
-			}
-			defer unlock()
-			moved, err := alerts.Reset(path, time.Now())
+			moved, err := alerts.ResetFile(cmd.Context(), alerts.LocalFiles{}, path, time.Now())
 			if err != nil {
 				return exitWith(1, err)
 			}
