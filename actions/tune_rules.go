@@ -12,6 +12,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/charm"
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
 	"github.com/falco-k8s/falco-k8s/rules"
 )
 
@@ -93,7 +94,9 @@ func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 		return nil, err
 	}
 	dry := p.Bool("dry-run")
-	base := []engine.File{{Name: rules.DefaultName, Content: rules.Default()}}
+	// The agent's order (engine/rulesfile.Layers); the charm validates against the built-in
+	// layer, followed rules being the registry's (their alerts are reported as skipped).
+	base := rulesfile.Layers[engine.File]{Builtin: []engine.File{{Name: rules.DefaultName, Content: rules.Default()}}}.Ordered()
 	res, err := alerts.TuneFile(ctx, workloadFiles{w: w, root: c.Env.WorkloadRoot}, list,
 		alerts.TuneOptions{Scope: scope, Base: base, Path: TuningPath, Now: time.Now()}, dry)
 	if res == nil { // a failed write comes with the result, reported below

@@ -12,6 +12,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent/output"
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
 	"github.com/falco-k8s/falco-k8s/rules"
 )
 
@@ -111,12 +112,15 @@ func sha(b []byte) string {
 // compose builds the ruleset from the built-in rules, every source's files (with override
 // replacing one source's set) and the local files. Callers hold a.mu.
 func (a *Agent) compose(local []engine.File, overrideSource string, override []SourceFile) (*built, error) {
-	var files []engine.File
-	var meta []status.File
+	type layered struct {
+		file engine.File
+		meta status.File
+	}
+	var l rulesfile.Layers[layered]
 	if a.cfg.Rules.Builtin {
 		b := rules.Default()
-		files = append(files, engine.File{Name: rules.DefaultName, Content: b})
-		meta = append(meta, status.File{Name: rules.DefaultName, Origin: OriginBuiltin, SHA256: sha(b)})
+		l.Builtin = append(l.Builtin, layered{engine.File{Name: rules.DefaultName, Content: b},
+			status.File{Name: rules.DefaultName, Origin: OriginBuiltin, SHA256: sha(b)}})
 	}
 	for _, src := range a.sourceOrder {
 		set := a.sourceFiles[src]
@@ -124,13 +128,23 @@ func (a *Agent) compose(local []engine.File, overrideSource string, override []S
 			set = override
 		}
 		for _, f := range set {
-			files = append(files, engine.File{Name: f.Name, Content: f.Content})
-			meta = append(meta, status.File{Name: f.Name, Origin: src, Ref: f.Ref, Digest: f.Digest, SHA256: sha(f.Content)})
+			l.Followed = append(l.Followed, layered{engine.File{Name: f.Name, Content: f.Content},
+				status.File{Name: f.Name, Origin: src, Ref: f.Ref, Digest: f.Digest, SHA256: sha(f.Content)}})
 		}
 	}
 	for _, f := range local {
-		files = append(files, f)
-		meta = append(meta, status.File{Name: f.Name, Origin: a.localOrigin(f.Name), SHA256: sha(f.Content)})
+		e := layered{f, status.File{Name: f.Name, Origin: a.localOrigin(f.Name), SHA256: sha(f.Content)}}
+		if e.meta.Origin == OriginTuning {
+			l.Tuning = append(l.Tuning, e)
+		} else {
+			l.Local = append(l.Local, e)
+		}
+	}
+	var files []engine.File
+	var meta []status.File
+	for _, e := range l.Ordered() {
+		files = append(files, e.file)
+		meta = append(meta, e.meta)
 	}
 	rs, results, err := engine.Load(files, a.engineOpts)
 	if err != nil {

@@ -173,16 +173,17 @@ func (t *tuningTarget) resolve() (*config.Config, string, error) {
 // base lists the files the agent loads before the tuning file, in its order (followed
 // artifacts excepted: pass them with -r).
 func (t *tuningTarget) base(cfg *config.Config, stderr io.Writer) ([]engine.File, error) {
-	var files []engine.File
+	var l rulesfile.Layers[engine.File]
 	if cfg.Rules.Builtin && !t.noBuiltin {
-		files = append(files, engine.File{Name: rules.DefaultName, Content: rules.Default()})
+		l.Builtin = []engine.File{{Name: rules.DefaultName, Content: rules.Default()}}
 	}
 	local, ignored, err := rulesfile.ReadFiles(append(append([]string(nil), cfg.Rules.Files...), t.rulesFiles...))
 	noticeIgnored(stderr, ignored)
 	if err != nil {
 		return nil, err
 	}
-	files = append(files, local...)
+	l.Local = local
+	files := l.Ordered()
 	if len(files) == 0 {
 		return nil, errors.New("no base rules: drop --no-builtin or pass -r FILE")
 	}

@@ -61,3 +61,11 @@ func TestExpand(t *testing.T) {
 		t.Fatalf("ReadFiles = %v %q %v", got, ign, err)
 	}
 }
+
+// The one load order: built-in, followed, local, tuning, whatever order the layers were filled.
+func TestLayersOrdered(t *testing.T) {
+	l := Layers[string]{Tuning: []string{"tuning.yaml"}, Local: []string{"a.yaml", "b.yaml"}, Builtin: []string{"builtin"}, Followed: []string{"oci.yaml"}}
+	if got, want := l.Ordered(), []string{"builtin", "oci.yaml", "a.yaml", "b.yaml", "tuning.yaml"}; !slices.Equal(got, want) {
+		t.Fatalf("Ordered() = %q, want %q", got, want)
+	}
+}
