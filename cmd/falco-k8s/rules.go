@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/falco-k8s/falco-k8s/agent"
+	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/engine"
 	"github.com/falco-k8s/falco-k8s/engine/k8saudit"
 	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
@@ -101,24 +103,13 @@ func newRulesListCmd() *cobra.Command {
 	return cmd
 }
 
-type ruleListEntry struct {
-	Name     string   `json:"name"`
-	Source   string   `json:"source"`
-	Priority string   `json:"priority"`
-	Enabled  bool     `json:"enabled"`
-	Active   bool     `json:"active"`
-	Skipped  bool     `json:"skipped"`
-	Tags     []string `json:"tags"`
-	File     string   `json:"file"`
-	Line     int      `json:"line"`
-}
-
 func writeRuleList(w io.Writer, rules []*engine.Rule, format string) error {
 	switch format {
 	case "json":
-		out := make([]ruleListEntry, 0, len(rules))
+		// The agent's GET /rules shape (status.Rule), one rule-list JSON for both.
+		out := make([]status.Rule, 0, len(rules))
 		for _, r := range rules {
-			out = append(out, ruleListEntry{r.Name, r.Source, r.Priority.String(), r.Enabled, r.Active, r.Skipped, r.Tags, r.File, r.Line})
+			out = append(out, agent.RuleEntry(r))
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
