@@ -153,7 +153,7 @@ func newRulesFieldsCmd() *cobra.Command {
 				}
 				out := make([]jf, 0, len(fields))
 				for _, f := range fields {
-					out = append(out, jf{f.Name, fieldTypeName(f.Type), f.List, argModeName(f.Arg), f.Plugin, f.Deprecated, f.Desc})
+					out = append(out, jf{f.Name, f.Type.String(), f.List, f.Arg.String(), f.Plugin, f.Deprecated, f.Desc})
 				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -162,7 +162,7 @@ func newRulesFieldsCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "FIELD\tTYPE\tARG\tDESCRIPTION")
 			for _, f := range fields {
-				t := fieldTypeName(f.Type)
+				t := f.Type.String()
 				if f.List {
 					t = "list(" + t + ")"
 				}
@@ -170,7 +170,7 @@ func newRulesFieldsCmd() *cobra.Command {
 				if f.Deprecated {
 					desc = "(deprecated) " + desc
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, t, argModeName(f.Arg), desc)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, t, f.Arg.String(), desc)
 			}
 			return tw.Flush()
 		},
@@ -178,30 +178,4 @@ func newRulesFieldsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&source, "source", engine.SourceK8sAudit, "event source")
 	cmd.Flags().StringVarP(&format, "output", "o", "table", "output format: table or json")
 	return cmd
-}
-
-func fieldTypeName(t k8saudit.Type) string {
-	switch t {
-	case k8saudit.TypeUint64:
-		return "uint64"
-	case k8saudit.TypeBool:
-		return "bool"
-	case k8saudit.TypeAbsTime:
-		return "abstime"
-	}
-	return "string"
-}
-
-func argModeName(a k8saudit.ArgMode) string {
-	switch a {
-	case k8saudit.ArgIndex:
-		return "[index] optional"
-	case k8saudit.ArgIndexRequired:
-		return "[index] required"
-	case k8saudit.ArgKey:
-		return "[key] required"
-	case k8saudit.ArgKeyOptional:
-		return "[key] optional"
-	}
-	return "-"
 }
