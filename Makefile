@@ -8,7 +8,7 @@ SHARED   ?= ../shared
 # kube-apiserver for the kube tier (scripts/build-kube-apiserver.sh; version as in e2e/kube-apiserver/go.mod).
 KUBE_ASSETS ?= $(or $(FALCO_K8S_E2E_ASSETS),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/falco-k8s/k8s-v1.31.4)
 
-.PHONY: all build test test-short lint bench run clean fuzz e2e e2e-kube charm bench-charm
+.PHONY: all build test test-allocs test-short lint bench run clean fuzz e2e e2e-kube charm bench-charm
 
 all: build
 
@@ -22,6 +22,7 @@ lint:
 
 test: lint
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory test-allocs
 	$(MAKE) e2e
 
 # End-to-end scripts against real processes (Debian's docker-registry). In CI a missing tool is
@@ -54,6 +55,14 @@ charm:
 # Hook latency of the real charm binary against a real Pebble running the real agent.
 bench-charm:
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./charm/charmtest/
+
+# The zero-allocation tests skip under -race (the race detector allocates), so they run once more
+# without it; the step fails unless the decoder's steady-state test actually passed.
+test-allocs:
+	@out=$$($(GO) test -count=1 -v -run 'SteadyStateAllocs|ZeroAlloc|NoAlloc' ./engine/... 2>&1); status=$$?; \
+	  echo "$$out" | grep -E -- '^(--- |ok|FAIL)'; \
+	  [ $$status -eq 0 ] && echo "$$out" | grep -q -- '--- PASS: TestSteadyStateAllocs' || \
+	  { echo "test-allocs: the zero-allocation test failed or did not run" >&2; exit 1; }
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/charm"
 )
 
@@ -93,10 +94,10 @@ func Run(ctx context.Context, c *charm.Context, name string) error {
 }
 
 // agent returns a client for the unit's agent, from the current webhook-port.
-func agent(ctx context.Context, c *charm.Context) (*charm.AgentClient, *charm.Settings, error) {
+func agent(ctx context.Context, c *charm.Context) (*apiclient.Client, *charm.Settings, error) {
 	s, err := c.Settings(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	return charm.NewAgentClient(charm.StatusPort(s)), s, nil
+	return apiclient.Local(charm.StatusPort(s)), s, nil
 }

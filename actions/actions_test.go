@@ -3,6 +3,8 @@ package actions
 import (
 	"strings"
 	"testing"
+
+	"github.com/falco-k8s/falco-k8s/agent/status"
 )
 
 func TestServerURL(t *testing.T) {
@@ -35,8 +37,8 @@ func TestServerURL(t *testing.T) {
 }
 
 func TestTable(t *testing.T) {
-	out := table([]shownRule{{Name: "A rule", Priority: "Warning", Source: "k8s_audit", Enabled: true, Tags: []string{"k8s", "x"},
-		File: "k8s_audit_rules.yaml", Artifact: "ghcr.io/a/b:1", Digest: "sha256:abc", Condition: "ka.verb=create\n  and x"}}, true)
+	out := table([]status.Rule{{Name: "A rule", Priority: "Warning", Source: "k8s_audit", Enabled: true, Tags: []string{"k8s", "x"},
+		File: "k8s_audit_rules.yaml", Ref: "ghcr.io/a/b:1", Digest: "sha256:abc", Condition: "ka.verb=create\n  and x"}}, true)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[1], "ghcr.io/a/b:1@sha256:abc") ||
 		!strings.Contains(lines[1], "k8s,x") || !strings.Contains(lines[1], "ka.verb=create and x") {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/charm"
 	"github.com/falco-k8s/falco-k8s/engine"
@@ -24,20 +25,21 @@ func alertFilter(p Params) (alerts.Filter, error) {
 		return f, err
 	}
 	if pr := p.String("priority"); pr != "" {
-		if f.Priority, f.HasPriority = engine.ParsePriority(pr); !f.HasPriority {
-			return f, fmt.Errorf("invalid priority %q", pr)
+		if f.Priority, err = engine.ParsePriority(pr); err != nil {
+			return f, err
 		}
+		f.HasPriority = true
 	}
 	return f, nil
 }
 
 // fetchAlerts reads the unit's agent journal.
-func fetchAlerts(ctx context.Context, c *charm.Context, f alerts.Filter) ([]*alerts.Alert, bool, *charm.AgentClient, error) {
+func fetchAlerts(ctx context.Context, c *charm.Context, f alerts.Filter) ([]*alerts.Alert, bool, *apiclient.Client, error) {
 	a, _, err := agent(ctx, c)
 	if err != nil {
 		return nil, false, nil, err
 	}
-	list, truncated, err := alerts.Fetch(ctx, a.HTTP, a.Base, f)
+	list, truncated, err := a.Alerts(ctx, f)
 	if err != nil {
 		return nil, false, a, fmt.Errorf("cannot read alerts: the agent is not answering (%v)", err)
 	}

@@ -18,19 +18,6 @@ import (
 // source, enabled flag, tags, file and that file's artifact reference and digest.
 func init() { Register("show-rules", showRules) }
 
-// shownRule is one rule in the yaml and json formats.
-type shownRule struct {
-	Name      string   `json:"name" yaml:"name"`
-	Priority  string   `json:"priority" yaml:"priority"`
-	Source    string   `json:"source" yaml:"source"`
-	Enabled   bool     `json:"enabled" yaml:"enabled"`
-	Tags      []string `json:"tags" yaml:"tags,flow"`
-	File      string   `json:"file" yaml:"file"`
-	Artifact  string   `json:"artifact,omitempty" yaml:"artifact,omitempty"`
-	Digest    string   `json:"digest,omitempty" yaml:"digest,omitempty"`
-	Condition string   `json:"condition,omitempty" yaml:"condition,omitempty"`
-}
-
 func showRules(ctx context.Context, c *charm.Context, p Params) (map[string]any, error) {
 	format := p.String("format")
 	if format == "" {
@@ -45,13 +32,13 @@ func showRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 		return nil, fmt.Errorf("cannot list rules: the agent is not answering (%v)", err)
 	}
 	filter := strings.ToLower(p.String("filter"))
-	var rules []shownRule
+	var rules []status.Rule
 	enabled := 0
 	for _, r := range rs.Rules {
 		if filter != "" && !strings.Contains(strings.ToLower(r.Name), filter) {
 			continue
 		}
-		rules = append(rules, toShown(r))
+		rules = append(rules, r)
 		if r.Enabled {
 			enabled++
 		}
@@ -84,19 +71,14 @@ func showRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 	}, nil
 }
 
-func toShown(r status.Rule) shownRule {
-	return shownRule{Name: r.Name, Priority: r.Priority, Source: r.Source, Enabled: r.Enabled, Tags: r.Tags,
-		File: r.File, Artifact: r.Ref, Digest: r.Digest, Condition: r.Condition}
-}
-
-func nonNilRules(r []shownRule) []shownRule {
+func nonNilRules(r []status.Rule) []status.Rule {
 	if r == nil {
-		return []shownRule{}
+		return []status.Rule{}
 	}
 	return r
 }
 
-func table(rules []shownRule, withCondition bool) string {
+func table(rules []status.Rule, withCondition bool) string {
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	hdr := "NAME\tPRIORITY\tSOURCE\tENABLED\tTAGS\tFILE\tARTIFACT"
@@ -106,8 +88,8 @@ func table(rules []shownRule, withCondition bool) string {
 	fmt.Fprintln(tw, hdr)
 	for _, r := range rules {
 		art := "-"
-		if r.Artifact != "" {
-			art = r.Artifact
+		if r.Ref != "" {
+			art = r.Ref
 			if r.Digest != "" {
 				art += "@" + r.Digest
 			}

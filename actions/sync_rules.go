@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/charm"
 )
 
@@ -56,7 +57,7 @@ func syncRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 	return out, nil
 }
 
-func firstError(rs []charm.SyncResult) string {
+func firstError(rs []status.SyncResult) string {
 	for _, r := range rs {
 		if r.Result == "error" {
 			return r.Ref + ": " + r.Reason

@@ -5,15 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
+	"io/fs"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/charm"
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
 	"github.com/falco-k8s/falco-k8s/rules"
 )
 
@@ -26,9 +25,56 @@ func init() { Register("tune-rules", tuneRules) }
 // TuningPath is the tuning file in the workload container.
 const TuningPath = charm.StateDir + "/tuning.yaml"
 
-// tuningPath is TuningPath as the charm reaches it: under the workload root the charm's tests
-// run the workload in (empty in a real deployment), like every other workload file.
-func tuningPath(c *charm.Context) string { return c.Env.WorkloadRoot + TuningPath }
+// workloadFiles is the tuning flow's store (alerts.TuningStore) in the workload container,
+// reached through Pebble under root (where the charm's tests run the workload; empty in a real
+// deployment), so the actions run the same tune and reset code as `falco-k8s alerts`.
+type workloadFiles struct {
+	w    charm.Workload
+	root string
+}
+
+// Lock implements alerts.TuningStore. The CLI's flock cannot span containers; the charm does
+// not need one: Juju runs one hook or action at a time on a unit, so two actions never
+// read-modify-write the file at once.
+func (workloadFiles) Lock(context.Context, string) (func(), error) { return func() {}, nil }
+
+// Read implements alerts.TuningStore.
+func (f workloadFiles) Read(ctx context.Context, path string) ([]byte, error) {
+	b, err := f.w.Pull(ctx, f.root+path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return b, err
+}
+
+// Write implements alerts.TuningStore (Pebble's push replaces the file atomically).
+func (f workloadFiles) Write(ctx context.Context, path string, data []byte) error {
+	if err := f.w.Push(ctx, f.root+path, bytes.NewReader(data), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// SetAside implements alerts.TuningStore. Pebble has no rename: copy, then remove the original
+// only once the copy is written.
+func (f workloadFiles) SetAside(ctx context.Context, path, dst string) error {
+	if _, err := f.w.Pull(ctx, f.root+dst); err == nil {
+		return fs.ErrExist
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	content, err := f.w.Pull(ctx, f.root+path)
+	if err != nil {
+		return err
+	}
+	if err := f.w.Push(ctx, f.root+dst, bytes.NewReader(content), 0o644); err != nil {
+		return fmt.Errorf("set aside %s: %w", path, err)
+	}
+	if err := f.w.Remove(ctx, f.root+path); err != nil {
+		return fmt.Errorf("remove %s (a copy is at %s): %w", path, dst, err)
+	}
+	return nil
+}
 
 func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any, error) {
 	scope := p.String("scope")
@@ -47,16 +93,15 @@ func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 	if err != nil {
 		return nil, err
 	}
-	existing, err := w.Pull(ctx, tuningPath(c))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read %s: %v", TuningPath, err)
-	}
-	base := []engine.File{{Name: rules.DefaultName, Content: rules.Default()}}
-	res, err := alerts.Tune(list, alerts.TuneOptions{Scope: scope, Base: base, Path: TuningPath, Existing: existing, Now: time.Now()})
-	if err != nil {
+	dry := p.Bool("dry-run")
+	// The agent's order (engine/rulesfile.Layers); the charm validates against the built-in
+	// layer, followed rules being the registry's (their alerts are reported as skipped).
+	base := rulesfile.Layers[engine.File]{Builtin: []engine.File{{Name: rules.DefaultName, Content: rules.Default()}}}.Ordered()
+	res, err := alerts.TuneFile(ctx, workloadFiles{w: w, root: c.Env.WorkloadRoot}, list,
+		alerts.TuneOptions{Scope: scope, Base: base, Path: TuningPath, Now: time.Now()}, dry)
+	if res == nil { // a failed write comes with the result, reported below
 		return nil, err
 	}
-	dry := p.Bool("dry-run")
 	added := map[string]any{}
 	for i, ad := range res.Added {
 		added[fmt.Sprintf("exception-%d", i+1)] = alerts.FormatAddition(ad)
@@ -70,35 +115,17 @@ func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 		"added-count": fmt.Sprint(len(res.Added)), "already-present": fmt.Sprint(res.Present),
 		"truncated": fmt.Sprint(truncated), "added": added, "skipped": skipped,
 	}
-	if !res.Changed || dry {
+	if err != nil {
+		return out, err
+	}
+	if !res.Written {
 		out["written"] = "false"
 		return out, nil
 	}
-	if err := w.Push(ctx, tuningPath(c), bytes.NewReader(res.Content), 0o644); err != nil {
-		return out, fmt.Errorf("write %s: %v", TuningPath, err)
-	}
 	out["written"] = "true"
-	if err := reloadAgent(ctx, a); err != nil {
+	if err := a.Reload(ctx); err != nil {
 		return out, fmt.Errorf("tuning written but the agent did not reload: %v", err)
 	}
 	out["reloaded"] = "true"
 	return out, nil
-}
-
-// reloadAgent asks the agent to rebuild its rules (POST /reload), as SIGHUP does.
-func reloadAgent(ctx context.Context, a *charm.AgentClient) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.Base+"/reload", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := a.HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
-	}
-	return nil
 }

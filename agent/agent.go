@@ -242,13 +242,14 @@ func (a *Agent) Handler() http.Handler {
 	return mux
 }
 
-// observe registers the observability endpoints. guard wraps the ones that reveal request
+// observe registers the observability endpoints (the route table is agent/status's, which
+// agent/apiclient requests). guard wraps the ones that reveal request
 // contents (/alerts, /rules) or change state (/reload, /sync): on the webhook's port they need
 // the webhook's own credentials (bearer token, client certificate), so exposing the webhook does
 // not expose the alert journal. Probes, /metrics and /status stay open for kubelet and Pebble.
 func (a *Agent) observe(mux *http.ServeMux, guard func(http.Handler) http.Handler) {
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }) //nolint:errcheck
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc(status.PathHealthz, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }) //nolint:errcheck
+	mux.HandleFunc(status.PathReadyz, func(w http.ResponseWriter, _ *http.Request) {
 		if !a.ready() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, "not ready\n") //nolint:errcheck
@@ -256,14 +257,14 @@ func (a *Agent) observe(mux *http.ServeMux, guard func(http.Handler) http.Handle
 		}
 		io.WriteString(w, "ok\n") //nolint:errcheck
 	})
-	mux.Handle("/metrics", a.m.Handler())
-	mux.HandleFunc("/status", a.serveStatus)
+	mux.Handle(status.PathMetrics, a.m.Handler())
+	mux.HandleFunc(status.PathStatus, a.serveStatus)
 	// The alert journal, for `falco-k8s alerts review` and `tune`.
-	mux.Handle("/alerts", guard(a.alertsHandler()))
-	mux.Handle("POST /reload", guard(http.HandlerFunc(a.serveReload)))
+	mux.Handle(status.PathAlerts, guard(a.alertsHandler()))
+	mux.Handle("POST "+status.PathReload, guard(http.HandlerFunc(a.serveReload)))
 	// The charm's sync-rules action: check followed references now (agent/follower).
-	mux.Handle("POST /sync", guard(http.HandlerFunc(a.serveSync)))
-	mux.Handle("/rules", guard(http.HandlerFunc(a.serveRules))) // the charm's show-rules action
+	mux.Handle("POST "+status.PathSync, guard(http.HandlerFunc(a.serveSync)))
+	mux.Handle(status.PathRules, guard(http.HandlerFunc(a.serveRules))) // the charm's show-rules action
 }
 
 func (a *Agent) ready() bool { return a.cur.Load() != nil && !a.draining.Load() }

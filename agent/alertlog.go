@@ -7,6 +7,8 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent/journal"
 	"github.com/falco-k8s/falco-k8s/agent/output"
 	"github.com/falco-k8s/falco-k8s/engine"
+
+	"github.com/falco-k8s/falco-k8s/agent/status"
 )
 
 // journalOutput opens the alert journal as one more output, taking every alert in JSON form.
@@ -48,7 +50,7 @@ func (a *Agent) Journal() *journal.Journal { return a.journal }
 // 200, or 422 with the reason when the candidate was ignored (the running rules are unchanged).
 func (a *Agent) serveReload(w http.ResponseWriter, r *http.Request) {
 	if err := a.reload(r.Context(), TriggerReload); err != nil {
-		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		status.WriteError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
 	io.WriteString(w, "reloaded\n") //nolint:errcheck // client gone

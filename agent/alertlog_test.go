@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/engine"
 	"github.com/falco-k8s/falco-k8s/rules"
@@ -30,7 +31,7 @@ func exampleEvents(t *testing.T) [][]byte {
 
 func fetch(t *testing.T, url string, f alerts.Filter) []*alerts.Alert {
 	t.Helper()
-	got, _, err := alerts.Fetch(context.Background(), nil, url, f)
+	got, _, err := apiclient.New(url, nil).Alerts(context.Background(), f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestJournalAndTuningThroughTheAgent(t *testing.T) {
 	if err != nil || len(res.Added) == 0 {
 		t.Fatalf("tune: %+v %v", res, err)
 	}
-	if err := alerts.WriteFileAtomic(tuning, res.Content, 0o644); err != nil {
+	if err := alerts.WriteFile(tuning, res.Content, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := ta.Reload(context.Background()); err != nil {

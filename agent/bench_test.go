@@ -20,19 +20,25 @@ import (
 	"k8s.io/apiserver/pkg/audit"
 	utilwebhook "k8s.io/apiserver/pkg/util/webhook"
 	"k8s.io/apiserver/plugin/pkg/audit/webhook"
+
+	"github.com/falco-k8s/falco-k8s/internal/testshared"
 )
 
-// upstreamRules is Falco's k8s audit ruleset, shared by the project's test data.
-const upstreamRules = "../../shared/testdata/upstream/k8s_audit_rules.latest.yaml"
-
-// benchRules returns the overrides selecting the upstream ruleset when present, else the
-// built-in one.
+// benchRules returns the overrides selecting Falco's upstream k8s audit ruleset (../shared)
+// when present, else the built-in one (with CI=true its absence fails, internal/testshared).
 func benchRules(b *testing.B) ([]string, string) {
-	if _, err := os.Stat(upstreamRules); err == nil {
-		abs, _ := filepath.Abs(upstreamRules)
-		return []string{"rules.builtin=false", "rules.files=[" + abs + "]"}, "upstream"
+	if path, ok := testshared.Optional(b, "testdata", "upstream", "k8s_audit_rules.latest.yaml"); ok {
+		return []string{"rules.builtin=false", "rules.files=[" + path + "]"}, "upstream"
 	}
 	return []string{"rules.builtin=true", "rules.files=[]"}, "builtin"
+}
+
+// reportRules puts a fallback to the built-in rules into the benchmark's printed figures, so
+// they are never read as figures for the upstream ruleset. Deferred: ResetTimer clears metrics.
+func reportRules(b *testing.B, name string) {
+	if name != "upstream" {
+		b.ReportMetric(1, "fallback-"+name+"-rules")
+	}
 }
 
 // mixedBatch is a realistic 400-event batch: pod creates (RequestResponse, a tenth privileged),
@@ -132,6 +138,7 @@ func percentile(d []time.Duration, p float64) time.Duration {
 func BenchmarkWebhookThroughput(b *testing.B) {
 	overrides, name := benchRules(b)
 	b.Logf("ruleset: %s", name)
+	defer reportRules(b, name)
 	dir := b.TempDir()
 	ta, caPEM := apiserverAgent(b, dir, nil, append(overrides, "outputs.file.json=true"), Options{})
 	client := directClient(b, dir, ta.url+"/k8s-audit", caPEM)
@@ -178,6 +185,7 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 func BenchmarkWebhookLatencyAtRate(b *testing.B) {
 	overrides, name := benchRules(b)
 	b.Logf("ruleset: %s", name)
+	defer reportRules(b, name)
 	dir := b.TempDir()
 	ta, caPEM := apiserverAgent(b, dir, nil, append(overrides, "outputs.file.json=true"), Options{})
 	client := directClient(b, dir, ta.url+"/k8s-audit", caPEM)
@@ -226,7 +234,8 @@ func peakRSSKiB() int64 {
 // BenchmarkSwapUnderLoad streams batches while the ruleset is swapped 10 times and reports the
 // events lost (accepted but not evaluated, or refused for good); it must be 0.
 func BenchmarkSwapUnderLoad(b *testing.B) {
-	overrides, _ := benchRules(b)
+	overrides, name := benchRules(b)
+	defer reportRules(b, name)
 	for range b.N {
 		src := &fakeSource{sink: make(chan RuleSink, 1)}
 		dir := b.TempDir()

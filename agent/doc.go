@@ -12,7 +12,10 @@
 //   - agent/output: stdout, file and HTTP alert outputs.
 //   - agent/journal: the bounded, durable alert journal behind GET /alerts (one more output).
 //   - agent/metrics: Prometheus metrics and the counters behind /status.
-//   - agent/status: the /status JSON type (standard library only, for the charm).
+//   - agent/status: the API's JSON types, its route table and its one error body format,
+//     {"error": "..."} with a 4xx/5xx status (standard library only, for the charm).
+//   - agent/apiclient: the one client of that API, used by the charm's hooks and actions and
+//     by `falco-k8s alerts review|tune --url` (CA file, bearer token).
 //   - agent/follower: the OCI rules follower, a RuleSource (see below).
 //   - agent (this package): wiring, rulesets, evaluation workers, servers, signals.
 //
@@ -65,8 +68,9 @@
 //
 //  1. the built-in ruleset (rules.builtin),
 //  2. the files each RuleSource last had accepted, in the order sources were given,
-//  3. rules.files and -r files (directories expand to their *.yaml/*.yml files, sorted), so
-//     local files can append to and override followed rules.
+//  3. rules.files and -r files (engine/rulesfile, as in the CLI: directories expand to their
+//     *.yaml/*.yml files, sorted; an explicit file with another extension is skipped with a
+//     warning, as Falco does), so local files can append to and override followed rules.
 //  4. the tuning file (rules.tuning_file, default <state_dir>/tuning.yaml) when it exists: the
 //     exceptions `falco-k8s alerts tune` wrote. A tuning file that no longer loads is set aside
 //     at start-up (recorded as ignored) rather than keeping the agent down.

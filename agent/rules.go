@@ -6,15 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/falco-k8s/falco-k8s/agent/output"
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
 	"github.com/falco-k8s/falco-k8s/rules"
 )
 
@@ -106,41 +104,6 @@ type built struct {
 	warnings int
 }
 
-// loadLocalFiles reads rules.files (and -r files): directories expand to their *.yaml/*.yml
-// files, sorted, as Falco's rules_files do.
-func loadLocalFiles(paths []string) ([]engine.File, error) {
-	var out []engine.File
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: read rules file: %w", p, err)
-		}
-		names := []string{p}
-		if st.IsDir() {
-			entries, err := os.ReadDir(p)
-			if err != nil {
-				return nil, fmt.Errorf("%s: read rules directory: %w", p, err)
-			}
-			names = names[:0]
-			for _, e := range entries {
-				n := e.Name()
-				if e.Type().IsRegular() && (strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) {
-					names = append(names, filepath.Join(p, n))
-				}
-			}
-			sort.Strings(names)
-		}
-		for _, n := range names {
-			b, err := os.ReadFile(n)
-			if err != nil {
-				return nil, fmt.Errorf("%s: read rules file: %w", n, err)
-			}
-			out = append(out, engine.File{Name: n, Content: b})
-		}
-	}
-	return out, nil
-}
-
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -149,12 +112,15 @@ func sha(b []byte) string {
 // compose builds the ruleset from the built-in rules, every source's files (with override
 // replacing one source's set) and the local files. Callers hold a.mu.
 func (a *Agent) compose(local []engine.File, overrideSource string, override []SourceFile) (*built, error) {
-	var files []engine.File
-	var meta []status.File
+	type layered struct {
+		file engine.File
+		meta status.File
+	}
+	var l rulesfile.Layers[layered]
 	if a.cfg.Rules.Builtin {
 		b := rules.Default()
-		files = append(files, engine.File{Name: rules.DefaultName, Content: b})
-		meta = append(meta, status.File{Name: rules.DefaultName, Origin: OriginBuiltin, SHA256: sha(b)})
+		l.Builtin = append(l.Builtin, layered{engine.File{Name: rules.DefaultName, Content: b},
+			status.File{Name: rules.DefaultName, Origin: OriginBuiltin, SHA256: sha(b)}})
 	}
 	for _, src := range a.sourceOrder {
 		set := a.sourceFiles[src]
@@ -162,13 +128,23 @@ func (a *Agent) compose(local []engine.File, overrideSource string, override []S
 			set = override
 		}
 		for _, f := range set {
-			files = append(files, engine.File{Name: f.Name, Content: f.Content})
-			meta = append(meta, status.File{Name: f.Name, Origin: src, Ref: f.Ref, Digest: f.Digest, SHA256: sha(f.Content)})
+			l.Followed = append(l.Followed, layered{engine.File{Name: f.Name, Content: f.Content},
+				status.File{Name: f.Name, Origin: src, Ref: f.Ref, Digest: f.Digest, SHA256: sha(f.Content)}})
 		}
 	}
 	for _, f := range local {
-		files = append(files, f)
-		meta = append(meta, status.File{Name: f.Name, Origin: a.localOrigin(f.Name), SHA256: sha(f.Content)})
+		e := layered{f, status.File{Name: f.Name, Origin: a.localOrigin(f.Name), SHA256: sha(f.Content)}}
+		if e.meta.Origin == OriginTuning {
+			l.Tuning = append(l.Tuning, e)
+		} else {
+			l.Local = append(l.Local, e)
+		}
+	}
+	var files []engine.File
+	var meta []status.File
+	for _, e := range l.Ordered() {
+		files = append(files, e.file)
+		meta = append(meta, e.meta)
 	}
 	// Compiling is charged to the memory budget like parsing a batch, so a big candidate
 	// waits for room instead of adding to the peak (the engine bounds what it can expand to).

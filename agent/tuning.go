@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
 )
 
 // OriginTuning marks the tuning file (rules.tuning_file) in /status.
@@ -16,7 +17,11 @@ const OriginTuning = "tuning"
 // readLocal reads rules.files and then, last of all, the tuning file when it exists, so its
 // exceptions apply to rules from every other file (built-in, followed and local).
 func (a *Agent) readLocal() ([]engine.File, error) {
-	files, err := loadLocalFiles(a.localPaths)
+	// Falco's rules_files expansion, the same as the CLI's (engine/rulesfile).
+	files, ignored, err := rulesfile.ReadFiles(a.localPaths)
+	for _, p := range ignored {
+		a.log.Warn().Str("file", p).Msg("rules.files: ignoring a file that does not end in .yaml or .yml, as Falco does")
+	}
 	if err != nil {
 		return nil, err
 	}

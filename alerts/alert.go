@@ -53,22 +53,10 @@ type Alert struct {
 	Raw []byte
 }
 
-// wire is the JSON shape of a Falco alert.
-type wire struct {
-	Hostname     string         `json:"hostname"`
-	Output       string         `json:"output"`
-	OutputFields map[string]any `json:"output_fields"`
-	Priority     string         `json:"priority"`
-	Rule         string         `json:"rule"`
-	Source       string         `json:"source"`
-	Tags         []string       `json:"tags"`
-	Time         string         `json:"time"`
-}
-
 // Parse decodes one Falco JSON alert. The rule, a valid priority and an RFC 3339 time are
 // required: without them an alert can be neither filtered nor tuned.
 func Parse(b []byte) (*Alert, error) {
-	var w wire
+	var w engine.AlertJSON
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber() // evt.time does not fit a float64
 	if err := dec.Decode(&w); err != nil {
@@ -80,9 +68,9 @@ func Parse(b []byte) (*Alert, error) {
 	if w.Rule == "" {
 		return nil, errors.New("decode alert: no rule")
 	}
-	p, ok := engine.ParsePriority(w.Priority)
-	if !ok {
-		return nil, fmt.Errorf("decode alert: invalid priority %q", w.Priority)
+	p, err := engine.ParsePriority(w.Priority)
+	if err != nil {
+		return nil, fmt.Errorf("decode alert: %w", err)
 	}
 	t, err := time.Parse(time.RFC3339Nano, w.Time)
 	if err != nil {

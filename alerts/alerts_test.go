@@ -242,7 +242,7 @@ func TestResetNeverOverwrites(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "tuning.yaml")
 	for i := range 3 {
-		if err := WriteFileAtomic(p, []byte{byte('a' + i)}, 0o644); err != nil {
+		if err := WriteFile(p, []byte{byte('a' + i)}, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		moved, err := Reset(p, now)

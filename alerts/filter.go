@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -118,9 +117,10 @@ func FilterFromQuery(q url.Values, now time.Time, defaultLimit, maxLimit int) (F
 		return f, fmt.Errorf("until: %w", err)
 	}
 	if p := q.Get("priority"); p != "" {
-		if f.Priority, f.HasPriority = engine.ParsePriority(p); !f.HasPriority {
-			return f, fmt.Errorf("invalid priority %q: use emergency, alert, critical, error, warning, notice, informational or debug", p)
+		if f.Priority, err = engine.ParsePriority(p); err != nil {
+			return f, err
 		}
+		f.HasPriority = true
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -177,42 +177,6 @@ func Newest(a []*Alert, limit int) []*Alert {
 
 // TruncatedHeader is set on an /alerts answer that hit its limit.
 const TruncatedHeader = "X-Falco-K8s-Truncated"
-
-// Fetch reads alerts from the agent's GET /alerts (baseURL is e.g. http://agent:9765).
-// truncated reports that the agent had more matching alerts than the limit.
-func Fetch(ctx context.Context, client *http.Client, baseURL string, f Filter) (out []*Alert, truncated bool, err error) {
-	if client == nil {
-		client = &http.Client{Timeout: 60 * time.Second}
-	}
-	u, err := url.Parse(strings.TrimRight(baseURL, "/") + "/alerts")
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, false, fmt.Errorf("invalid agent URL %q: want http(s)://host:port", baseURL)
-	}
-	u.RawQuery = f.Query().Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, false, fmt.Errorf("fetch alerts: %w", err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, false, fmt.Errorf("fetch alerts from %s: %w", u.Redacted(), err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, false, fmt.Errorf("fetch alerts from %s: %s: %s", u.Redacted(), resp.Status, strings.TrimSpace(string(msg)))
-	}
-	// The agent already filtered; filtering again costs little and protects against an agent
-	// that ignores a parameter it does not know.
-	out, skipped, err := ReadJSONL(ctx, resp.Body, f)
-	if err != nil {
-		return nil, false, fmt.Errorf("fetch alerts from %s: %w", u.Redacted(), err)
-	}
-	if skipped > 0 {
-		return nil, false, fmt.Errorf("fetch alerts from %s: %d lines are not Falco JSON alerts", u.Redacted(), skipped)
-	}
-	return out, resp.Header.Get(TruncatedHeader) != "", nil
-}
 
 // ErrNoInput is returned when neither an agent URL nor a file is given.
 var ErrNoInput = errors.New("no alerts to read: pass --url http://agent:9765 or --file alerts.jsonl")

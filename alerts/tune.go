@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
 
 // Scopes of tune.
@@ -579,79 +579,11 @@ func (tf *tuningFile) encode() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// WriteFileAtomic replaces path with data: a temporary file in the same directory is written,
-// synced and renamed over path, so the agent (or a crash) never sees half a file.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if st, err := os.Stat(path); err == nil {
-		perm = st.Mode().Perm()
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() //nolint:errcheck // best effort: the rename is done
-		d.Close()
-	}
-	return nil
-}
-
-// Reset sets the tuning file aside by renaming it to PATH.<UTC timestamp>.bak (never
-// overwriting an earlier one) and returns the new name; "" when there was no file.
-func Reset(path string, now time.Time) (string, error) {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	} else if err != nil {
-		return "", fmt.Errorf("reset %s: %w", path, err)
-	}
-	base := path + "." + now.UTC().Format("20060102T150405Z")
-	for i := 0; ; i++ {
-		dst := base + ".bak"
-		if i > 0 {
-			dst = fmt.Sprintf("%s.%d.bak", base, i)
-		}
-		if _, err := os.Lstat(dst); err == nil {
-			continue
-		}
-		// Link then remove: unlike rename, link never replaces an existing file.
-		if err := os.Link(path, dst); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				continue
-			}
-			return "", fmt.Errorf("reset %s: %w", path, err)
-		}
-		if err := os.Remove(path); err != nil {
-			return "", fmt.Errorf("reset %s: %w", path, err)
-		}
-		return dst, nil
-	}
+// WriteFile replaces the tuning file at path with data atomically (internal/atomicfile), so
+// the agent (or a crash) never sees half a file; the directory is created when missing and an
+// existing file keeps its mode (an operator may have narrowed it).
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return atomicfile.WriteFileWith(path, data, perm, atomicfile.Options{MkdirAll: true, KeepMode: true})
 }
 
 // FormatAddition renders an addition for people, e.g.

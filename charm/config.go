@@ -204,7 +204,7 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 	if s.MinPriority == "" {
 		s.MinPriority = "debug"
 	}
-	if _, ok := engine.ParsePriority(s.MinPriority); !ok {
+	if _, err := engine.ParsePriority(s.MinPriority); err != nil {
 		return nil, bad("minimum-priority", "warning", "%q is not one of emergency, alert, critical, error, warning, notice, informational, debug", s.MinPriority)
 	}
 

@@ -187,7 +187,7 @@ func checkSettings(t *testing.T, s *Settings) {
 	if s.FollowInterval < time.Minute {
 		t.Fatalf("follow interval %v", s.FollowInterval)
 	}
-	if _, ok := engine.ParsePriority(s.MinPriority); !ok {
+	if _, err := engine.ParsePriority(s.MinPriority); err != nil {
 		t.Fatalf("priority %q", s.MinPriority)
 	}
 	if !slices.Contains([]string{"trace", "debug", "info", "warning", "error"}, s.LogLevel) {

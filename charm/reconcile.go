@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/artifact/auth"
 )
@@ -138,7 +139,7 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	}
 
 	phase("files")
-	agent := NewAgentClient(d.StatusPort)
+	agent := apiclient.Local(d.StatusPort)
 	env, err := w.ServiceEnv(ctx, ServiceName)
 	if err != nil {
 		return c.workloadErr(ctx, out, err)
@@ -199,7 +200,7 @@ func (c *Context) workloadErr(ctx context.Context, out *Outcome, err error) (*Ou
 
 // agentStatus reads /status; after a replan it waits until the restarted agent (a new
 // started_at) answers, so the status the hook leaves describes the new configuration.
-func (c *Context) agentStatus(ctx context.Context, a *AgentClient, w Workload, replanned bool, prevStart time.Time) (*status.Status, error) {
+func (c *Context) agentStatus(ctx context.Context, a *apiclient.Client, w Workload, replanned bool, prevStart time.Time) (*status.Status, error) {
 	deadline := time.Now().Add(waitForAgent)
 	if !replanned {
 		deadline = time.Now().Add(2 * time.Second)

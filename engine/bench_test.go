@@ -5,21 +5,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 
 	"github.com/falco-k8s/falco-k8s/engine"
 	"github.com/falco-k8s/falco-k8s/engine/k8saudit"
+
+	"github.com/falco-k8s/falco-k8s/internal/testshared"
 )
 
-// upstreamRules loads the upstream k8s audit ruleset from ../shared, or skips.
+// upstreamRules loads the upstream k8s audit ruleset from ../shared, or skips (fails in CI).
 func upstreamRules(tb testing.TB) *engine.Ruleset {
 	tb.Helper()
-	path := filepath.Join("..", "..", "shared", "testdata", "upstream", "k8s_audit_rules.latest.yaml")
+	path := testshared.Path(tb, "testdata", "upstream", "k8s_audit_rules.latest.yaml")
 	content, err := os.ReadFile(path)
 	if err != nil {
-		tb.Skipf("upstream rules not present: %v", err)
+		tb.Fatal(err)
 	}
 	rs, _, err := engine.Load([]engine.File{{Name: path, Content: content}}, engine.DefaultOptions())
 	if err != nil {

@@ -286,7 +286,7 @@ func (a *Alert) JSON() []byte {
 		writeJSONString(&b, t)
 	}
 	b.WriteString(`],"time":`)
-	writeJSONString(&b, a.Time.UTC().Format("2006-01-02T15:04:05.000000000Z"))
+	writeJSONString(&b, a.Time.UTC().Format(AlertTimeLayout))
 	b.WriteByte('}')
 	return b.Bytes()
 }

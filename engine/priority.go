@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -29,17 +30,22 @@ func (p Priority) String() string {
 	return priorityNames[p]
 }
 
-// ParsePriority accepts Falco's names case-insensitively plus the alias "info".
-func ParsePriority(s string) (Priority, bool) {
+// ErrInvalidPriority is what ParsePriority returns (wrapped, naming the value and the valid
+// names) for a string that is not a priority.
+var ErrInvalidPriority = errors.New("invalid priority")
+
+// ParsePriority accepts Falco's names case-insensitively plus the alias "info": the one parser
+// of priority names for rules files, configuration, flags, actions and queries.
+func ParsePriority(s string) (Priority, error) {
 	for i, n := range priorityNames {
 		if strings.EqualFold(s, n) {
-			return Priority(i), true
+			return Priority(i), nil
 		}
 	}
 	if strings.EqualFold(s, "info") {
-		return PriorityInformational, true
+		return PriorityInformational, nil
 	}
-	return 0, false
+	return 0, fmt.Errorf("%w %q: use emergency, alert, critical, error, warning, notice, informational (info) or debug", ErrInvalidPriority, s)
 }
 
 // MarshalText implements encoding.TextMarshaler with the long spelling.
@@ -47,9 +53,9 @@ func (p Priority) MarshalText() ([]byte, error) { return []byte(p.String()), nil
 
 // UnmarshalText implements encoding.TextUnmarshaler with Falco's parsing rules.
 func (p *Priority) UnmarshalText(b []byte) error {
-	v, ok := ParsePriority(string(b))
-	if !ok {
-		return fmt.Errorf("invalid priority %q: use one of emergency, alert, critical, error, warning, notice, informational (info), debug", b)
+	v, err := ParsePriority(string(b))
+	if err != nil {
+		return err
 	}
 	*p = v
 	return nil

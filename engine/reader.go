@@ -547,8 +547,7 @@ func (r *reader) readRule(item *yaml.Node, parent ctx) error {
 		return err
 	}
 	ri.output = strings.TrimSpace(ri.output)
-	var ok bool
-	if ri.priority, ok = ParsePriority(prio); !ok {
+	if ri.priority, err = ParsePriority(prio); err != nil {
 		return r.validate("Invalid priority", c.with(ItemRulePriority, "", r.f.pos(lookup(item, "priority"))))
 	}
 	if s, present, err := r.decodeString(item, "source", c, true); err != nil {
@@ -663,8 +662,8 @@ func (r *reader) readRuleOverride(item *yaml.Node, name string, c ctx, app, repl
 				if err != nil {
 					return nil, err
 				}
-				p, ok := ParsePriority(s)
-				if !ok {
+				p, err := ParsePriority(s)
+				if err != nil {
 					return nil, r.validate("Invalid priority", c.with(ItemRulePriority, "", r.f.pos(lookup(item, k))))
 				}
 				u.priority = &p

@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 
+	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/charm"
 )
 
@@ -16,7 +17,7 @@ func updateStatus(ctx context.Context, c *charm.Context) error {
 	if err != nil || out.Status != charm.Active || out.Settings == nil || out.Settings.LogLevel != "debug" && out.Settings.LogLevel != "trace" {
 		return err
 	}
-	rules, err := charm.NewAgentClient(charm.StatusPort(out.Settings)).Rules(ctx, false)
+	rules, err := apiclient.Local(charm.StatusPort(out.Settings)).Rules(ctx, false)
 	if err != nil {
 		c.Log.Debug().Err(err).Msg("rules list unavailable")
 		return nil

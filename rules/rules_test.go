@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -14,13 +13,17 @@ import (
 	"github.com/falco-k8s/falco-k8s/engine"
 	"github.com/falco-k8s/falco-k8s/engine/k8saudit"
 	"github.com/falco-k8s/falco-k8s/rules"
+
+	"github.com/falco-k8s/falco-k8s/internal/testshared"
 )
 
-const (
-	apiserverBatches = "../../shared/testdata/apiserver-1.31/audit-batches.jsonl"
-	upstreamRules    = "../../shared/testdata/upstream/k8s_audit_rules.latest.yaml"
-	exampleEvents    = "../examples/audit-events.jsonl"
+// apiserverBatches and upstreamRules are under ../shared (internal/testshared).
+var (
+	apiserverBatches = []string{"testdata", "apiserver-1.31", "audit-batches.jsonl"}
+	upstreamRules    = []string{"testdata", "upstream", "k8s_audit_rules.latest.yaml"}
 )
+
+const exampleEvents = "../examples/audit-events.jsonl"
 
 // load compiles the built-in ruleset and fails the test on any error or warning.
 func load(t *testing.T) *engine.Ruleset {
@@ -709,9 +712,6 @@ func TestAlertRendering(t *testing.T) {
 func decodeFile(t *testing.T, path string, fn func(*k8saudit.Event)) int {
 	t.Helper()
 	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("%s not present", path)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -742,7 +742,7 @@ func TestRealApiserverBatches(t *testing.T) {
 	rs := load(t)
 	e := rs.NewEvaluator()
 	seen := map[string]bool{}
-	n := decodeFile(t, apiserverBatches, func(ev *k8saudit.Event) {
+	n := decodeFile(t, testshared.Path(t, apiserverBatches...), func(ev *k8saudit.Event) {
 		root := ev.Root()
 		name := string(root.GetStringBytes("objectRef", "name"))
 		verb := string(root.GetStringBytes("verb"))
@@ -798,13 +798,7 @@ func TestExampleEvents(t *testing.T) {
 // TestCoexistsWithUpstream loads the built-in rules together with Falco's upstream k8s audit
 // rules: no name is shared, so neither file silently redefines the other's items.
 func TestCoexistsWithUpstream(t *testing.T) {
-	up, err := os.ReadFile(upstreamRules)
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("%s not present", upstreamRules)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	up := testshared.ReadFile(t, upstreamRules...)
 	ours := load(t)
 	theirs, _, err := engine.Load([]engine.File{{Name: "k8s_audit_rules.yaml", Content: up}}, engine.DefaultOptions())
 	if err != nil {

@@ -669,8 +669,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	priority := func(key, v string) {
-		if _, ok := engine.ParsePriority(v); !ok {
-			bad(key, "invalid priority %q: use emergency, alert, critical, error, warning, notice, informational (info) or debug", v)
+		if _, err := engine.ParsePriority(v); err != nil {
+			bad(key, "%v", err)
 		}
 	}
 	priority("rules.min_priority", c.Rules.MinPriority)

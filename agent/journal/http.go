@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/falco-k8s/falco-k8s/alerts"
+
+	"github.com/falco-k8s/falco-k8s/agent/status"
 )
 
 // Limits of GET /alerts: the default answer size, and the largest a client may ask for (the
@@ -22,17 +24,17 @@ func (j *Journal) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			status.WriteError(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
 			return
 		}
 		f, err := alerts.FilterFromQuery(r.URL.Query(), j.opts.Now(), DefaultLimit, MaxLimit)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			status.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		out, truncated, err := j.Query(r.Context(), f)
 		if err != nil {
-			http.Error(w, "query the alert journal: "+err.Error(), http.StatusInternalServerError)
+			status.WriteError(w, http.StatusInternalServerError, "query the alert journal: "+err.Error())
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-ndjson")
@@ -60,6 +62,6 @@ func (j *Journal) Handler() http.Handler {
 // Unavailable answers /alerts when the journal is disabled or could not be opened.
 func Unavailable(reason string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "alert journal unavailable: "+reason, http.StatusServiceUnavailable)
+		status.WriteError(w, http.StatusServiceUnavailable, "alert journal unavailable: "+reason)
 	})
 }

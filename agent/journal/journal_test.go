@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/engine"
 )
@@ -350,7 +351,7 @@ func TestHandler(t *testing.T) {
 		if tc.code != 200 {
 			continue
 		}
-		got, truncated, err := alerts.Fetch(context.Background(), srv.Client(), srv.URL, mustFilter(t, tc.query, c.Now()))
+		got, truncated, err := apiclient.New(srv.URL, srv.Client()).Alerts(context.Background(), mustFilter(t, tc.query, c.Now()))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -43,18 +43,9 @@ func FromEngine(a *engine.Alert, withJSON bool) *Alert {
 // failure: <reason>".
 func Internal(now time.Time, rule string, p engine.Priority, message, hostname string) *Alert {
 	text := now.Local().Format("15:04:05.000000000") + ": " + p.String() + " " + message
-	// Keys in nlohmann::json order (sorted), like engine.Alert.JSON; encoding/json sorts map
-	// keys and the struct below is declared sorted.
-	doc := struct {
-		Hostname     string         `json:"hostname"`
-		Output       string         `json:"output"`
-		OutputFields map[string]any `json:"output_fields"`
-		Priority     string         `json:"priority"`
-		Rule         string         `json:"rule"`
-		Source       string         `json:"source"`
-		Time         string         `json:"time"`
-	}{hostname, text, map[string]any{"evt.time": now.UnixNano()}, p.String(), rule, "internal",
-		now.UTC().Format("2006-01-02T15:04:05.000000000Z")}
+	// engine.AlertJSON: Falco's shape, keys in nlohmann::json order; no tags.
+	doc := engine.AlertJSON{Hostname: hostname, Output: text, OutputFields: map[string]any{"evt.time": now.UnixNano()},
+		Priority: p.String(), Rule: rule, Source: "internal", Time: now.UTC().Format(engine.AlertTimeLayout)}
 	var b strings.Builder
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)

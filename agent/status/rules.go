@@ -7,21 +7,22 @@ type Rules struct {
 	Rules      []Rule `json:"rules"`
 }
 
-// Rule is one rule as loaded (after appends and overrides).
+// Rule is one rule as loaded (after appends and overrides): the one rule-list shape, of GET
+// /rules, `falco-k8s rules list -o json` and the show-rules action's json and yaml formats.
 type Rule struct {
-	Name     string   `json:"name"`
-	Priority string   `json:"priority"`
-	Source   string   `json:"source"`
-	Enabled  bool     `json:"enabled"`
-	Active   bool     `json:"active"`
-	Skipped  bool     `json:"skipped,omitempty"`
-	Tags     []string `json:"tags"`
+	Name     string   `json:"name" yaml:"name"`
+	Priority string   `json:"priority" yaml:"priority"`
+	Source   string   `json:"source" yaml:"source"`
+	Enabled  bool     `json:"enabled" yaml:"enabled"`
+	Active   bool     `json:"active" yaml:"active"`
+	Skipped  bool     `json:"skipped,omitempty" yaml:"skipped,omitempty"`
+	Tags     []string `json:"tags" yaml:"tags,flow"`
 	// File and Line locate the rule's latest definition; Ref and Digest identify the artifact
 	// that file came from, when it came from one.
-	File   string `json:"file"`
-	Line   int    `json:"line,omitempty"`
-	Ref    string `json:"ref,omitempty"`
-	Digest string `json:"digest,omitempty"`
+	File   string `json:"file" yaml:"file"`
+	Line   int    `json:"line,omitempty" yaml:"line,omitempty"`
+	Ref    string `json:"ref,omitempty" yaml:"ref,omitempty"`
+	Digest string `json:"digest,omitempty" yaml:"digest,omitempty"`
 	// Condition is only filled with GET /rules?condition=true.
-	Condition string `json:"condition,omitempty"`
+	Condition string `json:"condition,omitempty" yaml:"condition,omitempty"`
 }

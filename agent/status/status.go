@@ -1,4 +1,5 @@
-// Package status defines the JSON document the agent serves on /status. It is a leaf package
+// Package status defines the JSON documents of the agent's HTTP API (/status, /rules, /sync),
+// its route table and its one error body format. It is a leaf package
 // (standard library only) so that the charm can decode the agent's status without importing the
 // agent, the engine or the webhook code.
 package status

@@ -390,9 +390,9 @@ func (h *Handler) check(body []byte, cost int64) (events, oversized int, err err
 	}
 	var oversize, badTS int
 	d.OnDrop = func(err error) {
-		// The decoder reports two kinds of per-event problems; its size message is the
-		// k8saudit plugin's.
-		if strings.HasPrefix(err.Error(), "event larger than maxEventSize") {
+		// The decoder reports two kinds of per-event problems: oversize and bad timestamps.
+		var tooLarge *k8saudit.EventTooLargeError
+		if errors.As(err, &tooLarge) {
 			oversize++
 		} else {
 			badTS++

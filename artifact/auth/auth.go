@@ -26,6 +26,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
 
 // Basic is a registry user/password pair.
@@ -186,14 +187,7 @@ func WriteClientCredentials(path, registry string, cfg clientcredentials.Config)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, b, 0o600)
 }
 
 // DefaultDockerConfig is $DOCKER_CONFIG/config.json or ~/.docker/config.json.

@@ -2,9 +2,11 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/oauth2/clientcredentials"
@@ -103,6 +105,40 @@ func TestClientCredentialsFile(t *testing.T) {
 	m, err := ReadClientCredentials(p)
 	if err != nil || m["reg"].ClientID != "id" {
 		t.Fatal(m, err)
+	}
+}
+
+// Two logins at once used to share one fixed PATH.tmp: one writer could rename the other's
+// half-written file into place or fail on a temp file that vanished. Every concurrent write
+// must now succeed and leave a whole, 0600 file holding one writer's entry.
+func TestClientCredentialsConcurrentWriters(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "clientcredentials.json")
+	const writers = 16
+	var wg sync.WaitGroup
+	for i := 0; i < writers; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := fmt.Sprintf("id-%02d", i)
+			if err := WriteClientCredentials(p, "reg", clientcredentials.Config{ClientID: id, ClientSecret: strings.Repeat("s", 100*i), TokenURL: "http://t"}); err != nil {
+				t.Errorf("writer %d: %v", i, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	m, err := ReadClientCredentials(p)
+	if err != nil {
+		t.Fatalf("torn file: %v", err)
+	}
+	var id int
+	if _, err := fmt.Sscanf(m["reg"].ClientID, "id-%02d", &id); err != nil || m["reg"].ClientSecret != strings.Repeat("s", 100*id) {
+		t.Fatalf("entry is no writer's whole entry: %+v", m["reg"])
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, %v", fi.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(p)); len(ents) != 1 {
+		t.Fatalf("temporary files left: %v", ents)
 	}
 }
 

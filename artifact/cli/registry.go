@@ -19,8 +19,8 @@ import (
 	"github.com/falco-k8s/falco-k8s/artifact/auth"
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
-	"github.com/falco-k8s/falco-k8s/artifact/state"
 	"github.com/falco-k8s/falco-k8s/artifact/version"
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
 
 func newRegistryCmd(a *app) *cobra.Command {
@@ -271,35 +271,16 @@ func newPullCmd(a *app) *cobra.Command {
 			if err := os.MkdirAll(dest, 0o755); err != nil {
 				return fmt.Errorf("pull %s: %w", r, err)
 			}
-			tmp, err := os.CreateTemp(dest, "."+name+".tmp-*")
-			if err != nil {
-				return fmt.Errorf("pull %s: %w", r, err)
-			}
-			defer os.Remove(tmp.Name())
-			var w io.Writer = tmp
-			if p := a.progress(r.String(), art.Layer.Size); p != nil {
-				w = io.MultiWriter(tmp, p)
-			}
-			if err := cl.FetchLayer(ctx, art, w, 0); err != nil {
-				tmp.Close()
-				return err
-			}
-			if err := tmp.Chmod(0o644); err != nil {
-				tmp.Close()
-				return err
-			}
-			if err := tmp.Sync(); err != nil {
-				tmp.Close()
-				return err
-			}
-			if err := tmp.Close(); err != nil {
-				return err
-			}
 			out := filepath.Join(dest, name)
-			if err := os.Rename(tmp.Name(), out); err != nil {
-				return fmt.Errorf("pull %s: %w", r, err)
+			err = atomicfile.WriteStream(out, 0o644, atomicfile.Options{}, func(w io.Writer) error {
+				if p := a.progress(r.String(), art.Layer.Size); p != nil {
+					w = io.MultiWriter(w, p)
+				}
+				return cl.FetchLayer(ctx, art, w, 0)
+			})
+			if err != nil {
+				return err
 			}
-			state.SyncDir(dest)
 			a.log.Info().Str("ref", r.String()).Str("digest", art.Root.Digest.String()).Str("file", out).Msg("artifact pulled")
 			return nil
 		},

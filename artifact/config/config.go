@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-k8s/falco-k8s/artifact/auth"
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
 
 // DefaultPath is falcoctl's default --config.
@@ -424,13 +425,8 @@ func SetIndexes(path string, indexes []Index) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create config directory: %w", err)
 	}
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
+	if err := atomicfile.WriteFileWith(path, out, 0o644, atomicfile.Options{KeepMode: true}); err != nil {
+		return fmt.Errorf("write config: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, out, mode); err != nil {
-		return fmt.Errorf("write config %s: %w", path, err)
-	}
-	return os.Rename(tmp, path)
+	return nil
 }

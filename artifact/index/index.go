@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 	"gopkg.in/yaml.v3"
 )
 
@@ -251,7 +252,7 @@ func (c *Cache) Put(name, rawURL, backend string, entries []Entry, now time.Time
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(c.EntriesPath(name), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(c.EntriesPath(name), b, 0o644); err != nil {
 		return err
 	}
 	ts := now.Local().Format(TimeFormat)
@@ -296,16 +297,5 @@ func (c *Cache) save() error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(c.Dir, "indexes.yaml"), b, 0o644)
-}
-
-func writeAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(filepath.Join(c.Dir, "indexes.yaml"), b, 0o644)
 }

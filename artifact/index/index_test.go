@@ -9,13 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/falco-k8s/falco-k8s/internal/testshared"
 )
 
 func TestUpstreamIndex(t *testing.T) {
-	b, err := os.ReadFile("/work/shared/testdata/upstream/falcosecurity-index.yaml")
-	if err != nil {
-		t.Skip("upstream index copy not available")
-	}
+	b := testshared.ReadFile(t, "testdata", "upstream", "falcosecurity-index.yaml")
 	e, err := Parse(b)
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ import (
 
 	"github.com/falco-k8s/falco-k8s/artifact/extract"
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
-	"github.com/falco-k8s/falco-k8s/artifact/state"
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
 
 // StageOptions bound a download.
@@ -231,7 +231,7 @@ func (s *Staged) Promote(prev []string) ([]string, error) {
 	}
 	sort.Strings(keys)
 	for _, d := range keys {
-		state.SyncDir(d)
+		atomicfile.SyncDir(d)
 	}
 	return out, nil
 }
@@ -272,9 +272,8 @@ func moveFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	defer in.Close()
-	b, err := io.ReadAll(in)
-	if err != nil {
+	return atomicfile.WriteStream(dst, mode, atomicfile.Options{}, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
 		return err
-	}
-	return state.WriteFileAtomic(dst, b, mode)
+	})
 }

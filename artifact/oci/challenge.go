@@ -35,6 +35,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 	"oras.land/oras-go/v2/errdef"
 	orasauth "oras.land/oras-go/v2/registry/remote/auth"
 )
@@ -144,13 +145,12 @@ func (s *challengeStore) update(host string, ch *challenge) {
 		m[host] = *ch
 	}
 	s.m = m
-	_ = writeFileAtomic(s.path, challengeFile{Version: challengeFileVersion, Registries: m})
+	_ = writeJSONFile(s.path, challengeFile{Version: challengeFileVersion, Registries: m})
 }
 
-// writeFileAtomic writes v as JSON with mode 0600 (directory 0700) through a
-// temporary file and a rename, so readers see the old or the new file, never
-// a torn one.
-func writeFileAtomic(path string, v any) error {
+// writeJSONFile writes v as JSON with mode 0600 (directory 0700) atomically
+// (internal/atomicfile), so readers see the old or the new file, never a torn one.
+func writeJSONFile(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
@@ -159,27 +159,7 @@ func writeFileAtomic(path string, v any) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, ".registry-challenges-*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 }
 
 // usableRealm parses realm and accepts it only on the registry's own origin

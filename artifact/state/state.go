@@ -21,6 +21,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
 
 // Record is one state file.
@@ -133,53 +135,5 @@ func Write(stateDir string, rec Record) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(Path(stateDir, rec.Ref), b, 0o600)
-}
-
-// WriteFileAtomic writes b to a temp file in the target directory, fsyncs it,
-// renames it over path and fsyncs the directory, so readers see either the
-// old or the new content.
-func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	SyncDir(dir)
-	return nil
-}
-
-// SyncDir fsyncs a directory so a rename survives a crash; errors are
-// ignored because some filesystems refuse fsync on directories.
-func SyncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
+	return atomicfile.WriteFile(Path(stateDir, rec.Ref), b, 0o600)
 }

@@ -633,11 +633,25 @@ func TestLogOnlyRolloutActions(t *testing.T) {
 		t.Fatalf("reset = %v", rs)
 	}
 	postPrivilegedPod(t, u, "team-a", "a3")
+	back := false
 	for range 50 {
 		if count("team-a") == "2" {
-			return
+			back = true
+			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("team-a after reset: %s alerts, want 2", count("team-a"))
+	if !back {
+		t.Fatalf("team-a after reset: %s alerts, want 2", count("team-a"))
+	}
+
+	// Tune and reset again: the second reset never overwrites the first one's copy, even within
+	// the same second (the CLI's reset, alerts.ResetFile, over Pebble).
+	if res := u.action("tune-rules", map[string]any{"scope": "namespace", "namespace": "team-a"}); res["written"] != "true" {
+		t.Fatalf("tune after reset = %v", res)
+	}
+	rs2 := u.action("reset-tuning", map[string]any{})
+	if rs2["reset"] != "true" || fmt.Sprint(rs2["moved-to"]) == fmt.Sprint(rs["moved-to"]) {
+		t.Fatalf("second reset = %v (first moved to %v)", rs2, rs["moved-to"])
+	}
 }

@@ -2,23 +2,20 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
 	"github.com/falco-k8s/falco-k8s/rules"
 )
 
@@ -48,9 +45,10 @@ func (s *alertSource) filter(rule string) (alerts.Filter, error) {
 		return f, fmt.Errorf("--since: %w", err)
 	}
 	if s.priority != "" {
-		if f.Priority, f.HasPriority = engine.ParsePriority(s.priority); !f.HasPriority {
-			return f, fmt.Errorf("invalid --priority %q: use emergency, alert, critical, error, warning, notice, informational or debug", s.priority)
+		if f.Priority, err = engine.ParsePriority(s.priority); err != nil {
+			return f, fmt.Errorf("--priority: %w", err)
 		}
+		f.HasPriority = true
 	}
 	if s.limit < 0 {
 		return f, fmt.Errorf("invalid --limit %d", s.limit)
@@ -64,11 +62,11 @@ func (s *alertSource) read(ctx context.Context, stdin io.Reader, f alerts.Filter
 	case s.url != "" && s.file != "":
 		return nil, 0, false, errors.New("pass either --url or --file, not both")
 	case s.url != "":
-		client, err := s.client()
+		client, err := apiclient.NewHTTPClient(s.caFile, s.tokenFile)
 		if err != nil {
 			return nil, 0, false, err
 		}
-		out, truncated, err := alerts.Fetch(ctx, client, s.url, f)
+		out, truncated, err := apiclient.New(s.url, client).Alerts(ctx, f)
 		return out, 0, truncated, err
 	case s.file == "-":
 		out, skipped, err := alerts.ReadJSONL(ctx, stdin, f)
@@ -175,21 +173,17 @@ func (t *tuningTarget) resolve() (*config.Config, string, error) {
 // base lists the files the agent loads before the tuning file, in its order (followed
 // artifacts excepted: pass them with -r).
 func (t *tuningTarget) base(cfg *config.Config, stderr io.Writer) ([]engine.File, error) {
-	var files []engine.File
+	var l rulesfile.Layers[engine.File]
 	if cfg.Rules.Builtin && !t.noBuiltin {
-		files = append(files, engine.File{Name: rules.DefaultName, Content: rules.Default()})
+		l.Builtin = []engine.File{{Name: rules.DefaultName, Content: rules.Default()}}
 	}
-	paths, err := expandRulesPaths(append(append([]string(nil), cfg.Rules.Files...), t.rulesFiles...), stderr)
+	local, ignored, err := rulesfile.ReadFiles(append(append([]string(nil), cfg.Rules.Files...), t.rulesFiles...))
+	noticeIgnored(stderr, ignored)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("read rules file: %w", err)
-		}
-		files = append(files, engine.File{Name: p, Content: b})
-	}
+	l.Local = local
+	files := l.Ordered()
 	if len(files) == 0 {
 		return nil, errors.New("no base rules: drop --no-builtin or pass -r FILE")
 	}
@@ -257,26 +251,13 @@ func newAlertsTuneCmd() *cobra.Command {
 				}
 				list = kept
 			}
-			if !dryRun {
-				unlock, err := alerts.LockTuning(path)
-				if err != nil {
-					return exitWith(1, err)
-				}
-				defer unlock()
-			}
-			existing, err := os.ReadFile(path)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return exitWith(2, fmt.Errorf("read tuning file: %w", err))
-			}
-			res, err := alerts.Tune(list, alerts.TuneOptions{Scope: scope, Base: base, Path: path, Existing: existing, Now: time.Now()})
-			if err != nil {
+			res, err := alerts.TuneFile(cmd.Context(), alerts.LocalFiles{}, list,
+				alerts.TuneOptions{Scope: scope, Base: base, Path: path, Now: time.Now()}, dryRun)
+			switch {
+			case errors.Is(err, alerts.ErrReadTuning):
+				return exitWith(2, err)
+			case err != nil:
 				return exitWith(1, err)
-			}
-			if res.Changed && !dryRun {
-				if err := alerts.WriteFileAtomic(path, res.Content, 0o644); err != nil {
-					return exitWith(1, err)
-				}
-				res.Written = true
 			}
 			if format == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -344,12 +325,7 @@ func newAlertsResetCmd() *cobra.Command {
 			if err != nil {
 				return exitWith(2, err)
 			}
-			unlock, err := alerts.LockTuning(path)
-			if err != nil {
-				return exitWith(1, err)
-			}
-			defer unlock()
-			moved, err := alerts.Reset(path, time.Now())
+			moved, err := alerts.ResetFile(cmd.Context(), alerts.LocalFiles{}, path, time.Now())
 			if err != nil {
 				return exitWith(1, err)
 			}
@@ -369,42 +345,4 @@ func newAlertsResetCmd() *cobra.Command {
 	tgt.register(cmd, false)
 	cmd.Flags().StringVarP(&format, "output", "o", "text", "text or json")
 	return cmd
-}
-
-// client is the HTTP client for --url: the agent's CA when given and the bearer token on every
-// request (the agent guards /alerts with the webhook's credentials on a shared port).
-func (s *alertSource) client() (*http.Client, error) {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if s.caFile != "" {
-		pem, err := os.ReadFile(s.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s: no PEM certificate found", s.caFile)
-		}
-		tlsCfg.RootCAs = pool
-	}
-	var rt http.RoundTripper = &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}
-	if s.tokenFile != "" {
-		tok, err := os.ReadFile(s.tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--token-file: %w", err)
-		}
-		rt = bearer{token: strings.TrimSpace(string(tok)), next: rt}
-	}
-	return &http.Client{Timeout: 60 * time.Second, Transport: rt}, nil
-}
-
-// bearer adds Authorization: Bearer to every request.
-type bearer struct {
-	token string
-	next  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.next.RoundTrip(r)
 }

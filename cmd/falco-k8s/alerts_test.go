@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/falco-k8s/falco-k8s/alerts"
+
+	"github.com/falco-k8s/falco-k8s/internal/testshared"
 )
 
 // corpus is the audit events the rollout test replays: the repository's examples plus, when
@@ -17,11 +19,8 @@ func corpus(t *testing.T) []string {
 	t.Helper()
 	examples := filepath.Join("..", "..", "examples", "audit-events.jsonl")
 	files := []string{examples, billingEvent(t, examples)}
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "testdata", "falco-k8s-audit", "traces"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if traces, _ := filepath.Glob(filepath.Join(dir, "*.json")); len(traces) > 0 {
+	dir, ok := testshared.Optional(t, "testdata", "falco-k8s-audit", "traces")
+	if traces, _ := filepath.Glob(filepath.Join(dir, "*.json")); ok && len(traces) > 0 {
 		files = append(files, traces...)
 	} else {
 		t.Logf("shared traces not present at %s: replaying the examples only", dir)

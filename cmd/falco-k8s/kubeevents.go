@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -21,9 +19,6 @@ const (
 	ReasonArtifactsIgnored  = "ArtifactsIgnored"
 )
 
-// saNamespaceFile is where kubelet mounts the pod's namespace with its service account.
-var saNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-
 // kubeEvents sets opts.OnChange to record accepted/ignored rulesets as Kubernetes Events on the
 // agent's pod when kubernetes.events asks for it (see default.yaml). It returns a stop function
 // that flushes what is queued (a few seconds at most) once the agent has stopped.
@@ -36,7 +31,7 @@ func kubeEvents(cfg config.Kubernetes, opts *agent.Options, log zerolog.Logger) 
 	if !required && cfg.Kubeconfig == "" && !kube.InCluster() {
 		return noop, nil
 	}
-	pod, ns := podIdentity(cfg)
+	pod, ns := kube.PodIdentity(cfg.PodName, cfg.Namespace)
 	if pod == "" || ns == "" {
 		err := errors.New("kubernetes events: cannot tell which pod the agent runs in: set kubernetes.pod_name and kubernetes.namespace (or $POD_NAME and $POD_NAMESPACE)")
 		if required {
@@ -65,27 +60,6 @@ func kubeEvents(cfg config.Kubernetes, opts *agent.Options, log zerolog.Logger) 
 	}
 	elog.Info().Str("pod", pod).Str("namespace", ns).Msg("recording ruleset changes as kubernetes events")
 	return func() { cancel(); <-done }, nil
-}
-
-// podIdentity resolves the pod name and namespace: config, then the downward-API variables,
-// then what every pod has (its host name, its service account's namespace file).
-func podIdentity(cfg config.Kubernetes) (pod, ns string) {
-	pod, ns = cfg.PodName, cfg.Namespace
-	if pod == "" {
-		pod = os.Getenv("POD_NAME")
-	}
-	if pod == "" && kube.InCluster() {
-		pod, _ = os.Hostname()
-	}
-	if ns == "" {
-		ns = os.Getenv("POD_NAMESPACE")
-	}
-	if ns == "" {
-		if b, err := os.ReadFile(saNamespaceFile); err == nil {
-			ns = strings.TrimSpace(string(b))
-		}
-	}
-	return pod, ns
 }
 
 // changeEvent turns a ruleset change into an event. Loading the configured files at start-up

@@ -9,6 +9,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent"
 	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/agent/status"
+	"github.com/falco-k8s/falco-k8s/internal/kube"
 )
 
 func TestChangeEvent(t *testing.T) {
@@ -31,7 +32,7 @@ func TestKubeEventsSelection(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	t.Setenv("POD_NAME", "")
 	t.Setenv("POD_NAMESPACE", "")
-	saNamespaceFile = "/nonexistent"
+	kube.ServiceAccountNamespaceFile = "/nonexistent"
 	log := zerolog.Nop()
 
 	// Outside a cluster, auto is off and leaves OnChange alone.
@@ -51,10 +52,10 @@ func TestKubeEventsSelection(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
 	t.Setenv("POD_NAME", "falco-k8s-0")
 	t.Setenv("POD_NAMESPACE", "model")
-	if pod, ns := podIdentity(config.Kubernetes{}); pod != "falco-k8s-0" || ns != "model" {
+	if pod, ns := kube.PodIdentity("", ""); pod != "falco-k8s-0" || ns != "model" {
 		t.Fatalf("podIdentity = %q, %q", pod, ns)
 	}
-	if pod, ns := podIdentity(config.Kubernetes{PodName: "p", Namespace: "n"}); pod != "p" || ns != "n" {
+	if pod, ns := kube.PodIdentity("p", "n"); pod != "p" || ns != "n" {
 		t.Fatalf("config wins: %q, %q", pod, ns)
 	}
 }

@@ -4,16 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/falco-k8s/falco-k8s/agent"
+	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/engine"
 	"github.com/falco-k8s/falco-k8s/engine/k8saudit"
+	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
 )
 
 func engineVersion() string { return engine.EngineVersion }
@@ -27,73 +27,18 @@ func newRulesCmd() *cobra.Command {
 	return cmd
 }
 
-// expandRulesPaths applies Falco's rules_files rules: a directory expands non-recursively to its
-// *.yaml/*.yml files sorted by path; an explicit file with another extension is ignored (with a
-// notice, where Falco is silent).
-func expandRulesPaths(paths []string, stderr io.Writer) ([]string, error) {
-	var out []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			// Keep it: loading reports LOAD_ERR_FILE_READ for it.
-			out = append(out, p)
-			continue
-		}
-		if !st.IsDir() {
-			if !isYAMLName(p) {
-				fmt.Fprintf(stderr, "Ignoring %s: rules files must end in .yaml or .yml\n", p)
-				continue
-			}
-			out = append(out, p)
-			continue
-		}
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			return nil, fmt.Errorf("read rules directory %s: %w", p, err)
-		}
-		var files []string
-		for _, e := range entries {
-			full := filepath.Join(p, e.Name())
-			if e.Type().IsRegular() && isYAMLName(full) {
-				files = append(files, full)
-			}
-		}
-		sort.Strings(files)
-		out = append(out, files...)
-	}
-	return out, nil
-}
-
-func isYAMLName(p string) bool {
-	return strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")
-}
-
-// loadRulesFiles loads paths cumulatively; unreadable files become LOAD_ERR_FILE_READ results.
+// loadRulesFiles loads paths cumulatively (engine/rulesfile), telling stderr about each path
+// left out for not being YAML, where Falco is silent.
 func loadRulesFiles(paths []string, opts engine.Options, stderr io.Writer) (*engine.Ruleset, []engine.FileResult, error) {
-	files, err := expandRulesPaths(paths, stderr)
-	if err != nil {
-		return nil, nil, err
-	}
-	l := engine.NewLoader(opts)
-	var readErrs []engine.FileResult
-	for _, p := range files {
-		content, err := os.ReadFile(p)
-		if err != nil {
-			readErrs = append(readErrs, engine.FileResult{Name: p, Errors: []engine.Diagnostic{{
-				Severity: engine.SeverityError, Code: engine.ErrFileRead,
-				Message:   fmt.Sprintf("Could not read rules file: %v", err),
-				Locations: []engine.Location{{ItemType: engine.ItemRulesContent, Position: engine.Position{Name: p}}},
-			}}})
-			continue
-		}
-		l.Load(p, content)
-	}
-	results := append(readErrs, l.Results()...)
-	if len(readErrs) > 0 {
-		return nil, results, &engine.LoadError{Results: results}
-	}
-	rs, err := l.Ruleset()
+	rs, results, ignored, err := rulesfile.Load(paths, opts)
+	noticeIgnored(stderr, ignored)
 	return rs, results, err
+}
+
+func noticeIgnored(stderr io.Writer, ignored []string) {
+	for _, p := range ignored {
+		fmt.Fprintln(stderr, rulesfile.IgnoredNotice(p))
+	}
 }
 
 func newRulesValidateCmd() *cobra.Command {
@@ -117,14 +62,14 @@ func newRulesValidateCmd() *cobra.Command {
 			}
 			switch format {
 			case "json":
-				writeValidateJSON(cmd.OutOrStdout(), results)
+				_ = rulesfile.WriteJSON(cmd.OutOrStdout(), results)
 			case "text", "":
-				writeValidateText(cmd.OutOrStdout(), cmd.ErrOrStderr(), results)
+				rulesfile.WriteText(cmd.OutOrStdout(), cmd.ErrOrStderr(), results)
 			default:
 				return exitWith(2, fmt.Errorf("invalid output format %q: use text or json", format))
 			}
 			if err != nil {
-				return exitWith(1, fmt.Errorf("%s", validateSummary(results)))
+				return exitWith(1, fmt.Errorf("%s", rulesfile.Summary(results)))
 			}
 			return nil
 		},
@@ -132,99 +77,6 @@ func newRulesValidateCmd() *cobra.Command {
 	cmd.Flags().StringArrayVarP(&files, "rules", "r", nil, "rules file or directory (repeatable, loaded in order)")
 	cmd.Flags().StringVarP(&format, "output", "o", "text", "output format: text or json")
 	return cmd
-}
-
-func validateSummary(results []engine.FileResult) string {
-	var parts []string
-	for _, r := range results {
-		if !r.Successful {
-			n := len(r.Errors)
-			parts = append(parts, fmt.Sprintf("%s: %d error(s)", r.Name, n))
-		}
-	}
-	return "invalid rules: " + strings.Join(parts, ", ")
-}
-
-func writeValidateText(stdout, stderr io.Writer, results []engine.FileResult) {
-	for _, r := range results {
-		switch {
-		case !r.Successful:
-			fmt.Fprintf(stdout, "%s: Invalid\n", r.Name)
-			fmt.Fprintf(stdout, "%d Errors:\n", len(r.Errors))
-			for _, d := range r.Errors {
-				writeDiagText(stdout, d)
-			}
-			if len(r.Warnings) > 0 {
-				fmt.Fprintf(stdout, "%d Warnings:\n", len(r.Warnings))
-				for _, d := range r.Warnings {
-					writeDiagText(stdout, d)
-				}
-			}
-		case len(r.Warnings) > 0:
-			fmt.Fprintf(stdout, "%s: Ok, with warnings\n", r.Name)
-			fmt.Fprintf(stderr, "%s: %d Warnings:\n", r.Name, len(r.Warnings))
-			for _, d := range r.Warnings {
-				writeDiagText(stderr, d)
-			}
-		default:
-			fmt.Fprintf(stdout, "%s: Ok\n", r.Name)
-		}
-	}
-}
-
-func writeDiagText(w io.Writer, d engine.Diagnostic) {
-	fmt.Fprint(w, d.FalcoVerbose())
-	fmt.Fprintf(w, "  at %s\n", d.String())
-	if h := engine.Hint(d); h != "" {
-		fmt.Fprintf(w, "  fix: %s\n", h)
-	}
-}
-
-type jsonDiag struct {
-	Context struct {
-		Locations []engine.Location `json:"locations"`
-		Snippet   string            `json:"snippet"`
-	} `json:"context"`
-	Code     engine.Code `json:"code"`
-	CodeDesc string      `json:"codedesc"`
-	Message  string      `json:"message"`
-}
-
-type jsonFileResult struct {
-	Name           string     `json:"name"`
-	Successful     bool       `json:"successful"`
-	SchemaValid    string     `json:"schema_valid"`
-	SchemaWarnings []string   `json:"schema_warnings"`
-	Errors         []jsonDiag `json:"errors"`
-	Warnings       []jsonDiag `json:"warnings"`
-}
-
-func toJSONDiags(ds []engine.Diagnostic) []jsonDiag {
-	out := make([]jsonDiag, 0, len(ds))
-	for _, d := range ds {
-		var j jsonDiag
-		j.Context.Locations = d.Locations
-		j.Context.Snippet = d.Snippet
-		j.Code, j.CodeDesc, j.Message = d.Code, d.Code.Desc(), d.Message
-		out = append(out, j)
-	}
-	return out
-}
-
-// writeValidateJSON prints falco -V -o json_output=true's document.
-func writeValidateJSON(w io.Writer, results []engine.FileResult) {
-	doc := struct {
-		Results []jsonFileResult `json:"falco_load_results"`
-	}{}
-	for _, r := range results {
-		doc.Results = append(doc.Results, jsonFileResult{
-			Name: r.Name, Successful: r.Successful, SchemaValid: "none", SchemaWarnings: []string{},
-			Errors: toJSONDiags(r.Errors), Warnings: toJSONDiags(r.Warnings),
-		})
-	}
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(doc)
 }
 
 func newRulesListCmd() *cobra.Command {
@@ -240,8 +92,8 @@ func newRulesListCmd() *cobra.Command {
 			}
 			rs, results, err := loadRulesFiles(files, engine.DefaultOptions(), cmd.ErrOrStderr())
 			if err != nil {
-				writeValidateText(cmd.ErrOrStderr(), io.Discard, results)
-				return exitWith(1, fmt.Errorf("%s", validateSummary(results)))
+				rulesfile.WriteText(cmd.ErrOrStderr(), io.Discard, results)
+				return exitWith(1, fmt.Errorf("%s", rulesfile.Summary(results)))
 			}
 			return writeRuleList(cmd.OutOrStdout(), rs.Rules(), format)
 		},
@@ -251,24 +103,13 @@ func newRulesListCmd() *cobra.Command {
 	return cmd
 }
 
-type ruleListEntry struct {
-	Name     string   `json:"name"`
-	Source   string   `json:"source"`
-	Priority string   `json:"priority"`
-	Enabled  bool     `json:"enabled"`
-	Active   bool     `json:"active"`
-	Skipped  bool     `json:"skipped"`
-	Tags     []string `json:"tags"`
-	File     string   `json:"file"`
-	Line     int      `json:"line"`
-}
-
 func writeRuleList(w io.Writer, rules []*engine.Rule, format string) error {
 	switch format {
 	case "json":
-		out := make([]ruleListEntry, 0, len(rules))
+		// The agent's GET /rules shape (status.Rule), one rule-list JSON for both.
+		out := make([]status.Rule, 0, len(rules))
 		for _, r := range rules {
-			out = append(out, ruleListEntry{r.Name, r.Source, r.Priority.String(), r.Enabled, r.Active, r.Skipped, r.Tags, r.File, r.Line})
+			out = append(out, agent.RuleEntry(r))
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -312,7 +153,7 @@ func newRulesFieldsCmd() *cobra.Command {
 				}
 				out := make([]jf, 0, len(fields))
 				for _, f := range fields {
-					out = append(out, jf{f.Name, fieldTypeName(f.Type), f.List, argModeName(f.Arg), f.Plugin, f.Deprecated, f.Desc})
+					out = append(out, jf{f.Name, f.Type.String(), f.List, f.Arg.String(), f.Plugin, f.Deprecated, f.Desc})
 				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -321,7 +162,7 @@ func newRulesFieldsCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "FIELD\tTYPE\tARG\tDESCRIPTION")
 			for _, f := range fields {
-				t := fieldTypeName(f.Type)
+				t := f.Type.String()
 				if f.List {
 					t = "list(" + t + ")"
 				}
@@ -329,7 +170,7 @@ func newRulesFieldsCmd() *cobra.Command {
 				if f.Deprecated {
 					desc = "(deprecated) " + desc
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, t, argModeName(f.Arg), desc)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, t, f.Arg.String(), desc)
 			}
 			return tw.Flush()
 		},
@@ -337,30 +178,4 @@ func newRulesFieldsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&source, "source", engine.SourceK8sAudit, "event source")
 	cmd.Flags().StringVarP(&format, "output", "o", "table", "output format: table or json")
 	return cmd
-}
-
-func fieldTypeName(t k8saudit.Type) string {
-	switch t {
-	case k8saudit.TypeUint64:
-		return "uint64"
-	case k8saudit.TypeBool:
-		return "bool"
-	case k8saudit.TypeAbsTime:
-		return "abstime"
-	}
-	return "string"
-}
-
-func argModeName(a k8saudit.ArgMode) string {
-	switch a {
-	case k8saudit.ArgIndex:
-		return "[index] optional"
-	case k8saudit.ArgIndexRequired:
-		return "[index] required"
-	case k8saudit.ArgKey:
-		return "[key] required"
-	case k8saudit.ArgKeyOptional:
-		return "[key] optional"
-	}
-	return "-"
 }

@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
-)
 
-const sharedDir = "../../../shared"
+	"github.com/falco-k8s/falco-k8s/internal/testshared"
+)
 
 type corpusCondition struct {
 	file, kind, name, cond string
@@ -19,6 +19,7 @@ type corpusCondition struct {
 // readCorpus returns every macro and rule condition of the shipped and
 // regression rule files, or nil when the shared tree is absent.
 func readCorpus() ([]corpusCondition, error) {
+	sharedDir := testshared.Root()
 	if _, err := os.Stat(sharedDir); err != nil {
 		return nil, nil
 	}
@@ -69,7 +70,7 @@ func loadCorpus(tb testing.TB) []corpusCondition {
 		tb.Fatal(err)
 	}
 	if len(conds) == 0 {
-		tb.Skip("shared testdata not available")
+		testshared.Missing(tb, "shared testdata not available under %s", testshared.Root())
 	}
 	return conds
 }

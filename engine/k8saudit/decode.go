@@ -11,6 +11,17 @@ import (
 // EventList, nor an array of those. The text is the k8saudit plugin's log line.
 var ErrNotAuditEvent = errors.New("data not recognized as a k8s audit event")
 
+// EventTooLargeError is the per-event problem Decoder reports to OnDrop for an event whose
+// compact JSON exceeds MaxEventSize. Callers count oversize drops with errors.As; the text is
+// the k8saudit plugin's.
+type EventTooLargeError struct {
+	Size, Max int
+}
+
+func (e *EventTooLargeError) Error() string {
+	return fmt.Sprintf("event larger than maxEventSize: size=%d", e.Size)
+}
+
 // DefaultMaxEventSize is the k8saudit plugin's default maxEventSize (256 KiB).
 const DefaultMaxEventSize = 262144
 
@@ -36,7 +47,7 @@ type Decoder struct {
 // Like the plugin, a payload with any unrecognised part is rejected as a whole with
 // ErrNotAuditEvent before any event is delivered, while per-event problems (missing or
 // unparsable stageTimestamp, compact size above MaxEventSize) drop only that event, reporting
-// it to OnDrop. fn sees a reused *Event that is valid only during the call; an error from fn
+// it to OnDrop (an oversize event as *EventTooLargeError). fn sees a reused *Event that is valid only during the call; an error from fn
 // stops decoding and is returned. events counts the events delivered to fn.
 func (d *Decoder) Decode(payload []byte, fn func(*Event) error) (events int, err error) {
 	root, err := d.parser.ParseBytes(payload)
@@ -108,7 +119,7 @@ func (d *Decoder) single(v *fastjson.Value, fn func(*Event) error, n *int) error
 	if d.MaxEventSize > 0 {
 		// The plugin re-serialises every event to store it; size is judged on that form.
 		if size := len(ev.Raw()); size > d.MaxEventSize {
-			d.drop(fmt.Errorf("event larger than maxEventSize: size=%d", size))
+			d.drop(&EventTooLargeError{Size: size, Max: d.MaxEventSize})
 			return nil
 		}
 	}

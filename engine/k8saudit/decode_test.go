@@ -135,6 +135,15 @@ func TestDecodeMaxEventSize(t *testing.T) {
 	if !slices.Equal(r.ids, []string{"a"}) || !slices.Equal(r.drops, []string{want}) {
 		t.Errorf("ids %q drops %q", r.ids, r.drops)
 	}
+	var tooLarge *EventTooLargeError
+	d.OnDrop = func(err error) {
+		if !errors.As(err, &tooLarge) {
+			t.Errorf("oversize drop %v is not an *EventTooLargeError", err)
+		}
+	}
+	if _, err := d.Decode([]byte(payload), func(*Event) error { return nil }); err != nil || tooLarge == nil || tooLarge.Size != len(big) || tooLarge.Max != len(small) {
+		t.Errorf("typed drop %+v, err %v", tooLarge, err)
+	}
 	d = Decoder{}
 	if r, _, _ = decodeAll(t, &d, payload); len(r.ids) != 2 {
 		t.Errorf("unlimited decoder delivered %q", r.ids)

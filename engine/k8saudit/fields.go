@@ -42,6 +42,22 @@ const (
 	ArgKeyOptional           // optional key
 )
 
+// String is how `falco-k8s rules fields` shows the argument: "-", "[index] optional",
+// "[index] required", "[key] required" or "[key] optional".
+func (m ArgMode) String() string {
+	switch m {
+	case ArgIndex:
+		return "[index] optional"
+	case ArgIndexRequired:
+		return "[index] required"
+	case ArgKey:
+		return "[key] required"
+	case ArgKeyOptional:
+		return "[key] optional"
+	}
+	return "-"
+}
+
 func (m ArgMode) allowed() bool  { return m != ArgNone }
 func (m ArgMode) required() bool { return m == ArgKey || m == ArgIndexRequired }
 func (m ArgMode) index() bool    { return m == ArgIndex || m == ArgIndexRequired }

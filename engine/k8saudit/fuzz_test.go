@@ -14,7 +14,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"kind":"EventList","items":[`+podEvent+`,{"kind":"Event"}]}`), 300)
 	f.Add([]byte(`[[{"kind":"Event","stageTimestamp":"2024-01-02T03:04:05Z","auditID":1,"requestObject":[{"spec":[]}]}]]`), 0)
 	f.Add([]byte(`{"kind": 0}`), 0)
-	for _, s := range sampleEvents(f) {
+	samples, _ := sampleEvents(f)
+	for _, s := range samples {
 		f.Add(s, DefaultMaxEventSize)
 	}
 	all := compileAll(f)

@@ -1,18 +1,13 @@
 package k8saudit
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/falco-k8s/falco-k8s/internal/testshared"
 )
 
-// Shared test data lives outside the repository; tests reach it relative to the package dir
-// and skip when it is not there.
-const (
-	tracesDir    = "../../../shared/testdata/falco-k8s-audit/traces"
-	batchesFile  = "../../../shared/testdata/apiserver-1.31/audit-batches.jsonl"
-	missingValue = "<missing>"
-)
+const missingValue = "<missing>"
 
 func mustEvent(t testing.TB, doc string) *Event {
 	t.Helper()
@@ -65,20 +60,19 @@ func extract(t testing.TB, ev *Event, field string) ([]string, bool) {
 
 func traceFiles(t testing.TB) []string {
 	t.Helper()
+	// Shared test data lives outside the repository (internal/testshared: skipped when
+	// absent on a developer machine, a failure in CI).
+	tracesDir := testshared.Path(t, "testdata", "falco-k8s-audit", "traces")
 	files, _ := filepath.Glob(filepath.Join(tracesDir, "*.json"))
 	if len(files) == 0 {
-		t.Skipf("no traces under %s", tracesDir)
+		testshared.Missing(t, "no traces under %s", tracesDir)
 	}
 	return files
 }
 
 func readBatches(t testing.TB) []byte {
 	t.Helper()
-	b, err := os.ReadFile(batchesFile)
-	if err != nil {
-		t.Skipf("apiserver batches not available: %v", err)
-	}
-	return b
+	return testshared.ReadFile(t, "testdata", "apiserver-1.31", "audit-batches.jsonl")
 }
 
 // defaultArg gives every field a valid argument form for exhaustive runs.

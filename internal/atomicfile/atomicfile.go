@@ -7,6 +7,7 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,20 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 }
 
 // WriteFileWith is WriteFile with options.
-func WriteFileWith(path string, data []byte, perm os.FileMode, opt Options) (err error) {
+func WriteFileWith(path string, data []byte, perm os.FileMode, opt Options) error {
+	return WriteStream(path, perm, opt, func(w io.Writer) error {
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// WriteStream is WriteFileWith for content too large to hold in memory (a pulled layer, a
+// charm archive): write streams it into the temporary file. An error write returns is passed
+// back unchanged (it carries its own context, and its type, for errors.Is/As); the
+// temporary file is removed and path is left as it was.
+func WriteStream(path string, perm os.FileMode, opt Options, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	if opt.MkdirAll {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -59,11 +73,14 @@ func WriteFileWith(path string, data []byte, perm os.FileMode, opt Options) (err
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	tmp := f.Name()
+	callerErr := false
 	defer func() {
 		if err != nil {
 			_ = f.Close()
 			_ = os.Remove(tmp)
-			err = fmt.Errorf("write %s: %w", path, err)
+			if !callerErr {
+				err = fmt.Errorf("write %s: %w", path, err)
+			}
 		}
 	}()
 	// Chmod before writing: a credential must never exist, even briefly, with the
@@ -73,7 +90,8 @@ func WriteFileWith(path string, data []byte, perm os.FileMode, opt Options) (err
 		return err
 	}
 	hook("write")
-	if _, err = f.Write(data); err != nil {
+	if err = write(f); err != nil {
+		callerErr = true
 		return err
 	}
 	hook("fsync")

@@ -1,6 +1,8 @@
 package atomicfile
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +117,30 @@ func TestWriteFileHook(t *testing.T) {
 	}
 	if got := strings.Join(steps, ","); got != "create,chmod,write,fsync,close,rename,syncdir" {
 		t.Fatalf("steps %s", got)
+	}
+}
+
+// A failing stream leaves the old file and no temporary file, and its error comes back as is.
+func TestWriteStreamError(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "layer.tar.gz")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errStream := errors.New("digest mismatch")
+	err := WriteStream(path, 0o644, Options{}, func(w io.Writer) error {
+		if _, err := w.Write([]byte("partial")); err != nil {
+			return err
+		}
+		return errStream
+	})
+	if err != errStream {
+		t.Fatalf("err = %v, want the stream's own error", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Fatalf("content %q, want old", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("left behind: %v", ents)
 	}
 }

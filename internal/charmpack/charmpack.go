@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
 
 // Files are the charm-directory files copied into the archive, in this order.
@@ -36,20 +38,16 @@ charmcraft-version: none (internal/charmpack)
 }
 
 // Pack writes the charm archive to out from the charm directory dir and the dispatch binary.
-// The archive is written to a temporary file and renamed so a failed build leaves no partial
+// The archive is written atomically (internal/atomicfile) so a failed build leaves no partial
 // .charm behind.
-func Pack(dir, dispatch, arch, out string) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(out), ".charm-*")
-	if err != nil {
-		return fmt.Errorf("create archive: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()           //nolint:errcheck // already failing
-			os.Remove(tmp.Name()) //nolint:errcheck // best effort
-		}
-	}()
-	zw := zip.NewWriter(tmp)
+func Pack(dir, dispatch, arch, out string) error {
+	return atomicfile.WriteStream(out, 0o644, atomicfile.Options{}, func(w io.Writer) error {
+		return pack(w, dir, dispatch, arch)
+	})
+}
+
+func pack(out io.Writer, dir, dispatch, arch string) error {
+	zw := zip.NewWriter(out)
 	// A fixed modification time keeps the archive reproducible for the same inputs.
 	mtime := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	add := func(name, src string, mode os.FileMode, content []byte) error {
@@ -87,11 +85,5 @@ func Pack(dir, dispatch, arch, out string) (err error) {
 	if err := zw.Close(); err != nil {
 		return fmt.Errorf("finish archive: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("finish archive: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fmt.Errorf("finish archive: %w", err)
-	}
-	return os.Chmod(out, 0o644)
+	return nil
 }

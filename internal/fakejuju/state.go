@@ -17,8 +17,8 @@ package fakejuju
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 	"os"
-	"path/filepath"
 )
 
 // Status is a workload status.
@@ -87,16 +87,8 @@ func (s *State) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("fake juju state: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".state-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("fake juju state: %w", err)
 	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("fake juju state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("fake juju state: %w", err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
