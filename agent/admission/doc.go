@@ -26,7 +26,11 @@
 //     /apis/group/version/..., the name except for a CREATE on the collection, the
 //     subresource); for CONNECT the options object (PodExecOptions, PodAttachOptions,
 //     PodPortForwardOptions) becomes the query (command=..&container=..&stdin=true), so
-//     ka.uri.param[command] works; dryRun=All for a dry run.
+//     ka.uri.param[command] works; a proxy CONNECT (nodes/proxy, pods/proxy, services/proxy,
+//     code 200) appends the options' path (/api/v1/nodes/n1/proxy/exec/...). The URI never
+//     carries dryRun: a dry run is decided as the real request would be (the built-in rules
+//     skip dry runs on the audit path, which would let every `--dry-run=server` preview pass)
+//     and recorded as a dry run.
 //   - requestObject: object (for DELETE: options, the DeleteOptions). Unlike the audit log, this
 //     is the object after defaulting and mutating admission, and for a PATCH the whole patched
 //     object rather than the patch document. responseObject: object for CREATE and UPDATE (what
@@ -63,8 +67,13 @@
 //
 // # Not decidable at admission
 //
-// These upstream rules (falcosecurity/plugins k8s_audit_rules.yaml) never block or warn, even
-// when selected; they keep alerting from the audit log:
+// These rules never block or warn, even when selected; they keep alerting from the audit log.
+// The built-in ruleset:
+//
+//   - Secret Read by User, Secrets Listed Cluster-Wide by Service Account: reads (get, list,
+//     watch) are never sent to admission.
+//
+// The upstream ruleset (falcosecurity/plugins k8s_audit_rules.yaml):
 //
 //   - K8s Secret Get Successfully: reads (get, list, watch) are never sent to admission.
 //   - K8s Secret Get Unsuccessfully Tried: a read, and it needs a failed response.

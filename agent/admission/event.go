@@ -21,27 +21,29 @@ const (
 
 // connectSubresources are the pod subresources kube-apiserver admits as CONNECT and logs, once
 // the connection is upgraded, with a ResponseStarted and a ResponseComplete event (code 101).
+// The proxy subresources (pods, services, nodes) are CONNECTs too, logged as long-running
+// requests with code 200.
 var connectSubresources = map[string]bool{"exec": true, "attach": true, "portforward": true}
 
 // auditEvent is the audit.k8s.io/v1 Event kube-apiserver would log, in its key order, plus
 // oldObject (not an audit field: only rules written for admission can read it, through
 // jevt.value[/oldObject/...]).
 type auditEvent struct {
-	Kind                     string          `json:"kind"`
-	APIVersion               string          `json:"apiVersion"`
-	Level                    string          `json:"level"`
-	AuditID                  string          `json:"auditID"`
-	Stage                    string          `json:"stage"`
-	RequestURI               string          `json:"requestURI"`
-	Verb                     string          `json:"verb"`
-	User                     auditUser       `json:"user"`
-	ObjectRef                objectRef       `json:"objectRef"`
-	ResponseStatus           responseStatus  `json:"responseStatus"`
-	RequestObject            json.RawMessage `json:"requestObject,omitempty"`
-	ResponseObject           json.RawMessage `json:"responseObject,omitempty"`
-	OldObject                json.RawMessage `json:"oldObject,omitempty"`
-	RequestReceivedTimestamp string          `json:"requestReceivedTimestamp"`
-	StageTimestamp           string          `json:"stageTimestamp"`
+	Kind                     string            `json:"kind"`
+	APIVersion               string            `json:"apiVersion"`
+	Level                    string            `json:"level"`
+	AuditID                  string            `json:"auditID"`
+	Stage                    string            `json:"stage"`
+	RequestURI               string            `json:"requestURI"`
+	Verb                     string            `json:"verb"`
+	User                     auditUser         `json:"user"`
+	ObjectRef                objectRef         `json:"objectRef"`
+	ResponseStatus           responseStatus    `json:"responseStatus"`
+	RequestObject            json.RawMessage   `json:"requestObject,omitempty"`
+	ResponseObject           json.RawMessage   `json:"responseObject,omitempty"`
+	OldObject                json.RawMessage   `json:"oldObject,omitempty"`
+	RequestReceivedTimestamp string            `json:"requestReceivedTimestamp"`
+	StageTimestamp           string            `json:"stageTimestamp"`
 	Annotations              map[string]string `json:"annotations"`
 }
 
@@ -104,7 +106,7 @@ func Events(req *admissionv1.AdmissionRequest, now time.Time) ([]Event, error) {
 	ev.RequestReceivedTimestamp, ev.StageTimestamp = ts, ts
 	obj, old := raw(req.Object.Raw), raw(req.OldObject.Raw)
 	query := url.Values{}
-	withName := true
+	withName, proxyPath := true, ""
 	switch req.Operation {
 	case admissionv1.Create:
 		// POST to the collection (or to an object's subresource, e.g. pods/eviction): a new
@@ -121,18 +123,21 @@ func Events(req *admissionv1.AdmissionRequest, now time.Time) ([]Event, error) {
 		ev.Verb, ev.ResponseStatus.Code = "delete", 200
 		ev.RequestObject, ev.ResponseObject, ev.OldObject = raw(req.Options.Raw), old, old
 	case admissionv1.Connect:
-		// kubectl's POST (SPDY) is logged as create; the options object becomes the query.
-		ev.Verb, ev.ResponseStatus.Code = "create", 101
-		if err := optionsQuery(obj, query); err != nil {
+		// kubectl's POST (SPDY) is logged as create; the options object becomes the query
+		// (its path, for proxy, the end of the URI).
+		ev.Verb, ev.ResponseStatus.Code = "create", 200
+		if connectSubresources[sub] {
+			ev.ResponseStatus.Code = 101
+		}
+		if err := optionsQuery(obj, query, &proxyPath); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("%w: unknown operation %q: want CREATE, UPDATE, DELETE or CONNECT", ErrInvalidReview, req.Operation)
 	}
-	if req.DryRun != nil && *req.DryRun {
-		query.Set("dryRun", "All")
-	}
-	ev.RequestURI = requestURI(gvr.Group, gvr.Version, gvr.Resource, req.Namespace, req.Name, sub, withName, query)
+	// No dryRun=All in the URI: a dry run is decided as the real request would be (rules that
+	// skip dry runs would otherwise let every preview pass) and recorded as a dry run.
+	ev.RequestURI = requestURI(gvr.Group, gvr.Version, gvr.Resource, req.Namespace, req.Name, sub, withName, proxyPath, query)
 	stages := []string{StageResponseComplete}
 	if req.Operation == admissionv1.Connect {
 		stages = []string{StageResponseStarted, StageResponseComplete}
@@ -161,7 +166,7 @@ func raw(b []byte) json.RawMessage {
 // optionsQuery turns a CONNECT options object (PodExecOptions, PodAttachOptions,
 // PodPortForwardOptions) into the query parameters the client sent: lists repeat the key, false
 // and empty values are omitted, as client-go's parameter codec does.
-func optionsQuery(obj []byte, q url.Values) error {
+func optionsQuery(obj []byte, q url.Values, path *string) error {
 	if obj == nil {
 		return nil
 	}
@@ -171,6 +176,10 @@ func optionsQuery(obj []byte, q url.Values) error {
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
+		if k == "path" {
+			*path, _ = m[k].(string)
+			continue
+		}
 		if k != "kind" && k != "apiVersion" {
 			keys = append(keys, k)
 		}
@@ -203,7 +212,7 @@ func scalar(v any) (string, bool) {
 }
 
 // requestURI rebuilds the URI the client called. CREATE posts to the collection.
-func requestURI(group, version, resource, ns, name, sub string, withName bool, q url.Values) string {
+func requestURI(group, version, resource, ns, name, sub string, withName bool, path string, q url.Values) string {
 	var b strings.Builder
 	if group == "" {
 		b.WriteString("/api/" + version)
@@ -226,6 +235,12 @@ func requestURI(group, version, resource, ns, name, sub string, withName bool, q
 	}
 	if sub != "" {
 		b.WriteString("/" + sub)
+	}
+	if path != "" {
+		if !strings.HasPrefix(path, "/") {
+			b.WriteByte('/')
+		}
+		b.WriteString(path)
 	}
 	if len(q) > 0 {
 		b.WriteString("?" + q.Encode())

@@ -92,10 +92,15 @@ func (s Selector) Selects(r *engine.Rule) bool {
 	return false
 }
 
-// NotDecidable lists the upstream k8s_audit rules (falcosecurity/plugins k8saudit rules) whose
+// NotDecidable lists the built-in and upstream k8s_audit rules (falcosecurity/plugins k8saudit
+// rules) whose
 // verdict depends on something that does not exist when the request is admitted, with the
 // reason. They never block or warn, even when selected; they keep alerting from the audit log.
 var NotDecidable = map[string]string{
+	// The built-in ruleset (rules/k8s_audit_default.yaml).
+	"Secret Read by User":                            "reads (get, list, watch) are never sent to admission webhooks",
+	"Secrets Listed Cluster-Wide by Service Account": "reads (list) are never sent to admission webhooks",
+	// falcosecurity/plugins k8s_audit_rules.yaml.
 	"K8s Secret Get Successfully":                             "reads (get) are never sent to admission webhooks",
 	"K8s Secret Get Unsuccessfully Tried":                     "reads are never sent to admission webhooks, and it needs a failed response",
 	"Untrusted Node Unsuccessfully Tried to Join the Cluster": "it needs a failed response; admission evaluates the request as if it succeeded",
