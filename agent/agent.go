@@ -56,6 +56,7 @@ type Agent struct {
 	m          *metrics.Metrics
 	q          *queue.Queue
 	wh         *webhook.Handler
+	adm        http.Handler // the validating admission webhook (agent/admission)
 	outs       *output.Set
 	fileOut    *output.Writer
 	hostname   string
@@ -118,6 +119,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Agent, error) 
 		MaxInflight: cfg.Webhook.MaxInflight, Wait: cfg.Webhook.Queue.Wait, RetryAfter: cfg.Webhook.RetryAfter,
 		RequireClientCert: cfg.Webhook.TLS.ClientCAFile != "",
 	}, a.q, a.m, a.log.With().Str("component", "webhook").Logger())
+	a.adm = a.newAdmission()
 	if err := a.loadCredentials(); err != nil {
 		a.outs.Close(ctx) //nolint:errcheck // already failing
 		return nil, err
@@ -232,6 +234,7 @@ func (a *Agent) serverTLS() (*tls.Config, error) {
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(a.cfg.Webhook.Path, a.wh)
+	mux.Handle(a.cfg.Admission.Path, a.wh.Guard(a.adm)) // evaluated in the request, never queued
 	if a.cfg.Observability.Listen == "" {
 		a.observe(mux, a.wh.Guard)
 	}

@@ -13,6 +13,12 @@
 //   - agent/metrics: Prometheus metrics and the counters behind /status.
 //   - agent/status: the /status JSON type (standard library only, for the charm).
 //   - agent/follower: the OCI rules follower, a RuleSource (see below).
+//   - agent/admission: the validating admission webhook (POST admission.path, default
+//     /k8s-admission, on the webhook listener behind its credentials): an AdmissionRequest
+//     becomes the audit event kube-apiserver would log, evaluated in the request's goroutine
+//     with the running ruleset (tuning exceptions included; never through the audit queue); the
+//     rules selected by admission.enforce warn or deny (admission.mode). The mapping and the
+//     rules that cannot be decided at admission are documented there.
 //   - agent (this package): wiring, rulesets, evaluation workers, servers, signals.
 //
 // # Rulesets and hot swap
