@@ -14,7 +14,7 @@ func (a *Agent) newAdmission() *admission.Handler {
 	policy, _ := admission.ParseFailurePolicy(c.FailurePolicy)
 	needJSON := a.outs.NeedJSON()
 	return admission.New(admission.Config{
-		Mode: mode, FailurePolicy: policy, MaxBodySize: int64(c.MaxBodySize), MaxInflight: c.MaxInflight,
+		Mode: mode, FailurePolicy: policy, MaxBodySize: int64(c.MaxBodySize), MaxInflight: c.MaxInflight, Wait: c.Wait,
 		Select:   admission.Selector{Rules: c.Enforce.Rules, Tags: c.Enforce.Tags, MinPriority: c.Enforce.MinPriority},
 		Hostname: a.hostname,
 	}, admission.Deps{

@@ -38,9 +38,11 @@ type Config struct {
 	// MaxBodySize bounds an AdmissionReview; larger ones get 413 (then kube-apiserver applies
 	// the webhook's failurePolicy).
 	MaxBodySize int64
-	// MaxInflight bounds the reviews read and evaluated at once (and so their memory); more get
-	// 429 at once rather than waiting, so an answer is never late.
+	// MaxInflight bounds the reviews read and evaluated at once (and so their memory); more
+	// wait up to Wait for a slot (unread, holding no body), then get 429 so the answer is never
+	// later than the webhook's timeout.
 	MaxInflight int
+	Wait        time.Duration
 	// Hostname goes into alerts.
 	Hostname string
 }
@@ -131,15 +133,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	select {
-	case h.sem <- struct{}{}:
-		defer func() { <-h.sem }()
-	default:
-		// Waiting would only make the answer late; kube-apiserver applies the failurePolicy.
+	if !h.acquire() {
+		// Waiting longer would make the answer late; kube-apiserver applies the failurePolicy.
 		h.requests.WithLabelValues(OutcomeError, "false").Inc()
-		h.plain(w, http.StatusTooManyRequests, "too many AdmissionReviews in flight (admission.max_inflight)")
+		h.plain(w, http.StatusTooManyRequests, "too many AdmissionReviews in flight (admission.max_inflight, admission.wait)")
 		return
 	}
+	defer func() { <-h.sem }()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodySize))
 	if err != nil {
 		h.requests.WithLabelValues(OutcomeError, "false").Inc()
@@ -163,6 +163,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := h.Decide(req, start)
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(MarshalReview(d.Response)) //nolint:errcheck // the client may be gone
+}
+
+// acquire takes an evaluation slot, waiting up to cfg.Wait.
+func (h *Handler) acquire() bool {
+	select {
+	case h.sem <- struct{}{}:
+		return true
+	default:
+	}
+	if h.cfg.Wait <= 0 {
+		return false
+	}
+	t := time.NewTimer(h.cfg.Wait)
+	defer t.Stop()
+	select {
+	case h.sem <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func (h *Handler) plain(w http.ResponseWriter, code int, msg string) {

@@ -269,7 +269,8 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-// TestInflightBound: with every slot taken the answer is 429 at once, never a wait.
+// TestInflightBound: with every slot taken the answer is 429 once admission.wait has passed (0
+// here: at once).
 func TestInflightBound(t *testing.T) {
 	h, _, _ := newHandler(t, Config{Mode: ModeDeny, Select: Selector{MinPriority: "debug"}, MaxInflight: 1}, tunedRules(t))
 	h.sem <- struct{}{} // the only slot

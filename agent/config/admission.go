@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/falco-k8s/falco-k8s/engine"
 )
@@ -20,6 +21,8 @@ type Admission struct {
 	FailurePolicy string   `yaml:"failure_policy"`
 	MaxBodySize   ByteSize `yaml:"max_body_size"`
 	MaxInflight   int      `yaml:"max_inflight"`
+	// Wait is how long a review waits for an evaluation slot before 429.
+	Wait time.Duration `yaml:"wait"`
 }
 
 // AdmissionEnforce selects the enforcing rules: by name, by tag, or at least a priority.
@@ -59,6 +62,9 @@ func (c *Config) validateAdmission(bad func(key, format string, args ...any)) {
 	}
 	if a.MaxInflight <= 0 {
 		bad("admission.max_inflight", "must be greater than 0, got %d", a.MaxInflight)
+	}
+	if a.Wait < 0 || a.Wait > 5*time.Second {
+		bad("admission.wait", "must be between 0 and 5s (well inside the webhook's timeoutSeconds), got %s", a.Wait)
 	}
 	e := a.Enforce
 	if e.MinPriority != "" {
