@@ -63,7 +63,10 @@ func BenchmarkAdmissionLatency(b *testing.B) {
 			pool := x509.NewCertPool()
 			pool.AppendCertsFromPEM(caPEM)
 			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}}
+				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true,
+				// A few connections, as kube-apiserver keeps: a starved machine must not turn
+				// the benchmark into a TLS handshake storm.
+				MaxConnsPerHost: 4}}
 			bodies := admissionBodies()
 			url := ta.url + "/k8s-admission?timeout=5s"
 			ask := func(body []byte) error {

@@ -133,7 +133,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !h.acquire() {
+	if !h.acquire(waitBudget(h.cfg.Wait, r)) {
 		// Waiting longer would make the answer late; kube-apiserver applies the failurePolicy.
 		h.requests.WithLabelValues(OutcomeError, "false").Inc()
 		h.plain(w, http.StatusTooManyRequests, "too many AdmissionReviews in flight (admission.max_inflight, admission.wait)")
@@ -165,17 +165,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(MarshalReview(d.Response)) //nolint:errcheck // the client may be gone
 }
 
-// acquire takes an evaluation slot, waiting up to cfg.Wait.
-func (h *Handler) acquire() bool {
+// waitBudget is how long a review may wait for a slot: cfg.Wait, and at most half of the
+// ?timeout= kube-apiserver puts on the URL, so the answer still arrives before it gives up.
+func waitBudget(wait time.Duration, r *http.Request) time.Duration {
+	if t, err := time.ParseDuration(r.URL.Query().Get("timeout")); err == nil && t > 0 && t/2 < wait {
+		return t / 2
+	}
+	return wait
+}
+
+// acquire takes an evaluation slot, waiting up to wait.
+func (h *Handler) acquire(wait time.Duration) bool {
 	select {
 	case h.sem <- struct{}{}:
 		return true
 	default:
 	}
-	if h.cfg.Wait <= 0 {
+	if wait <= 0 {
 		return false
 	}
-	t := time.NewTimer(h.cfg.Wait)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case h.sem <- struct{}{}:

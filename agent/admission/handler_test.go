@@ -356,3 +356,20 @@ func counter(t testing.TB, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestWaitBudget(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		wait time.Duration
+		want time.Duration
+	}{
+		{"/k8s-admission", 2 * time.Second, 2 * time.Second},
+		{"/k8s-admission?timeout=5s", 2 * time.Second, 2 * time.Second},
+		{"/k8s-admission?timeout=2s", 2 * time.Second, time.Second},
+		{"/k8s-admission?timeout=bogus", time.Second, time.Second},
+	} {
+		if got := waitBudget(tc.wait, httptest.NewRequest(http.MethodPost, tc.url, nil)); got != tc.want {
+			t.Errorf("%s wait %s: %s, want %s", tc.url, tc.wait, got, tc.want)
+		}
+	}
+}
