@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/falco-k8s/falco-k8s/engine"
 	"github.com/falco-k8s/falco-k8s/engine/k8saudit"
 )
 
 // FuzzParseReview: any body either parses into a request whose audit events are valid JSON
-// the engine reads, or fails with ErrInvalidReview; nothing panics.
+// the engine reads and the admission path evaluates, or fails with ErrInvalidReview; nothing
+// panics.
 func FuzzParseReview(f *testing.F) {
 	f.Add(review("CREATE", "default", "", "", privilegedPod, false))
 	f.Add(review("CONNECT", "default", "web-0", "exec", `{"kind":"PodExecOptions","command":["sh"],"stdin":true}`, false))
@@ -20,6 +22,7 @@ func FuzzParseReview(f *testing.F) {
 	f.Add(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","resource":{"resource":"pods"},"object":null}}`)
 	f.Add(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`)
 	f.Add(`[]`)
+	rs := tunedRules(f)
 	f.Fuzz(func(t *testing.T, body string) {
 		req, err := ParseReview([]byte(body))
 		if err != nil {
@@ -42,6 +45,9 @@ func FuzzParseReview(f *testing.F) {
 			if _, err := k8saudit.NewEvent(e.JSON); err != nil {
 				t.Fatalf("engine cannot read %s: %v", e.JSON, err)
 			}
+		}
+		if err := Match(rs.NewEvaluator(), evs, func(string, *engine.Rule) {}); err != nil {
+			t.Fatalf("the admission path cannot evaluate %s: %v", evs[0].JSON, err)
 		}
 		MarshalReview(Response{UID: string(req.UID), Message: body, Warnings: []string{body}})
 	})

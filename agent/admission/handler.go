@@ -65,12 +65,19 @@ type Handler struct {
 	cfg  Config
 	deps Deps
 	sem  chan struct{}
-	pool sync.Pool // *engine.Evaluator
+	pool sync.Pool // *evaluator
 	sel  atomic.Pointer[selection]
 
 	requests  *prometheus.CounterVec
 	decisions *prometheus.CounterVec
 	latency   prometheus.Histogram
+}
+
+// evaluator is one goroutine's evaluation state, pooled: the engine's evaluator and a decoder
+// whose parser memory is reused from one review to the next.
+type evaluator struct {
+	ev  *engine.Evaluator
+	dec k8saudit.Decoder
 }
 
 // selection is the enforced rules of one ruleset.
@@ -289,13 +296,17 @@ func (h *Handler) evaluate(req *admissionv1.AdmissionRequest, now time.Time) ([]
 	if len(sel.enforced) == 0 {
 		return nil, nil
 	}
-	ev, _ := h.pool.Get().(*engine.Evaluator)
-	if ev == nil || ev.Ruleset() != rs {
-		ev = rs.NewEvaluator()
+	st, _ := h.pool.Get().(*evaluator)
+	if st == nil {
+		st = &evaluator{}
 	}
-	defer h.pool.Put(ev)
+	if st.ev == nil || st.ev.Ruleset() != rs {
+		st.ev = rs.NewEvaluator()
+	}
+	defer h.pool.Put(st)
+	ev := st.ev
 	var alerts []*engine.Alert
-	err = Match(ev, events, func(_ string, r *engine.Rule) {
+	err = match(ev, &st.dec, events, func(_ string, r *engine.Rule) {
 		if !sel.enforced[r] {
 			return
 		}
@@ -313,12 +324,21 @@ func (h *Handler) evaluate(req *admissionv1.AdmissionRequest, now time.Time) ([]
 // match, with the event's stage. It is the admission path's evaluation, shared with the tests
 // that compare it with the audit path.
 func Match(ev *engine.Evaluator, events []Event, fn func(stage string, r *engine.Rule)) error {
+	return match(ev, &k8saudit.Decoder{}, events, fn)
+}
+
+func match(ev *engine.Evaluator, dec *k8saudit.Decoder, events []Event, fn func(stage string, r *engine.Rule)) error {
 	for _, e := range events {
-		ae, err := k8saudit.NewEvent(e.JSON)
+		n, err := dec.Decode(e.JSON, func(ae *k8saudit.Event) error {
+			ev.Match(ae, true, func(r *engine.Rule) { fn(e.Stage, r) })
+			return nil
+		})
+		if err == nil && n != 1 {
+			err = errors.New("the audit event was dropped")
+		}
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidReview, err)
 		}
-		ev.Match(ae, true, func(r *engine.Rule) { fn(e.Stage, r) })
 	}
 	return nil
 }
