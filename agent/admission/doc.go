@@ -79,6 +79,16 @@
 //   - K8s Secret Get Unsuccessfully Tried: a read, and it needs a failed response.
 //   - Untrusted Node Unsuccessfully Tried to Join the Cluster: it needs a failed response.
 //
+// # Equivalence with the audit path
+//
+// TestEquivalence takes every audit event of the shared regression traces, the real kube-apiserver
+// 1.31 batches and testdata/crafted.jsonl that records a successful admissible request (create,
+// update, patch, delete, connect), rebuilds the AdmissionRequest kube-apiserver sent for it,
+// converts that back with Events and checks that the same rules match on both paths (the
+// built-in ruleset, the upstream one and k8saudit 0.6.0), NotDecidable excepted. The documented
+// differences above are the only ones it allows: a WebSocket (GET) CONNECT under a rule that
+// wants create, and a dry run under rules that skip dry runs.
+//
 // Rules matching reads as well as writes (Disallowed K8s User, Anonymous Request Allowed, Full
 // K8s Administrative Access, All K8s Audit Events) decide the writes only.
 package admission
