@@ -75,6 +75,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s -cpu 1 ./engine/
 	$(GO) test -run '^$$' -bench 'WebhookThroughput|WebhookLatencyAtRate' -benchtime 200x ./agent/
 	$(GO) test -run '^$$' -bench SwapUnderLoad -benchtime 1x -count 3 ./agent/
+	$(GO) test -run '^$$' -bench ServeReview -benchmem -benchtime 2s -cpu 1 ./agent/admission/
+	$(GO) test -run '^$$' -bench AdmissionLatency -benchtime 3000x ./agent/
 	$(GO) test -run '^$$' -bench 'PushToActive|SyncToActive' -benchtime 10x ./agent/follower/
 	$(GO) test -run '^$$' -bench SwapUnderLoad -benchtime 1x ./agent/follower/
 

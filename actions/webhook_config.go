@@ -5,6 +5,7 @@ import (
 	_ "embed" // the audit policy
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"strconv"
@@ -19,7 +20,8 @@ import (
 // application: the audit webhook kubeconfig (--audit-webhook-config-file), whose server is the
 // application Service's ClusterIP and webhook-port (looked up with client-go) unless the server
 // parameter overrides it, with the CA when the webhook serves TLS; and the recommended audit
-// policy (--audit-policy-file).
+// policy (--audit-policy-file); and the ValidatingWebhookConfiguration for enforcement
+// (admission_webhook.go).
 func init() { Register("webhook-config", webhookConfig) }
 
 //go:embed audit-policy.yaml
@@ -73,13 +75,19 @@ func webhookConfig(ctx context.Context, c *charm.Context, p Params) (map[string]
 	if err != nil {
 		return nil, fmt.Errorf("render kubeconfig: %w", err)
 	}
-	return map[string]any{
+	res := map[string]any{
 		"server":       server,
 		"kubeconfig":   "# kube-apiserver --audit-webhook-config-file, written by falco-k8s webhook-config\n" + string(b),
 		"audit-policy": auditPolicy,
 		"apiserver-flags": "--audit-policy-file=/etc/kubernetes/falco-k8s-audit-policy.yaml " +
 			"--audit-webhook-config-file=/etc/kubernetes/falco-k8s-webhook.yaml --audit-webhook-mode=batch",
-	}, nil
+	}
+	adm, err := admissionWebhookResults(c, s, server, ca)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(res, adm)
+	return res, nil
 }
 
 // serverURL turns the server parameter (host, host:port or a URL) into the webhook URL; "" when

@@ -57,6 +57,7 @@ type Agent struct {
 	q          *queue.Queue
 	budget     *queue.Budget // webhook.memory_budget, shared by the webhook and the workers
 	wh         *webhook.Handler
+	adm        http.Handler // the validating admission webhook (agent/admission)
 	outs       *output.Set
 	fileOut    *output.Writer
 	hostname   string
@@ -122,6 +123,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Agent, error) 
 		MaxEvents:         cfg.Webhook.MaxEvents, Budget: a.budget,
 		BodyTimeout: cfg.Webhook.BodyTimeout, BodyGrace: cfg.Webhook.BodyGrace, MinBodyRate: int64(cfg.Webhook.MinBodyRate),
 	}, a.q, a.m, a.log.With().Str("component", "webhook").Logger())
+	a.adm = a.newAdmission()
 	if err := a.loadCredentials(); err != nil {
 		a.outs.Close(ctx) //nolint:errcheck // already failing
 		return nil, err
@@ -211,6 +213,10 @@ func (a *Agent) serverTLS() (*tls.Config, error) {
 	t := a.cfg.Webhook.TLS
 	c := &tls.Config{
 		MinVersion: tls.VersionTLS12,
+		// HTTP/2 when the client offers it: kube-apiserver's webhook clients then multiplex
+		// concurrent AdmissionReviews and audit batches over one connection instead of a TLS
+		// handshake per concurrent request.
+		NextProtos: []string{"h2", "http/1.1"},
 		// Through a pointer so SIGHUP can rotate the certificate without a restart.
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.cert.Load(), nil },
 	}
@@ -236,6 +242,7 @@ func (a *Agent) serverTLS() (*tls.Config, error) {
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(a.cfg.Webhook.Path, a.wh)
+	mux.Handle(a.cfg.Admission.Path, a.wh.Guard(a.adm)) // evaluated in the request, never queued
 	if a.cfg.Observability.Listen == "" {
 		a.observe(mux, a.wh.Guard)
 	}

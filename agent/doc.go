@@ -17,6 +17,12 @@
 //   - agent/apiclient: the one client of that API, used by the charm's hooks and actions and
 //     by `falco-k8s alerts review|tune --url` (CA file, bearer token).
 //   - agent/follower: the OCI rules follower, a RuleSource (see below).
+//   - agent/admission: the validating admission webhook (POST admission.path, default
+//     /k8s-admission, on the webhook listener behind its credentials): an AdmissionRequest
+//     becomes the audit event kube-apiserver would log, evaluated in the request's goroutine
+//     with the running ruleset (tuning exceptions included; never through the audit queue); the
+//     rules selected by admission.enforce warn or deny (admission.mode). The mapping and the
+//     rules that cannot be decided at admission are documented there.
 //   - agent (this package): wiring, rulesets, evaluation workers, servers, signals.
 //
 // # Memory

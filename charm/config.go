@@ -35,6 +35,7 @@ type Settings struct {
 	LogLevel            string // charm spelling: trace, debug, info, warning, error
 	WebhookPort         int
 	WebhookTLS          string // secret URI
+	Enforce             Enforce
 }
 
 // Index is one falcoctl index (indexes option).
@@ -59,7 +60,7 @@ func (e *ConfigError) Error() string {
 // Options are the option names of config.yaml, in the order they are validated.
 var Options = []string{"rules-artifacts", "rule-files", "indexes", "follow-interval", "registry-auth-secret",
 	"registry-credentials", "plain-http-registries", "registry-ca", "http-output", "json-output",
-	"minimum-priority", "log-level", "webhook-port", "webhook-tls"}
+	"minimum-priority", "log-level", "webhook-port", "webhook-tls", "enforce-mode", "enforce-rules", "manage-admission-webhook"}
 
 var (
 	k8sNameRe   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
@@ -231,6 +232,9 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 	s.WebhookTLS = str("webhook-tls")
 	if s.WebhookTLS != "" && !secretURIRe.MatchString(s.WebhookTLS) {
 		return nil, bad("webhook-tls", "secret:ID", "want a Juju secret URI (secret:...); create one with juju add-secret")
+	}
+	if s.Enforce, err = parseEnforce(raw, str, bad); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -169,6 +169,12 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err := c.syncPort(ctx, s.WebhookPort); err != nil {
 		return out, err
 	}
+	if err := c.syncAdmissionWebhook(ctx, s, creds.TLSCA); err != nil {
+		if errors.As(err, &be) {
+			return setStatus(Blocked, be.msg)
+		}
+		return out, err
+	}
 	if err := c.Tools.ApplicationVersionSet(ctx, c.Version); err != nil {
 		return out, fmt.Errorf("application-version-set: %w", err)
 	}

@@ -135,6 +135,8 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string) (*Desired, e
 		"kubernetes": map[string]any{"pod_name": env.PodName(), "namespace": env.Model},
 		// JSON lines: Pebble's log forwarding and `kubectl logs` consumers parse them.
 		"log": map[string]any{"level": level, "format": "json"},
+		// The validating admission webhook (enforce-mode, enforce-rules).
+		"admission": s.Enforce.agentSection(),
 	}
 	body, err := yaml.Marshal(cfg)
 	if err != nil {

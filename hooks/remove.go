@@ -1,5 +1,20 @@
 package hooks
 
+import (
+	"context"
+	"errors"
+
+	"github.com/falco-k8s/falco-k8s/charm"
+)
+
 // remove: the unit is being removed. The opened port belongs to the application's Service and
-// stays for the remaining units; reconcile changes nothing in the steady state.
-func init() { register("remove", reconcile) }
+// stays for the remaining units; reconcile changes nothing in the steady state. The admission
+// webhook configuration is deleted whatever the settings say (after the reconcile, which would
+// otherwise re-create a managed one), so a removed application never leaves behind a webhook
+// that blocks the cluster; when other units remain, their next reconcile re-creates it.
+func init() { register("remove", remove) }
+
+func remove(ctx context.Context, c *charm.Context) error {
+	_, err := c.Reconcile(ctx)
+	return errors.Join(err, c.RemoveAdmissionWebhook(ctx))
+}

@@ -47,6 +47,7 @@ type Config struct {
 	Journal       Journal       `yaml:"journal"`
 	Kubernetes    Kubernetes    `yaml:"kubernetes"`
 	Log           Log           `yaml:"log"`
+	Admission     Admission     `yaml:"admission"`
 }
 
 // Kubernetes configures the Events the agent records on its own pod when a ruleset candidate is
@@ -770,6 +771,7 @@ func (c *Config) Validate() error {
 		}
 		positive("journal.buffer_size", int64(j.BufferSize))
 	}
+	c.validateAdmission(bad)
 	switch c.Kubernetes.Events {
 	case "auto", "true", "false":
 	default:
