@@ -93,4 +93,17 @@
 // sync-rules action) runs Follower.Sync: every reference is checked at once and the results
 // ("unchanged", "accepted", "ignored", "error", with digest and reason) are returned; a dry run
 // compiles the candidate and changes and records nothing.
+//
+// # Ruleset diff and the detection-regression guard (agent/rulediff)
+//
+// Compile compares every candidate with the ruleset running at that moment (Candidate.Diff):
+// rules added, removed, enabled, disabled or changed (condition, exceptions, output, priority),
+// lists and macros added, removed or changed, and the rules evaluated now that the candidate
+// would no longer evaluate (switched_off). The diff is recorded with the accepted or ignored
+// change (/status last_accepted.diff, last_ignored.diff; the Kubernetes Event's "changes"), and
+// the follower returns it in each sync result, dry run included. The follower refuses a
+// candidate that switches an active rule off (*rulediff.RegressionError, naming the rules)
+// unless every reference with a new digest in it is listed in follow.allow_rule_removal; the
+// refusal is an ignored candidate like an invalid one (not retried until something changes or
+// sync-rules forces it). Local edits of the active files are not guarded: they are deliberate.
 package agent

@@ -30,6 +30,8 @@ type SyncResult struct {
 	Result string `json:"result"` // unchanged, accepted, ignored, error
 	Digest string `json:"digest,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Diff is the candidate's diff against the running ruleset, when one was compiled.
+	Diff *status.RulesetDiff `json:"diff,omitempty"`
 }
 
 func (c *AgentClient) do(ctx context.Context, method, path string, v any) error {

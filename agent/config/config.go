@@ -218,6 +218,10 @@ type Follow struct {
 	RegistryCA map[string]string `yaml:"registry_ca"`
 	// MaxArtifactSize bounds an artifact's compressed layer and its extracted content.
 	MaxArtifactSize ByteSize `yaml:"max_artifact_size"`
+	// AllowRuleRemoval lists the references (as in Refs, or "*" for all) whose new artifacts may
+	// remove, disable or lower below rules.minimum_priority a rule evaluated now; other
+	// candidates that would are ignored, naming those rules (the detection-regression guard).
+	AllowRuleRemoval []string `yaml:"allow_rule_removal"`
 }
 
 // Log configures the agent's own logs.
@@ -693,6 +697,11 @@ func (c *Config) Validate() error {
 		checkHost("follow.registry_ca["+h+"]", h)
 		if strings.TrimSpace(f.RegistryCA[h]) == "" {
 			bad("follow.registry_ca["+h+"]", "empty CA file path")
+		}
+	}
+	for i, r := range f.AllowRuleRemoval {
+		if r != "*" && !slices.Contains(f.Refs, r) {
+			bad(fmt.Sprintf("follow.allow_rule_removal[%d]", i), "%q is not in follow.refs: list references exactly as in follow.refs, or \"*\" for all", r)
 		}
 	}
 	seen := map[string]bool{}

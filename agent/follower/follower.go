@@ -87,6 +87,9 @@ type Options struct {
 	Debounce time.Duration
 	// DisableWatch turns the fsnotify watch off (tests of the registry path only).
 	DisableWatch bool
+	// AllowRuleRemoval lists references (as in Refs, or "*") whose candidates may switch
+	// active rules off (follow.allow_rule_removal; see agent/rulediff).
+	AllowRuleRemoval []string
 }
 
 // Follower is the OCI rules follower; create it with New or NewFromConfig.
@@ -146,7 +149,7 @@ func NewFromConfig(cfg *config.Config, log zerolog.Logger) (*Follower, error) {
 	}
 	return New(Options{
 		Refs: f.Refs, RuleFiles: f.RuleFiles, Interval: f.Interval, Jitter: f.Jitter, StateDir: cfg.Rules.StateDir,
-		MaxArtifactSize: int64(f.MaxArtifactSize), Log: log,
+		MaxArtifactSize: int64(f.MaxArtifactSize), Log: log, AllowRuleRemoval: f.AllowRuleRemoval,
 		Registry: RegistryOptions{Basic: basic, PlainHTTP: f.PlainHTTP, CA: f.RegistryCA},
 	})
 }
@@ -593,6 +596,10 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 	cand, err := f.sink.Compile(SourceName, files)
 	if err != nil {
 		return fail(err, agent.Reason(err))
+	}
+	// h14 hook: candidate diff in the results + detection-regression guard (guard.go).
+	if err := f.guardCandidate(cand, pulled, results); err != nil {
+		return fail(err, err.Error())
 	}
 	if dryRun {
 		for i := range pulled {

@@ -76,6 +76,9 @@ type Change struct {
 	Reason string `json:"reason,omitempty"`
 	// Generation is the ruleset generation after the change.
 	Generation uint64 `json:"generation"`
+	// Diff is how the candidate differed from the ruleset running when it was examined
+	// (followed artifacts; see RulesetDiff).
+	Diff *RulesetDiff `json:"diff,omitempty"`
 }
 
 // Source is what a rule source (the follower) reports about itself.
@@ -99,6 +102,9 @@ type SyncResult struct {
 	// Digest is the digest the reference points at, when the registry answered.
 	Digest string `json:"digest,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Diff compares the candidate with the running ruleset, when one was compiled (dry run
+	// included).
+	Diff *RulesetDiff `json:"diff,omitempty"`
 }
 
 // SyncResponse is the body of POST /sync.
