@@ -106,4 +106,12 @@
 // unless every reference with a new digest in it is listed in follow.allow_rule_removal; the
 // refusal is an ignored candidate like an invalid one (not retried until something changes or
 // sync-rules forces it). Local edits of the active files are not guarded: they are deliberate.
+//
+// Before a new digest's layer is downloaded, its config blob's requirements and dependencies
+// are checked (artifact/requirements): engine_version (legacy integer, the engine's minor) and
+// engine_version_semver against engine.EngineVersion, plugin dependencies against the plugins
+// the engine implements (engine.BuiltinPlugins; a dependency on a plugin it does not implement
+// is left to the engine, which skips that source's rules). An unmet one ignores the candidate
+// with "needs engine version 0.63.0, this agent implements 0.62.0" after three requests (HEAD,
+// manifest, config).
 package agent

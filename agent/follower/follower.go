@@ -41,6 +41,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/artifact/install"
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
+	"github.com/falco-k8s/falco-k8s/artifact/requirements"
 )
 
 // SourceName is the follower's name as a rule source (origin "follower" in /status).
@@ -769,6 +770,10 @@ func (f *Follower) pull(ctx context.Context, i int, d string) (*pulledArtifact, 
 	}
 	if a.Type != oci.Rulesfile {
 		return nil, contentError{fmt.Errorf("artifact %s is a %s, not a rulesfile", r, a.Type)}
+	}
+	// h14 hook: the config's requirements and dependencies, before any layer is downloaded.
+	if err := requirements.Check(a.Config, requirements.Agent()); err != nil {
+		return nil, contentError{fmt.Errorf("artifact %s ignored: %w", r, err)}
 	}
 	max := f.o.MaxArtifactSize
 	st, err := install.Stage(ctx, f.client, a, f.store.setsDir(), install.StageOptions{
