@@ -114,4 +114,8 @@
 // is left to the engine, which skips that source's rules). An unmet one ignores the candidate
 // with "needs engine version 0.63.0, this agent implements 0.62.0" after three requests (HEAD,
 // manifest, config).
+//
+// An artifact's tests/ files (engine/ruletest: cases of audit events and rules expected to fire
+// or not) are kept with the pulled files and replayed against the whole candidate, after the
+// guard; the first failing case ignores the candidate, naming the case and the rule.
 package agent

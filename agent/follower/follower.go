@@ -471,6 +471,7 @@ type pulledArtifact struct {
 	digest string
 	files  map[string][]byte
 	all    []string // every file path in the artifact, for diagnostics
+	tests  map[string][]byte // the artifact's tests/ files (engine/ruletest), by path
 }
 
 // round checks the references in due, plus every reference with nothing accepted yet (so that
@@ -600,6 +601,10 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 	}
 	// h14 hook: candidate diff in the results + detection-regression guard (guard.go).
 	if err := f.guardCandidate(cand, pulled, results); err != nil {
+		return fail(err, err.Error())
+	}
+	// h14 hook: replay the pulled artifacts' own tests against the candidate (tests.go).
+	if err := f.testCandidate(cand, pulled); err != nil {
 		return fail(err, err.Error())
 	}
 	if dryRun {
@@ -800,6 +805,10 @@ func (f *Follower) pull(ctx context.Context, i int, d string) (*pulledArtifact, 
 			return nil, fmt.Errorf("read staged %s: %w", ef.Path, err)
 		}
 		p.files[ef.Path] = b
+	}
+	// h14 hook: keep the artifact's own tests, replayed against the candidate (tests.go).
+	if err := readTests(st, p); err != nil {
+		return nil, err
 	}
 	if len(p.files) == 0 {
 		return nil, contentError{fmt.Errorf("artifact %s contains none of follow.rule_files %v (files: %s)", r, f.o.RuleFiles, strings.Join(p.all, ", "))}
