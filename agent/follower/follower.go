@@ -470,7 +470,7 @@ func (f *Follower) Sync(ctx context.Context, dryRun bool) []status.SyncResult {
 type pulledArtifact struct {
 	digest string
 	files  map[string][]byte
-	all    []string // every file path in the artifact, for diagnostics
+	all    []string          // every file path in the artifact, for diagnostics
 	tests  map[string][]byte // the artifact's tests/ files (engine/ruletest), by path
 }
 

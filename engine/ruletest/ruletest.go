@@ -8,6 +8,7 @@
 // Everything under tests/ at the artifact's (or directory's) root belongs to the tests. Each
 // tests/*.yaml (or .yml) file, directly under tests/, is a YAML list of cases:
 //
+//	# tests/pods.yaml
 //	- name: privileged pod is flagged
 //	  events: tests/events/privileged-pod.json   # path from the root
 //	  fire: [Create Privileged Pod]
