@@ -25,6 +25,7 @@ type Settings struct {
 	RuleFiles           []string
 	Indexes             []Index
 	FollowInterval      time.Duration
+	AllowRuleRemoval    bool
 	RegistryAuthSecret  string
 	RegistryCredentials string // secret URI
 	PlainHTTP           []string
@@ -57,7 +58,7 @@ func (e *ConfigError) Error() string {
 }
 
 // Options are the option names of config.yaml, in the order they are validated.
-var Options = []string{"rules-artifacts", "rule-files", "indexes", "follow-interval", "registry-auth-secret",
+var Options = []string{"rules-artifacts", "rule-files", "indexes", "follow-interval", "allow-rule-removal", "registry-auth-secret",
 	"registry-credentials", "plain-http-registries", "registry-ca", "http-output", "json-output",
 	"minimum-priority", "log-level", "webhook-port", "webhook-tls"}
 
@@ -143,6 +144,14 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 		return nil, bad("follow-interval", "6h", "%q is not a duration of at least 1m (e.g. 30m, 6h)", fi)
 	}
 	s.FollowInterval = d
+
+	switch v := raw["allow-rule-removal"].(type) {
+	case nil:
+	case bool:
+		s.AllowRuleRemoval = v
+	default:
+		return nil, bad("allow-rule-removal", "true", "want true or false")
+	}
 
 	s.RegistryAuthSecret = str("registry-auth-secret")
 	if s.RegistryAuthSecret != "" && !k8sNameRe.MatchString(s.RegistryAuthSecret) {

@@ -100,6 +100,9 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string) (*Desired, e
 		"interval":   s.FollowInterval.String(),
 		"rule_files": nonNil(s.RuleFiles),
 	}
+	if s.AllowRuleRemoval {
+		follow["allow_rule_removal"] = []string{"*"}
+	}
 	if c.RegistryAuth != "" {
 		follow["registry_auth_file"] = p(RegistryAuthPath)
 		add(RegistryAuthPath, 0o600, []byte(c.RegistryAuth), true)
