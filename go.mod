@@ -5,10 +5,12 @@ go 1.26.8
 require (
 	github.com/Masterminds/semver/v3 v3.3.1
 	github.com/distribution/distribution/v3 v3.1.2
+	github.com/google/go-containerregistry v0.20.7
 	github.com/mattn/go-isatty v0.0.19
 	github.com/opencontainers/go-digest v1.0.0
 	github.com/opencontainers/image-spec v1.1.1
 	github.com/rs/zerolog v1.34.0
+	github.com/sigstore/sigstore v1.10.3
 	github.com/sirupsen/logrus v1.10.2
 	github.com/spf13/cobra v1.10.2
 	github.com/valyala/fastjson v1.6.4
@@ -20,6 +22,11 @@ require (
 	k8s.io/apimachinery v0.31.4
 	k8s.io/client-go v0.31.4
 	oras.land/oras-go/v2 v2.6.0
+)
+
+require (
+	github.com/secure-systems-lab/go-securesystemslib v0.9.1 // indirect
+	github.com/sigstore/protobuf-specs v0.5.0 // indirect
 )
 
 require (
