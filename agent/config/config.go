@@ -222,6 +222,32 @@ type Follow struct {
 	// remove, disable or lower below rules.minimum_priority a rule evaluated now; other
 	// candidates that would are ignored, naming those rules (the detection-regression guard).
 	AllowRuleRemoval []string `yaml:"allow_rule_removal"`
+	// Signature configures cosign signature verification of followed artifacts.
+	Signature Signature `yaml:"signature"`
+}
+
+// Signature configures the cosign signature check of each new digest (artifact/signature).
+type Signature struct {
+	// KeyFile is a PEM public key (cosign.pub).
+	KeyFile string `yaml:"key_file"`
+	// Policy is required, if-present or off; empty: required when KeyFile is set, else off.
+	Policy string `yaml:"policy"`
+	// Policies override Policy per reference (keys exactly as in follow.refs).
+	Policies map[string]string `yaml:"policies"`
+}
+
+// PolicyFor is the signature policy of a reference (as in follow.refs).
+func (s Signature) PolicyFor(ref string) string {
+	if p, ok := s.Policies[ref]; ok && p != "" {
+		return p
+	}
+	if s.Policy != "" {
+		return s.Policy
+	}
+	if s.KeyFile != "" {
+		return "required"
+	}
+	return "off"
 }
 
 // Log configures the agent's own logs.
@@ -697,6 +723,27 @@ func (c *Config) Validate() error {
 		checkHost("follow.registry_ca["+h+"]", h)
 		if strings.TrimSpace(f.RegistryCA[h]) == "" {
 			bad("follow.registry_ca["+h+"]", "empty CA file path")
+		}
+	}
+	validPolicy := func(p string) bool { return p == "" || p == "required" || p == "if-present" || p == "off" }
+	if !validPolicy(f.Signature.Policy) {
+		bad("follow.signature.policy", "%q: want required, if-present or off", f.Signature.Policy)
+	}
+	for _, r := range slices.Sorted(maps.Keys(f.Signature.Policies)) {
+		p := f.Signature.Policies[r]
+		switch {
+		case !slices.Contains(f.Refs, r):
+			bad("follow.signature.policies["+r+"]", "not in follow.refs: use the reference exactly as in follow.refs")
+		case !validPolicy(p):
+			bad("follow.signature.policies["+r+"]", "%q: want required, if-present or off", p)
+		}
+	}
+	if f.Signature.KeyFile == "" {
+		for _, r := range f.Refs {
+			if p := f.Signature.PolicyFor(r); p == "required" || p == "if-present" {
+				bad("follow.signature.key_file", "required for signature policy %s (%s): set the cosign public key file (cosign.pub)", p, r)
+				break
+			}
 		}
 	}
 	for i, r := range f.AllowRuleRemoval {

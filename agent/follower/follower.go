@@ -91,6 +91,8 @@ type Options struct {
 	// AllowRuleRemoval lists references (as in Refs, or "*") whose candidates may switch
 	// active rules off (follow.allow_rule_removal; see agent/rulediff).
 	AllowRuleRemoval []string
+	// Signature configures the cosign check of new digests (signature.go).
+	Signature SignatureOptions
 }
 
 // Follower is the OCI rules follower; create it with New or NewFromConfig.
@@ -148,8 +150,13 @@ func NewFromConfig(cfg *config.Config, log zerolog.Logger) (*Follower, error) {
 		}
 		basic = append(basic, b...)
 	}
+	sig, err := signatureFromConfig(f.Signature) // h14: follow.signature
+	if err != nil {
+		return nil, err
+	}
 	return New(Options{
-		Refs: f.Refs, RuleFiles: f.RuleFiles, Interval: f.Interval, Jitter: f.Jitter, StateDir: cfg.Rules.StateDir,
+		Signature: sig,
+		Refs:      f.Refs, RuleFiles: f.RuleFiles, Interval: f.Interval, Jitter: f.Jitter, StateDir: cfg.Rules.StateDir,
 		MaxArtifactSize: int64(f.MaxArtifactSize), Log: log, AllowRuleRemoval: f.AllowRuleRemoval,
 		Registry: RegistryOptions{Basic: basic, PlainHTTP: f.PlainHTTP, CA: f.RegistryCA},
 	})
@@ -472,6 +479,7 @@ type pulledArtifact struct {
 	files  map[string][]byte
 	all    []string          // every file path in the artifact, for diagnostics
 	tests  map[string][]byte // the artifact's tests/ files (engine/ruletest), by path
+	signer string            // who signed, when the signature was verified
 }
 
 // round checks the references in due, plus every reference with nothing accepted yet (so that
@@ -541,7 +549,9 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 			res.Result, res.Reason = ResultIgnored, err.Error()
 			if !dryRun {
 				// A dry run records nothing, so the next real check still reports it.
-				f.bad[badKey] = err.Error()
+				if !errors.As(err, new(notYetSigned)) { // h14: a signature may follow its artifact
+					f.bad[badKey] = err.Error()
+				}
 				f.sink.Ignore(SourceName, []agent.SourceFile{{Name: f.o.RuleFiles[0], Ref: f.names[i], Digest: d}}, err)
 			}
 		case err != nil:
@@ -645,6 +655,7 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 	for i, p := range pulled {
 		results[i].Result = ResultAccepted
 		f.health[i].Digest = p.digest
+		f.health[i].Signer = p.signer // h14
 		f.log.Info().Str("ref", f.names[i]).Str("digest", p.digest).Uint64("generation", gen).Msg("artifacts accepted")
 	}
 	f.materialize(prev)
@@ -764,6 +775,11 @@ func (f *Follower) pull(ctx context.Context, i int, d string) (*pulledArtifact, 
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	ctx = withRetryKey(ctx, f.refs[i].Registry)
+	// h14 hook: the digest's cosign signature, before anything of the artifact is downloaded.
+	signer, err := f.verifySignature(ctx, i, d)
+	if err != nil {
+		return nil, err
+	}
 	r := f.refs[i].WithDigest(d)
 	host := r.Registry
 	a, err := f.client.Describe(ctx, r, "")
@@ -794,7 +810,7 @@ func (f *Follower) pull(ctx context.Context, i int, d string) (*pulledArtifact, 
 	}
 	defer st.Discard()
 	listed := f.listed()
-	p := &pulledArtifact{digest: d, files: map[string][]byte{}}
+	p := &pulledArtifact{digest: d, files: map[string][]byte{}, signer: signer}
 	for _, ef := range st.Files {
 		p.all = append(p.all, ef.Path)
 		if !listed[ef.Path] {

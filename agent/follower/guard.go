@@ -17,6 +17,7 @@ func (f *Follower) guardCandidate(cand *agent.Candidate, pulled map[int]*pulledA
 	var refs []string
 	for _, i := range sortedKeys(pulled) {
 		results[i].Diff = d
+		results[i].Signer = pulled[i].signer
 		refs = append(refs, f.names[i])
 		if !f.allowsRemoval(i) {
 			allowed = false

@@ -89,6 +89,8 @@ type Source struct {
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	Digest      string    `json:"digest,omitempty"`
+	// Signer is who signed the accepted digest, when its signature was verified since start.
+	Signer string `json:"signer,omitempty"`
 }
 
 // SyncResult is one reference's outcome of POST /sync (the charm's sync-rules action).
@@ -105,6 +107,8 @@ type SyncResult struct {
 	// Diff compares the candidate with the running ruleset, when one was compiled (dry run
 	// included).
 	Diff *RulesetDiff `json:"diff,omitempty"`
+	// Signer is who signed the candidate's artifact, when its signature was verified.
+	Signer string `json:"signer,omitempty"`
 }
 
 // SyncResponse is the body of POST /sync.

@@ -22,6 +22,9 @@ import (
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
 )
 
+// PasswordEnv holds the password of an encrypted signing key, as for cosign.
+const PasswordEnv = "COSIGN_PASSWORD"
+
 // Signer signs artifacts with a private key.
 type Signer struct {
 	s   sigsig.Signer

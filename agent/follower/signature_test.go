@@ -1,0 +1,164 @@
+package follower
+
+import (
+	"bytes"
+	"context"
+	"crypto/elliptic"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+
+	"github.com/falco-k8s/falco-k8s/artifact/ref"
+	"github.com/falco-k8s/falco-k8s/artifact/signature"
+	"github.com/falco-k8s/falco-k8s/internal/testregistry"
+)
+
+func signingKeys(t *testing.T) (*signature.Signer, *signature.Verifier) {
+	t.Helper()
+	priv, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := signature.NewSigner(priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := signature.NewVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, v
+}
+
+// TestSignedFollow: with a key configured (policy required by default) only artifacts signed
+// with it for their own digest are accepted; unsigned, other-key and other-digest signatures are
+// ignored with distinct reasons, and an idle check is still one request.
+func TestSignedFollow(t *testing.T) {
+	ctx := context.Background()
+	reg := testregistry.New(t, testregistry.Options{})
+	p := newPusher(t, reg, "", "")
+	signer, verifier := signingKeys(t)
+	other, _ := signingKeys(t)
+	sign := func(s *signature.Signer, d string) {
+		t.Helper()
+		r, _ := ref.Parse(reg.Host + "/rules/k8s:1")
+		if _, err := s.Sign(ctx, p.c, r, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	d1 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v1")})
+	e := newEnv(t, envOpts{reg: reg, follow: func(o *Options) {
+		o.Interval = time.Hour
+		o.Signature = SignatureOptions{Verifier: verifier}
+	}})
+	r := postSync(t, e.url, "")
+	if r.Result != ResultIgnored || !strings.Contains(r.Reason, "signature required: no cosign signature for "+d1) {
+		t.Fatalf("unsigned: %+v", r)
+	}
+	// Signed after it was pushed (publishers sign second): the next check takes it.
+	sign(signer, d1)
+	if r := postSync(t, e.url, ""); r.Result != ResultAccepted || r.Signer != "cosign key "+signer.Key() {
+		t.Fatalf("signed: %+v", r)
+	}
+	if src := e.a.Status().Sources; len(src) != 1 || src[0].Signer != "cosign key "+signer.Key() {
+		t.Fatalf("sources %+v", src)
+	}
+
+	// Another key.
+	d2 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v2")})
+	sign(other, d2)
+	if r := postSync(t, e.url, ""); r.Result != ResultIgnored || !strings.Contains(r.Reason, "does not verify with the configured key") {
+		t.Fatalf("other key: %+v", r)
+	}
+	// A valid signature of d1 copied onto d3: made for another digest.
+	d3 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v3")})
+	copySignature(t, p, reg.Host+"/rules/k8s:1", d1, d3)
+	if r := postSync(t, e.url, ""); r.Result != ResultIgnored || !strings.Contains(r.Reason, "was made for "+d1+", not for this artifact "+d3) {
+		t.Fatalf("other digest: %+v", r)
+	}
+	if e.runningDigest() != d1 {
+		t.Fatalf("running %s", e.runningDigest())
+	}
+	// The guard still applies to a signed candidate.
+	d4 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v1") + "\n- rule: Every event\n  enabled: false\n"})
+	sign(signer, d4)
+	reg.Reset()
+	start := time.Now()
+	r = postSync(t, e.url, "")
+	t.Logf("signed candidate checked in %s with %d registry requests: %v", time.Since(start), reg.Requests(), reg.Log())
+	if r.Result != ResultIgnored || !strings.Contains(r.Reason, `"Every event" (disabled)`) || r.Signer == "" {
+		t.Fatalf("guard on a signed candidate: %+v", r)
+	}
+	// Signed and valid: accepted; then an idle scheduled check is one HEAD.
+	d5 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v5")})
+	sign(signer, d5)
+	if r := postSync(t, e.url, ""); r.Result != ResultAccepted || r.Digest != d5 {
+		t.Fatalf("signed v5: %+v", r)
+	}
+	e.stop()
+	reg.Reset()
+	e2 := newEnv(t, envOpts{reg: reg, stateDir: e.stateDir, follow: func(o *Options) {
+		o.Interval = 100 * time.Millisecond
+		o.Signature = SignatureOptions{Verifier: verifier}
+	}})
+	waitFor(t, "3 idle checks", func() bool { return reg.Requests() >= 3 })
+	e2.stop()
+	for _, l := range reg.Log() {
+		if !strings.HasPrefix(l, "HEAD /v2/rules/k8s/manifests/1") {
+			t.Fatalf("idle checks made %v", reg.Log())
+		}
+	}
+}
+
+// TestSignaturePolicies: if-present accepts unsigned artifacts but not bad signatures; off
+// ignores signatures; policies override per reference.
+func TestSignaturePolicies(t *testing.T) {
+	ctx := context.Background()
+	reg := testregistry.New(t, testregistry.Options{})
+	p := newPusher(t, reg, "", "")
+	_, verifier := signingKeys(t)
+	other, _ := signingKeys(t)
+	d1 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v1")})
+	e := newEnv(t, envOpts{reg: reg, follow: func(o *Options) {
+		o.Interval = time.Hour
+		o.Signature = SignatureOptions{Verifier: verifier, Policy: signature.IfPresent}
+	}})
+	e.waitAccepted(d1)
+	d2 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v2")})
+	r, _ := ref.Parse(reg.Host + "/rules/k8s:1")
+	if _, err := other.Sign(ctx, p.c, r, d2); err != nil {
+		t.Fatal(err)
+	}
+	if r := postSync(t, e.url, ""); r.Result != ResultIgnored || !strings.Contains(r.Reason, "does not verify") {
+		t.Fatalf("if-present, bad signature: %+v", r)
+	}
+	e.stop()
+	e2 := newEnv(t, envOpts{reg: reg, stateDir: e.stateDir, follow: func(o *Options) {
+		o.Interval = time.Hour
+		o.Signature = SignatureOptions{Verifier: verifier, Policies: map[string]signature.Policy{reg.Host + "/rules/k8s:1": signature.Off}}
+	}})
+	e2.waitAccepted(d2)
+}
+
+// copySignature puts digest from's signature manifest under to's signature tag.
+func copySignature(t *testing.T, p *pusher, refStr, from, to string) {
+	t.Helper()
+	r, _ := ref.Parse(refStr)
+	repo, err := p.c.Repository(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, rc, err := repo.FetchReference(context.Background(), signature.Tag(from))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(rc)
+	rc.Close()
+	if err := repo.PushReference(context.Background(), desc, bytes.NewReader(raw), signature.Tag(to)); err != nil {
+		t.Fatal(err)
+	}
+}
