@@ -75,13 +75,26 @@ func showRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 	default:
 		return nil, fmt.Errorf("format %q is not table, yaml or json", format)
 	}
-	return map[string]any{
+	out := map[string]any{
 		"count":      fmt.Sprint(len(rules)),
 		"enabled":    fmt.Sprint(enabled),
 		"generation": fmt.Sprint(rs.Generation),
 		"format":     format,
 		"rules":      text,
-	}, nil
+	}
+	// Who signed each followed artifact, when its signature was verified (rules-signing-key).
+	if st, err := a.Status(ctx); err == nil {
+		var signers []string
+		for _, src := range st.Sources {
+			if src.Signer != "" {
+				signers = append(signers, fmt.Sprintf("%s@%s: %s", src.Ref, src.Digest, src.Signer))
+			}
+		}
+		if len(signers) > 0 {
+			out["signers"] = strings.Join(signers, "\n")
+		}
+	}
+	return out, nil
 }
 
 func toShown(r status.Rule) shownRule {

@@ -32,6 +32,8 @@ type SyncResult struct {
 	Reason string `json:"reason,omitempty"`
 	// Diff is the candidate's diff against the running ruleset, when one was compiled.
 	Diff *status.RulesetDiff `json:"diff,omitempty"`
+	// Signer is who signed the candidate, when its signature was verified.
+	Signer string `json:"signer,omitempty"`
 }
 
 func (c *AgentClient) do(ctx context.Context, method, path string, v any) error {

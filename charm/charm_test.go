@@ -9,6 +9,12 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent/status"
 )
 
+// testPublicKey is a P-256 public key in cosign.pub's format.
+const testPublicKey = `-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEXMRODt5L1TAgcsdlmNOdesMj+qwb
+//fKXzpjhr0jdV0zK1Y/sb88vMIL4VIH+/lzmVPFUnRZEfDN7Dyr7P+1LQ==
+-----END PUBLIC KEY-----`
+
 func TestParseSettings(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -43,6 +49,19 @@ func TestParseSettings(t *testing.T) {
 		{name: "secret uri ok", raw: map[string]any{"webhook-tls": "secret:d0nhl5nmp25c7f2pu3c0"}},
 		{name: "http output password not echoed", raw: map[string]any{"http-output": "ftp://u:pw123@h/"}, wantErr: "ftp://***@h/"},
 		{name: "json-output type", raw: map[string]any{"json-output": "yes"}, wantErr: "json-output"},
+		{name: "allow-rule-removal", raw: map[string]any{"allow-rule-removal": true}, check: func(t *testing.T, s *Settings) {
+			if !s.AllowRuleRemoval {
+				t.Errorf("%+v", s)
+			}
+		}},
+		{name: "signing key", raw: map[string]any{"rules-signing-key": testPublicKey}, check: func(t *testing.T, s *Settings) {
+			if !strings.HasPrefix(s.SigningKey, "-----BEGIN PUBLIC KEY-----") || s.SignaturePolicy != "" {
+				t.Errorf("%+v", s)
+			}
+		}},
+		{name: "signing key invalid", raw: map[string]any{"rules-signing-key": "not a key"}, wantErr: "rules-signing-key: signature key: PEM decoding failed"},
+		{name: "policy needs key", raw: map[string]any{"rules-signature-policy": "required"}, wantErr: "rules-signing-key: required with rules-signature-policy=required"},
+		{name: "policy invalid", raw: map[string]any{"rules-signing-key": testPublicKey, "rules-signature-policy": "maybe"}, wantErr: "rules-signature-policy"},
 		{name: "registry-ca yaml", raw: map[string]any{"registry-ca": "[1,2]"}, wantErr: "registry-ca: want a map"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
+	"github.com/falco-k8s/falco-k8s/artifact/signature"
 	"github.com/falco-k8s/falco-k8s/engine"
 )
 
@@ -26,6 +27,8 @@ type Settings struct {
 	Indexes             []Index
 	FollowInterval      time.Duration
 	AllowRuleRemoval    bool
+	SigningKey          string // PEM public key
+	SignaturePolicy     string
 	RegistryAuthSecret  string
 	RegistryCredentials string // secret URI
 	PlainHTTP           []string
@@ -58,7 +61,7 @@ func (e *ConfigError) Error() string {
 }
 
 // Options are the option names of config.yaml, in the order they are validated.
-var Options = []string{"rules-artifacts", "rule-files", "indexes", "follow-interval", "allow-rule-removal", "registry-auth-secret",
+var Options = []string{"rules-artifacts", "rule-files", "indexes", "follow-interval", "allow-rule-removal", "rules-signing-key", "rules-signature-policy", "registry-auth-secret",
 	"registry-credentials", "plain-http-registries", "registry-ca", "http-output", "json-output",
 	"minimum-priority", "log-level", "webhook-port", "webhook-tls"}
 
@@ -151,6 +154,23 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 		s.AllowRuleRemoval = v
 	default:
 		return nil, bad("allow-rule-removal", "true", "want true or false")
+	}
+
+	if k, _ := raw["rules-signing-key"].(string); strings.TrimSpace(k) != "" {
+		if _, err := signature.NewVerifier([]byte(k)); err != nil {
+			return nil, bad("rules-signing-key", "\"$(cat cosign.pub)\"", "%v", err)
+		}
+		s.SigningKey = strings.TrimSpace(k) + "\n"
+	}
+	s.SignaturePolicy = str("rules-signature-policy")
+	switch s.SignaturePolicy {
+	case "", "off":
+	case "required", "if-present":
+		if s.SigningKey == "" {
+			return nil, bad("rules-signing-key", "\"$(cat cosign.pub)\"", "required with rules-signature-policy=%s", s.SignaturePolicy)
+		}
+	default:
+		return nil, bad("rules-signature-policy", "required", "%q is not required, if-present or off", s.SignaturePolicy)
 	}
 
 	s.RegistryAuthSecret = str("registry-auth-secret")

@@ -24,6 +24,7 @@ const (
 	TLSCertPath      = ConfigDir + "/tls/tls.crt"
 	TLSKeyPath       = ConfigDir + "/tls/tls.key"
 	RegistryCADir    = ConfigDir + "/registry-ca"
+	SigningKeyPath   = ConfigDir + "/rules-signing-key.pub"
 	// ManifestPath records what the charm pushed (hashes), next to the files themselves, so a
 	// new container (which lost the files) also lost the manifest and gets everything again.
 	ManifestPath = ConfigDir + "/charm-manifest.json"
@@ -102,6 +103,14 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string) (*Desired, e
 	}
 	if s.AllowRuleRemoval {
 		follow["allow_rule_removal"] = []string{"*"}
+	}
+	if s.SigningKey != "" || s.SignaturePolicy != "" {
+		sig := map[string]any{"policy": s.SignaturePolicy}
+		if s.SigningKey != "" {
+			sig["key_file"] = p(SigningKeyPath)
+			add(SigningKeyPath, 0o644, []byte(s.SigningKey), false)
+		}
+		follow["signature"] = sig
 	}
 	if c.RegistryAuth != "" {
 		follow["registry_auth_file"] = p(RegistryAuthPath)
