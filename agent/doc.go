@@ -118,4 +118,13 @@
 // An artifact's tests/ files (engine/ruletest: cases of audit events and rules expected to fire
 // or not) are kept with the pulled files and replayed against the whole candidate, after the
 // guard; the first failing case ignores the candidate, naming the case and the rule.
+//
+// With follow.signature (artifact/signature), each new digest's cosign signature is checked
+// first, before the artifact's manifest is even fetched: the "sha256-<hex>.sig" tag and its
+// payloads (two requests; registry credentials apply), verified with key_file and required to
+// name that very digest. Per reference policy required (default with a key), if-present or off.
+// A refused signature ignores the candidate with its kind (unsigned, bad signature, made for
+// another digest, malformed); an unsigned digest is examined again at the next check, since
+// publishers push first and sign next. The verified signer is in each sync result and in the
+// reference's /status source (signer). An idle check stays one HEAD.
 package agent
