@@ -106,7 +106,7 @@ func TestCosignInterop(t *testing.T) {
 	// Refusals, each with its own reason.
 	r2, d2 := f.push("rules/k8s:2", "a: 2\n")
 	cosignSign(otherDir, f.reg.Host+"/rules/k8s@"+d2) // another key
-	r3, d3 := f.push("rules/k8s:3", "a: 3\n")        // unsigned
+	r3, d3 := f.push("rules/k8s:3", "a: 3\n")         // unsigned
 	r4, d4 := f.push("rules/k8s:4", "a: 4\n")
 	copySig(t, f, r1, d1, d4) // d1's signature presented for d4
 	r5, d5 := f.push("rules/k8s:5", "a: 5\n")
