@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/elliptic"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
+	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
 	"github.com/falco-k8s/falco-k8s/artifact/signature"
 	"github.com/falco-k8s/falco-k8s/internal/testregistry"
@@ -160,5 +162,37 @@ func copySignature(t *testing.T, p *pusher, refStr, from, to string) {
 	rc.Close()
 	if err := repo.PushReference(context.Background(), desc, bytes.NewReader(raw), signature.Tag(to)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSignatureFromConfig(t *testing.T) {
+	_, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile := dir + "/cosign.pub"
+	if err := os.WriteFile(keyFile, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := dir + "/bad.pub"
+	os.WriteFile(bad, []byte("nope"), 0o644) //nolint:errcheck
+	for _, tc := range []struct {
+		name string
+		cfg  config.Signature
+		err  string
+	}{
+		{"key", config.Signature{KeyFile: keyFile, Policies: map[string]string{"r:1": "off"}}, ""},
+		{"missing key", config.Signature{KeyFile: dir + "/none.pub"}, "follow.signature.key_file: open"},
+		{"bad key", config.Signature{KeyFile: bad}, "follow.signature.key_file " + bad + ": signature key"},
+		{"bad policy", config.Signature{Policy: "sometimes"}, "follow.signature.policy"},
+	} {
+		o, err := signatureFromConfig(tc.cfg)
+		switch {
+		case tc.err == "" && (err != nil || o.Verifier == nil || o.Policies["r:1"] != signature.Off):
+			t.Errorf("%s: %+v %v", tc.name, o, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.err)
+		}
 	}
 }

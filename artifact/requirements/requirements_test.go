@@ -61,3 +61,18 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("this build: %v", err)
 	}
 }
+
+func FuzzCheck(f *testing.F) {
+	f.Add("engine_version_semver", "0.63.0", "k8saudit", "0.7.0")
+	f.Add("engine_version", "15", "json", "x")
+	f.Fuzz(func(t *testing.T, reqName, reqVer, depName, depVer string) {
+		cfg := oci.ArtifactConfig{Requirements: []oci.Requirement{{Name: reqName, Version: reqVer}},
+			Dependencies: []oci.Dependency{{Name: depName, Version: depVer}}}
+		err := Check(cfg, Agent())
+		var ue *UnmetError
+		var ie *InvalidError
+		if err != nil && !errors.As(err, &ue) && !errors.As(err, &ie) {
+			t.Fatalf("untyped error %v", err)
+		}
+	})
+}
