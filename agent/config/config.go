@@ -230,6 +230,13 @@ type Follow struct {
 type Signature struct {
 	// KeyFile is a PEM public key (cosign.pub).
 	KeyFile string `yaml:"key_file"`
+	// TrustedRootFile is a Sigstore trusted_root.json; with a certificate identity and OIDC
+	// issuer (exact or regexp, named as in falcoctl's index), keyless signatures are verified.
+	TrustedRootFile             string `yaml:"trusted_root_file"`
+	CertificateIdentity         string `yaml:"certificate_identity"`
+	CertificateIdentityRegexp   string `yaml:"certificate_identity_regexp"`
+	CertificateOIDCIssuer       string `yaml:"certificate_oidc_issuer"`
+	CertificateOIDCIssuerRegexp string `yaml:"certificate_oidc_issuer_regexp"`
 	// Policy is required, if-present or off; empty: required when KeyFile is set, else off.
 	Policy string `yaml:"policy"`
 	// Policies override Policy per reference (keys exactly as in follow.refs).
@@ -244,7 +251,7 @@ func (s Signature) PolicyFor(ref string) string {
 	if s.Policy != "" {
 		return s.Policy
 	}
-	if s.KeyFile != "" {
+	if s.KeyFile != "" || s.TrustedRootFile != "" {
 		return "required"
 	}
 	return "off"
@@ -738,13 +745,16 @@ func (c *Config) Validate() error {
 			bad("follow.signature.policies["+r+"]", "%q: want required, if-present or off", p)
 		}
 	}
-	if f.Signature.KeyFile == "" {
+	if sg := f.Signature; sg.KeyFile == "" && sg.TrustedRootFile == "" {
 		for _, r := range f.Refs {
-			if p := f.Signature.PolicyFor(r); p == "required" || p == "if-present" {
-				bad("follow.signature.key_file", "required for signature policy %s (%s): set the cosign public key file (cosign.pub)", p, r)
+			if p := sg.PolicyFor(r); p == "required" || p == "if-present" {
+				bad("follow.signature.key_file", "required for signature policy %s (%s): set the cosign public key file (cosign.pub), or trusted_root_file with a certificate identity and issuer", p, r)
 				break
 			}
 		}
+	} else if sg.TrustedRootFile != "" && ((sg.CertificateIdentity == "") == (sg.CertificateIdentityRegexp == "") ||
+		(sg.CertificateOIDCIssuer == "") == (sg.CertificateOIDCIssuerRegexp == "")) {
+		bad("follow.signature.trusted_root_file", "keyless verification needs exactly one of certificate_identity and certificate_identity_regexp, and one of certificate_oidc_issuer and certificate_oidc_issuer_regexp")
 	}
 	for i, r := range f.AllowRuleRemoval {
 		if r != "*" && !slices.Contains(f.Refs, r) {

@@ -15,8 +15,9 @@ import (
 // SignatureOptions configure the cosign signature check of new digests (follow.signature; see
 // artifact/signature).
 type SignatureOptions struct {
-	// Verifier holds the public key; nil when none is configured.
-	Verifier *signature.Verifier
+	// Verifier checks signatures (a key, keyless, or signature.Any of both); nil when none is
+	// configured.
+	Verifier signature.Checker
 	// Policy applies to references without an entry in Policies; "" means required when a
 	// Verifier is set, else off.
 	Policy signature.Policy
@@ -36,14 +37,34 @@ func signatureFromConfig(s config.Signature) (SignatureOptions, error) {
 			return o, fmt.Errorf("follow.signature.policies[%s]: %w", r, err)
 		}
 	}
+	var checkers signature.Any
 	if s.KeyFile != "" {
 		b, err := os.ReadFile(s.KeyFile)
 		if err != nil {
 			return o, fmt.Errorf("follow.signature.key_file: %w", err)
 		}
-		if o.Verifier, err = signature.NewVerifier(b); err != nil {
+		v, err := signature.NewVerifier(b)
+		if err != nil {
 			return o, fmt.Errorf("follow.signature.key_file %s: %w", s.KeyFile, err)
 		}
+		checkers = append(checkers, v)
+	}
+	if s.TrustedRootFile != "" {
+		b, err := os.ReadFile(s.TrustedRootFile)
+		if err != nil {
+			return o, fmt.Errorf("follow.signature.trusted_root_file: %w", err)
+		}
+		k, err := signature.NewKeyless(b, s.CertificateIdentity, s.CertificateIdentityRegexp, s.CertificateOIDCIssuer, s.CertificateOIDCIssuerRegexp)
+		if err != nil {
+			return o, fmt.Errorf("follow.signature.trusted_root_file %s: %w", s.TrustedRootFile, err)
+		}
+		checkers = append(checkers, k)
+	}
+	switch len(checkers) {
+	case 1:
+		o.Verifier = checkers[0]
+	case 2:
+		o.Verifier = checkers
 	}
 	return o, nil
 }
@@ -82,7 +103,7 @@ func (f *Follower) verifySignature(ctx context.Context, i int, d string) (string
 	}
 	r := f.refs[i].WithDigest(d)
 	if f.o.Signature.Verifier == nil {
-		return "", contentError{fmt.Errorf("artifact %s ignored: signature policy %s but no follow.signature.key_file", r, p)}
+		return "", contentError{fmt.Errorf("artifact %s ignored: signature policy %s but no follow.signature.key_file or trusted_root_file", r, p)}
 	}
 	start := time.Now()
 	v, err := f.o.Signature.Verifier.Verify(ctx, f.client, f.refs[i], d, p)

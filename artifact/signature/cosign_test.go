@@ -119,7 +119,7 @@ func TestCosignInterop(t *testing.T) {
 		kind Kind
 		msg  string
 	}{
-		{"another key", r2, d2, BadSignature, "does not verify with the configured key: invalid signature"},
+		{"another key", r2, d2, BadSignature, "does not verify with the configured key or identity: invalid signature"},
 		{"unsigned", r3, d3, Unsigned, "no cosign signature for " + d3},
 		{"signature for another digest", r4, d4, OtherDigest, "was made for " + d1},
 		{"tampered digest", r5, d5, BadSignature, "does not verify"},

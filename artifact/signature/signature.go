@@ -9,8 +9,9 @@
 // payload names exactly the artifact's (root) digest. The signature is checked before any of
 // the artifact's own blobs are downloaded; it costs two requests (signature manifest, payload).
 //
-// Not covered yet: keyless signatures (Fulcio certificates checked against a trusted root) and
-// cosign v3's bundles stored as OCI 1.1 referrers.
+// Keyless signatures (keyless.go) are cosign v3's: Sigstore bundles attached to the artifact as
+// OCI 1.1 referrers, verified offline with sigstore-go against a trusted root the user provides.
+// Not covered: key-based v3 bundles, and keyless signatures in the legacy tag scheme.
 package signature
 
 import (
@@ -99,11 +100,52 @@ func (e *Error) Error() string {
 	case Unsigned:
 		return fmt.Sprintf("signature required: no cosign signature for %s (%s)", e.Digest, e.Detail)
 	case BadSignature:
-		return fmt.Sprintf("signature of %s does not verify with the configured key: %s", e.Digest, e.Detail)
+		return fmt.Sprintf("signature of %s does not verify with the configured key or identity: %s", e.Digest, e.Detail)
 	case OtherDigest:
 		return fmt.Sprintf("signature verifies but was made for %s, not for this artifact %s", e.Detail, e.Digest)
 	}
 	return fmt.Sprintf("signature of %s is malformed: %s", e.Digest, e.Detail)
+}
+
+// Checker is one way of verifying an artifact's signature: Verifier (a key) or Keyless.
+type Checker interface {
+	Verify(ctx context.Context, c *oci.Client, r ref.Reference, d string, p Policy) (*Verified, error)
+}
+
+// Any accepts an artifact that one of its checkers accepts. Refused by all, the error is the
+// first that is not "unsigned" (a signature is there but is bad), else "unsigned".
+type Any []Checker
+
+// Verify implements Checker.
+func (a Any) Verify(ctx context.Context, c *oci.Client, r ref.Reference, d string, p Policy) (*Verified, error) {
+	if p == Off {
+		return nil, nil
+	}
+	var first, unsigned error
+	for _, ch := range a {
+		// Each checker under Required: "unsigned" for one scheme says nothing about the other.
+		v, err := ch.Verify(ctx, c, r, d, Required)
+		var se *Error
+		switch {
+		case err == nil:
+			return v, nil
+		case errors.As(err, &se) && se.Kind == Unsigned:
+			if unsigned == nil {
+				unsigned = err
+			}
+		case first == nil:
+			first = err
+		}
+	}
+	switch {
+	case first != nil:
+		return nil, first
+	case p == IfPresent:
+		return nil, nil
+	case unsigned == nil:
+		return nil, &Error{Kind: Unsigned, Digest: d, Detail: "no key or identity to verify signatures with"}
+	}
+	return nil, unsigned
 }
 
 // Verifier checks cosign signatures with one public key.
@@ -138,11 +180,19 @@ func fingerprint(pub crypto.PublicKey) string {
 type Verified struct {
 	// Key is the public key's fingerprint ("key sha256:..."): who signed, as configured.
 	Key string `json:"key"`
-	// Identity is the docker-reference the payload claims.
+	// Identity is the docker-reference the payload claims (key-based), or the certificate's
+	// subject alternative name (keyless).
 	Identity string `json:"identity,omitempty"`
+	// Issuer is the OIDC issuer of a keyless signature's certificate.
+	Issuer string `json:"issuer,omitempty"`
 }
 
-func (s Verified) String() string { return "cosign key " + s.Key }
+func (s Verified) String() string {
+	if s.Key == "" {
+		return fmt.Sprintf("cosign keyless %s (issuer %s)", s.Identity, s.Issuer)
+	}
+	return "cosign key " + s.Key
+}
 
 // Tag is the cosign signature tag of a digest: "sha256-<hex>.sig".
 func Tag(d string) string { return strings.Replace(d, ":", "-", 1) + ".sig" }
