@@ -15,6 +15,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
 	"github.com/falco-k8s/falco-k8s/artifact/signature"
+	"github.com/falco-k8s/falco-k8s/artifact/signature/signaturetest"
 	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 )
 
@@ -67,7 +68,7 @@ func TestSignedFollow(t *testing.T) {
 		t.Fatalf("signed: %+v", r)
 	}
 	if src := e.a.Status().Sources; len(src) != 1 || src[0].Signer != "cosign key "+signer.Key() {
-		t.Fatalf("sources %+v", src)
+		t.Fatalf("sources %+v", src) // Sync reports health before it answers
 	}
 
 	// Another key.
@@ -194,5 +195,40 @@ func TestSignatureFromConfig(t *testing.T) {
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.err)
 		}
+	}
+}
+
+// TestKeylessFollow: a keyless signature (cosign v3 bundle as a referrer, from the test
+// Sigstore) by the configured identity is accepted through follow.signature's configuration;
+// one by another identity is ignored.
+func TestKeylessFollow(t *testing.T) {
+	const identity = "https://github.com/acme/rules/.github/workflows/release.yaml@refs/heads/main"
+	const issuer = "https://token.actions.githubusercontent.com"
+	vs := signaturetest.NewSigstore(t)
+	dir := t.TempDir()
+	rootFile := dir + "/trusted_root.json"
+	if err := os.WriteFile(rootFile, signaturetest.TrustedRootJSON(t, vs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := signatureFromConfig(config.Signature{TrustedRootFile: rootFile, CertificateIdentity: identity, CertificateOIDCIssuer: issuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := testregistry.New(t, testregistry.Options{})
+	p := newPusher(t, reg, "", "")
+	r, _ := ref.Parse(reg.Host + "/rules/k8s:1")
+	repo := reg.Host + "/rules/k8s"
+	d1 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v1")})
+	signaturetest.AttachBundle(t, p.c, r, d1, signaturetest.KeylessBundle(t, vs, identity, issuer, repo, d1))
+	e := newEnv(t, envOpts{reg: reg, follow: func(o *Options) { o.Interval = time.Hour; o.Signature = sig }})
+	e.waitAccepted(d1)
+	waitFor(t, "the keyless signer in /status", func() bool {
+		src := e.a.Status().Sources
+		return len(src) == 1 && src[0].Signer == "cosign keyless "+identity+" (issuer "+issuer+")"
+	})
+	d2 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v2")})
+	signaturetest.AttachBundle(t, p.c, r, d2, signaturetest.KeylessBundle(t, vs, "https://github.com/evil/x@refs/heads/main", issuer, repo, d2))
+	if res := postSync(t, e.url, ""); res.Result != ResultIgnored || !strings.Contains(res.Reason, "expected SAN value") {
+		t.Fatalf("other identity: %+v", res)
 	}
 }
