@@ -120,9 +120,12 @@
 // guard; the first failing case ignores the candidate, naming the case and the rule.
 //
 // With follow.signature (artifact/signature), each new digest's cosign signature is checked
-// first, before the artifact's manifest is even fetched: the "sha256-<hex>.sig" tag and its
-// payloads (two requests; registry credentials apply), verified with key_file and required to
-// name that very digest. Per reference policy required (default with a key), if-present or off.
+// first, before the artifact's manifest is even fetched: with key_file, the "sha256-<hex>.sig"
+// tag and its payloads (two requests; registry credentials apply), verified with the key and
+// required to name that very digest; with trusted_root_file and a certificate identity and
+// issuer, the Sigstore bundles referring to the digest (OCI 1.1 referrers, cosign v3), verified
+// offline with sigstore-go (certificate chain, identity, transparency-log proof) and required
+// to name the digest as their statement's subject. Per reference policy required (default with a key), if-present or off.
 // A refused signature ignores the candidate with its kind (unsigned, bad signature, made for
 // another digest, malformed); an unsigned digest is examined again at the next check, since
 // publishers push first and sign next. The verified signer is in each sync result and in the
