@@ -28,6 +28,9 @@ type Settings struct {
 	FollowInterval      time.Duration
 	AllowRuleRemoval    bool
 	SigningKey          string // PEM public key
+	SigningIdentity     string // keyless: certificate identity
+	SigningIssuer       string // keyless: OIDC issuer
+	TrustedRoot         string // keyless: trusted_root.json
 	SignaturePolicy     string
 	RegistryAuthSecret  string
 	RegistryCredentials string // secret URI
@@ -61,7 +64,8 @@ func (e *ConfigError) Error() string {
 }
 
 // Options are the option names of config.yaml, in the order they are validated.
-var Options = []string{"rules-artifacts", "rule-files", "indexes", "follow-interval", "allow-rule-removal", "rules-signing-key", "rules-signature-policy", "registry-auth-secret",
+var Options = []string{"rules-artifacts", "rule-files", "indexes", "follow-interval", "allow-rule-removal", "rules-signing-key", "rules-signing-identity", "rules-signing-issuer",
+	"rules-trusted-root", "rules-signature-policy", "registry-auth-secret",
 	"registry-credentials", "plain-http-registries", "registry-ca", "http-output", "json-output",
 	"minimum-priority", "log-level", "webhook-port", "webhook-tls"}
 
@@ -162,11 +166,26 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 		}
 		s.SigningKey = strings.TrimSpace(k) + "\n"
 	}
+	s.SigningIdentity, s.SigningIssuer = str("rules-signing-identity"), str("rules-signing-issuer")
+	s.TrustedRoot = str("rules-trusted-root")
+	if s.SigningIdentity != "" || s.SigningIssuer != "" || s.TrustedRoot != "" {
+		switch {
+		case s.SigningIdentity == "":
+			return nil, bad("rules-signing-identity", "https://github.com/ORG/REPO/.github/workflows/release.yaml@refs/heads/main", "required for keyless signatures")
+		case s.SigningIssuer == "":
+			return nil, bad("rules-signing-issuer", "https://token.actions.githubusercontent.com", "required for keyless signatures")
+		case s.TrustedRoot == "":
+			return nil, bad("rules-trusted-root", "\"$(cat trusted_root.json)\"", "required for keyless signatures")
+		}
+		if _, err := signature.NewKeyless([]byte(s.TrustedRoot), s.SigningIdentity, "", s.SigningIssuer, ""); err != nil {
+			return nil, bad("rules-trusted-root", "\"$(cat trusted_root.json)\"", "%v", err)
+		}
+	}
 	s.SignaturePolicy = str("rules-signature-policy")
 	switch s.SignaturePolicy {
 	case "", "off":
 	case "required", "if-present":
-		if s.SigningKey == "" {
+		if s.SigningKey == "" && s.TrustedRoot == "" {
 			return nil, bad("rules-signing-key", "\"$(cat cosign.pub)\"", "required with rules-signature-policy=%s", s.SignaturePolicy)
 		}
 	default:
