@@ -155,9 +155,8 @@ func NewFromConfig(cfg *config.Config, log zerolog.Logger) (*Follower, error) {
 		return nil, err
 	}
 	return New(Options{
-		Signature: sig,
-		Refs:      f.Refs, RuleFiles: f.RuleFiles, Interval: f.Interval, Jitter: f.Jitter, StateDir: cfg.Rules.StateDir,
-		MaxArtifactSize: int64(f.MaxArtifactSize), Log: log, AllowRuleRemoval: f.AllowRuleRemoval,
+		Refs: f.Refs, RuleFiles: f.RuleFiles, Interval: f.Interval, Jitter: f.Jitter, StateDir: cfg.Rules.StateDir,
+		MaxArtifactSize: int64(f.MaxArtifactSize), Log: log, AllowRuleRemoval: f.AllowRuleRemoval, Signature: sig, // h14: guard, signatures
 		Registry: RegistryOptions{Basic: basic, PlainHTTP: f.PlainHTTP, CA: f.RegistryCA},
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/falco-k8s/falco-k8s/agent"
+	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/artifact/install"
 	"github.com/falco-k8s/falco-k8s/engine/ruletest"
 )
@@ -28,12 +29,21 @@ func readTests(st *install.Staged, p *pulledArtifact) error {
 	return nil
 }
 
+// withDiff carries the candidate's diff with its refusal, for /status and the Event.
+type withDiff struct {
+	error
+	diff *status.RulesetDiff
+}
+
+func (e withDiff) Unwrap() error                    { return e.error }
+func (e withDiff) RulesetDiff() *status.RulesetDiff { return e.diff }
+
 // testCandidate replays each pulled artifact's test cases against the whole candidate ruleset;
 // the first failure refuses the candidate, naming the case and the rule.
 func (f *Follower) testCandidate(cand *agent.Candidate, pulled map[int]*pulledArtifact) error {
 	for _, i := range sortedKeys(pulled) {
 		if err := ruletest.Check(cand.Ruleset(), pulled[i].tests); err != nil {
-			return contentError{fmt.Errorf("%s@%s: %w", f.names[i], pulled[i].digest, err)}
+			return contentError{withDiff{fmt.Errorf("%s@%s: %w", f.names[i], pulled[i].digest, err), cand.Diff()}}
 		}
 	}
 	return nil

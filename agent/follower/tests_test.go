@@ -59,6 +59,9 @@ func TestArtifactTests(t *testing.T) {
 	if e.runningDigest() != d1 {
 		t.Fatalf("running %s", e.runningDigest())
 	}
+	if li := e.a.Status().LastIgnored; li == nil || li.Digest != d2 || li.Diff == nil || len(li.Diff.Macros.Changed) != 1 {
+		t.Fatalf("last ignored %+v", li)
+	}
 	// Fixed: accepted.
 	d3 := p.push("rules/k8s:1", art(upstream+"\n- list: k8s_audit_privileged_images\n  items: [example.com/ok]\n  override: {items: append}\n"))
 	if r := postSync(t, e.url, ""); r.Result != ResultAccepted || r.Digest != d3 {
