@@ -149,7 +149,7 @@ func newPushCmd(a *app) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("--sign-key: %w", err)
 				}
-				if signer, err = signature.NewSigner(pemBytes, []byte(os.Getenv(signature.PasswordEnv))); err != nil {
+				if signer, err = signature.NewSigner(pemBytes, []byte(getenv(signature.PasswordEnv))); err != nil {
 					return fmt.Errorf("--sign-key %s: %w (the password of an encrypted key comes from $%s)", signKey, err, signature.PasswordEnv)
 				}
 			}
