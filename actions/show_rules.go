@@ -82,8 +82,20 @@ func showRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 		"format":     format,
 		"rules":      text,
 	}
-	// Who signed each followed artifact, when its signature was verified (rules-signing-key).
+	// Who signed each followed artifact, when its signature was verified (rules-signing-key),
+	// and with changes=true the diff view of the last candidates.
 	if st, err := a.Status(ctx); err == nil {
+		if p.Bool("changes") {
+			for key, ch := range map[string]*status.Change{"last-accepted-changes": st.LastAccepted, "last-ignored-changes": st.LastIgnored} {
+				if ch != nil && ch.Diff != nil {
+					what := ch.Origin
+					if ch.Ref != "" {
+						what = ch.Ref + "@" + ch.Digest
+					}
+					out[key] = what + ": " + ch.Diff.Summary()
+				}
+			}
+		}
 		var signers []string
 		for _, src := range st.Sources {
 			if src.Signer != "" {
