@@ -264,9 +264,25 @@ func newInstallCmd(a *app) *cobra.Command {
 				Log:      a.log,
 				Progress: a.progress,
 			}
-			if checker != nil {
+			// falcoctl index entries' signature.cosign identity and issuer apply to the
+			// references resolved through them, checked offline against --trusted-root.
+			entries := map[string]*index.Cosign{}
+			in.Resolve = func(ctx context.Context, s string) (ref.Reference, error) {
+				r, err := a.resolve(ctx, s)
+				if err == nil {
+					if c := a.entrySignature(ctx, s); c != nil {
+						entries[r.Repo()] = c
+					}
+				}
+				return r, err
+			}
+			if !noVerify {
 				in.Verify = func(ctx context.Context, r ref.Reference, d string) error {
-					v, err := checker.Verify(ctx, cl, r, d, signature.Required)
+					ch, err := a.checkerFor(entries[r.Repo()], checker, trustedRoot, r)
+					if ch == nil || err != nil {
+						return err
+					}
+					v, err := ch.Verify(ctx, cl, r, d, signature.Required)
 					if err == nil {
 						a.log.Info().Str("ref", r.String()).Str("digest", d).Str("signer", v.String()).Msg("signature verified")
 					}
@@ -293,7 +309,7 @@ func newInstallCmd(a *app) *cobra.Command {
 	fl.BoolVar(&resolveDeps, "resolve-deps", true, "whether this command should resolve dependencies or not")
 	fl.BoolVar(&noVerify, "no-verify", false, "skip signature verification")
 	fl.StringVar(&verifyKey, "verify-key", "", "require a cosign signature made with this public key (cosign.pub) for every artifact")
-	fl.StringVar(&trustedRoot, "trusted-root", "", "Sigstore trusted_root.json for keyless signatures (cosign v3 bundles), checked offline")
+	fl.StringVar(&trustedRoot, "trusted-root", "", "Sigstore trusted_root.json for keyless signatures (cosign v3 bundles), checked offline; also applies index entries' signature.cosign identities")
 	fl.StringVar(&certIdentity, "certificate-identity", "", "keyless: the signing certificate's identity (with --trusted-root)")
 	fl.StringVar(&certIssuer, "certificate-oidc-issuer", "", "keyless: the signing certificate's OIDC issuer (with --trusted-root)")
 	fl.BoolVar(&force, "force", false, "download and install even when the state file says the artifact is current")
@@ -320,7 +336,7 @@ func signatureChecker(keyFile, rootFile, identity, issuer string) (signature.Che
 		}
 		checkers = append(checkers, v)
 	}
-	if rootFile != "" || identity != "" || issuer != "" {
+	if identity != "" || issuer != "" {
 		if rootFile == "" || identity == "" || issuer == "" {
 			return nil, fmt.Errorf("keyless verification needs --trusted-root, --certificate-identity and --certificate-oidc-issuer together")
 		}
@@ -341,4 +357,50 @@ func signatureChecker(keyFile, rootFile, identity, issuer string) (signature.Che
 		return checkers[0], nil
 	}
 	return checkers, nil
+}
+
+// entrySignature is the cosign policy of the index entry s (an index name) resolves through.
+func (a *app) entrySignature(ctx context.Context, s string) *index.Cosign {
+	if ref.IsFull(s) {
+		return nil
+	}
+	ir, err := ref.ParseIndexRef(s)
+	if err != nil {
+		return nil
+	}
+	m, err := a.mergedIndex()
+	if err != nil {
+		return nil
+	}
+	f, ok, err := m.Get(ctx, ir.Name)
+	if err != nil || !ok || f.Entry.Signature == nil || f.Entry.Signature.Cosign == nil {
+		return nil
+	}
+	return f.Entry.Signature.Cosign
+}
+
+// checkerFor is the signature check of one artifact: the flags' checker, plus the index
+// entry's keyless identity when the entry has one. Without --trusted-root an entry's identity
+// cannot be checked offline: it is logged and the flags' checker (if any) alone applies.
+func (a *app) checkerFor(entry *index.Cosign, flags signature.Checker, rootFile string, r ref.Reference) (signature.Checker, error) {
+	if entry == nil || entry.CertificateIdentity == "" && entry.CertificateIdentityRegexp == "" {
+		return flags, nil
+	}
+	if rootFile == "" {
+		a.log.Warn().Str("ref", r.String()).Str("identity", entry.CertificateIdentity+entry.CertificateIdentityRegexp).
+			Msg("the index entry names a keyless signer; pass --trusted-root (Sigstore's trusted_root.json) to verify it offline")
+		return flags, nil
+	}
+	b, err := os.ReadFile(rootFile)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-root: %w", err)
+	}
+	k, err := signature.NewKeyless(b, entry.CertificateIdentity, entry.CertificateIdentityRegexp, entry.CertificateOIDCIssuer, entry.CertificateOIDCIssuerRegexp)
+	if err != nil {
+		return nil, fmt.Errorf("index entry signature of %s: %w", r.Repo(), err)
+	}
+	if flags == nil {
+		return k, nil
+	}
+	return signature.Any{flags, k}, nil
 }
