@@ -62,13 +62,38 @@ func showRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 	default:
 		return nil, fmt.Errorf("format %q is not table, yaml or json", format)
 	}
-	return map[string]any{
+	out := map[string]any{
 		"count":      fmt.Sprint(len(rules)),
 		"enabled":    fmt.Sprint(enabled),
 		"generation": fmt.Sprint(rs.Generation),
 		"format":     format,
 		"rules":      text,
-	}, nil
+	}
+	// Who signed each followed artifact, when its signature was verified (rules-signing-key),
+	// and with changes=true the diff view of the last candidates.
+	if st, err := a.Status(ctx); err == nil {
+		if p.Bool("changes") {
+			for key, ch := range map[string]*status.Change{"last-accepted-changes": st.LastAccepted, "last-ignored-changes": st.LastIgnored} {
+				if ch != nil && ch.Diff != nil {
+					what := ch.Origin
+					if ch.Ref != "" {
+						what = ch.Ref + "@" + ch.Digest
+					}
+					out[key] = what + ": " + ch.Diff.Summary()
+				}
+			}
+		}
+		var signers []string
+		for _, src := range st.Sources {
+			if src.Signer != "" {
+				signers = append(signers, fmt.Sprintf("%s@%s: %s", src.Ref, src.Digest, src.Signer))
+			}
+		}
+		if len(signers) > 0 {
+			out["signers"] = strings.Join(signers, "\n")
+		}
+	}
+	return out, nil
 }
 
 func nonNilRules(r []status.Rule) []status.Rule {

@@ -40,6 +40,14 @@ func syncRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 		if r.Reason != "" {
 			e["reason"] = r.Reason
 		}
+		if r.Signer != "" {
+			e["signer"] = r.Signer
+		}
+		if r.Diff != nil {
+			// What the candidate changes against the running rules (accepted, dry run or
+			// ignored), e.g. `rules: 1 disabled ("Create Privileged Pod")`.
+			e["changes"] = r.Diff.Summary()
+		}
 		// Keys must be lowercase words; references contain '/', ':' and '.', so they are values.
 		refs[fmt.Sprintf("ref-%d", i+1)] = e
 	}

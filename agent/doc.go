@@ -158,4 +158,41 @@
 // sync-rules action) runs Follower.Sync: every reference is checked at once and the results
 // ("unchanged", "accepted", "ignored", "error", with digest and reason) are returned; a dry run
 // compiles the candidate and changes and records nothing.
+//
+// # Ruleset diff and the detection-regression guard (agent/rulediff)
+//
+// Compile compares every candidate with the ruleset running at that moment (Candidate.Diff):
+// rules added, removed, enabled, disabled or changed (condition, exceptions, output, priority),
+// lists and macros added, removed or changed, and the rules evaluated now that the candidate
+// would no longer evaluate (switched_off). The diff is recorded with the accepted or ignored
+// change (/status last_accepted.diff, last_ignored.diff; the Kubernetes Event's "changes"), and
+// the follower returns it in each sync result, dry run included. The follower refuses a
+// candidate that switches an active rule off (*rulediff.RegressionError, naming the rules)
+// unless every reference with a new digest in it is listed in follow.allow_rule_removal; the
+// refusal is an ignored candidate like an invalid one (not retried until something changes or
+// sync-rules forces it). Local edits of the active files are not guarded: they are deliberate.
+//
+// Before a new digest's layer is downloaded, its config blob's requirements and dependencies
+// are checked (artifact/requirements): engine_version (legacy integer, the engine's minor) and
+// engine_version_semver against engine.EngineVersion, plugin dependencies against the plugins
+// the engine implements (engine.BuiltinPlugins; a dependency on a plugin it does not implement
+// is left to the engine, which skips that source's rules). An unmet one ignores the candidate
+// with "needs engine version 0.63.0, this agent implements 0.62.0" after three requests (HEAD,
+// manifest, config).
+//
+// An artifact's tests/ files (engine/ruletest: cases of audit events and rules expected to fire
+// or not) are kept with the pulled files and replayed against the whole candidate, after the
+// guard; the first failing case ignores the candidate, naming the case and the rule.
+//
+// With follow.signature (artifact/signature), each new digest's cosign signature is checked
+// first, before the artifact's manifest is even fetched: with key_file, the "sha256-<hex>.sig"
+// tag and its payloads (two requests; registry credentials apply), verified with the key and
+// required to name that very digest; with trusted_root_file and a certificate identity and
+// issuer, the Sigstore bundles referring to the digest (OCI 1.1 referrers, cosign v3), verified
+// offline with sigstore-go (certificate chain, identity, transparency-log proof) and required
+// to name the digest as their statement's subject. Per reference policy required (default with a key), if-present or off.
+// A refused signature ignores the candidate with its kind (unsigned, bad signature, made for
+// another digest, malformed); an unsigned digest is examined again at the next check, since
+// publishers push first and sign next. The verified signer is in each sync result and in the
+// reference's /status source (signer). An idle check stays one HEAD.
 package agent

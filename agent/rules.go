@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/falco-k8s/falco-k8s/agent/output"
+	"github.com/falco-k8s/falco-k8s/agent/rulediff"
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/engine"
 	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
@@ -74,10 +75,24 @@ type Candidate struct {
 	files  []SourceFile
 	base   uint64 // a.inputs when compiled
 	built  *built
+	diff   *status.RulesetDiff // against the ruleset running when compiled
 }
 
 // Ruleset returns the compiled candidate.
 func (c *Candidate) Ruleset() *engine.Ruleset { return c.built.rs }
+
+// Diff returns how the candidate differs from the ruleset running when it was compiled (rules,
+// lists, macros, and the active rules it would switch off).
+func (c *Candidate) Diff() *status.RulesetDiff { return c.diff }
+
+// diffFrom compares b with the running ruleset.
+func (a *Agent) diffFrom(b *built) *status.RulesetDiff {
+	var cur *engine.Ruleset
+	if act := a.cur.Load(); act != nil {
+		cur = act.rs
+	}
+	return rulediff.Compare(cur, b.rs)
+}
 
 // RulesetMeta describes a ruleset for /status.
 type RulesetMeta struct {
@@ -228,8 +243,14 @@ func (a *Agent) record(ch *status.Change) {
 // reject records a failed candidate and raises Falco's internal alert. Callers hold a.mu.
 func (a *Agent) reject(origin, trigger, ref, digest string, err error) {
 	reason := Reason(err)
-	a.record(&status.Change{Time: time.Now(), Origin: origin, Trigger: trigger, Ref: ref, Digest: digest,
-		Accepted: false, Reason: reason, Generation: a.generation})
+	ch := &status.Change{Time: time.Now(), Origin: origin, Trigger: trigger, Ref: ref, Digest: digest,
+		Accepted: false, Reason: reason, Generation: a.generation}
+	// A candidate refused for what it changes (the detection-regression guard) carries its diff.
+	var withDiff interface{ RulesetDiff() *status.RulesetDiff }
+	if errors.As(err, &withDiff) {
+		ch.Diff = withDiff.RulesetDiff()
+	}
+	a.record(ch)
 	a.log.Error().Str("origin", origin).Str("trigger", trigger).Str("ref", ref).Str("digest", digest).
 		Str("reason", reason).Uint64("generation", a.generation).
 		Msg("ruleset candidate ignored; the running ruleset is unchanged")
@@ -275,7 +296,7 @@ func (a *Agent) Compile(source string, files []SourceFile) (*Candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Candidate{source: source, files: files, base: a.inputs, built: b}, nil
+	return &Candidate{source: source, files: files, base: a.inputs, built: b, diff: a.diffFrom(b)}, nil
 }
 
 // Accept implements RuleSink.
@@ -283,7 +304,7 @@ func (a *Agent) Accept(c *Candidate) (uint64, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	ref, digest := refDigest(c.files)
-	b := c.built
+	b, diff := c.built, c.diff
 	if c.base != a.inputs {
 		// Another input changed since Compile: the candidate was built on stale files.
 		var err error
@@ -291,12 +312,14 @@ func (a *Agent) Accept(c *Candidate) (uint64, error) {
 			a.reject(c.source, TriggerCandidate, ref, digest, err)
 			return 0, fmt.Errorf("accept %s candidate: %s", c.source, Reason(err))
 		}
+		diff = a.diffFrom(b)
 	}
 	a.sourceFiles[c.source] = c.files
 	a.inputs++
 	gen := a.swapLocked(b.rs, RulesetMeta{Files: b.files, Warnings: b.warnings, Origin: c.source, Trigger: TriggerCandidate, Ref: ref, Digest: digest})
-	a.record(&status.Change{Time: time.Now(), Origin: c.source, Trigger: TriggerCandidate, Ref: ref, Digest: digest, Accepted: true, Generation: gen})
-	a.log.Info().Str("origin", c.source).Str("ref", ref).Str("digest", digest).Uint64("generation", gen).Msg("artifacts accepted")
+	a.record(&status.Change{Time: time.Now(), Origin: c.source, Trigger: TriggerCandidate, Ref: ref, Digest: digest, Accepted: true, Generation: gen, Diff: diff})
+	a.log.Info().Str("origin", c.source).Str("ref", ref).Str("digest", digest).Uint64("generation", gen).
+		Str("changes", diff.Summary()).Msg("artifacts accepted")
 	return gen, nil
 }
 

@@ -6,8 +6,15 @@ import (
 	"testing"
 	"time"
 
+	agentconfig "github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/agent/status"
 )
+
+// testPublicKey is a P-256 public key in cosign.pub's format.
+const testPublicKey = `-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEXMRODt5L1TAgcsdlmNOdesMj+qwb
+//fKXzpjhr0jdV0zK1Y/sb88vMIL4VIH+/lzmVPFUnRZEfDN7Dyr7P+1LQ==
+-----END PUBLIC KEY-----`
 
 func TestParseSettings(t *testing.T) {
 	for _, tc := range []struct {
@@ -43,6 +50,21 @@ func TestParseSettings(t *testing.T) {
 		{name: "secret uri ok", raw: map[string]any{"webhook-tls": "secret:d0nhl5nmp25c7f2pu3c0"}},
 		{name: "http output password not echoed", raw: map[string]any{"http-output": "ftp://u:pw123@h/"}, wantErr: "ftp://***@h/"},
 		{name: "json-output type", raw: map[string]any{"json-output": "yes"}, wantErr: "json-output"},
+		{name: "allow-rule-removal", raw: map[string]any{"allow-rule-removal": true}, check: func(t *testing.T, s *Settings) {
+			if !s.AllowRuleRemoval {
+				t.Errorf("%+v", s)
+			}
+		}},
+		{name: "signing key", raw: map[string]any{"rules-signing-key": testPublicKey}, check: func(t *testing.T, s *Settings) {
+			if !strings.HasPrefix(s.SigningKey, "-----BEGIN PUBLIC KEY-----") || s.SignaturePolicy != "" {
+				t.Errorf("%+v", s)
+			}
+		}},
+		{name: "signing key invalid", raw: map[string]any{"rules-signing-key": "not a key"}, wantErr: "rules-signing-key: signature key: PEM decoding failed"},
+		{name: "keyless needs issuer", raw: map[string]any{"rules-signing-identity": "https://github.com/a/b/.github/workflows/r.yaml@refs/heads/main"}, wantErr: "rules-signing-issuer: required for keyless signatures"},
+		{name: "keyless trusted root invalid", raw: map[string]any{"rules-signing-identity": "x", "rules-signing-issuer": "y", "rules-trusted-root": "{}"}, wantErr: "rules-trusted-root: trusted root"},
+		{name: "policy needs key", raw: map[string]any{"rules-signature-policy": "required"}, wantErr: "rules-signing-key: required with rules-signature-policy=required"},
+		{name: "policy invalid", raw: map[string]any{"rules-signing-key": testPublicKey, "rules-signature-policy": "maybe"}, wantErr: "rules-signature-policy"},
 		{name: "registry-ca yaml", raw: map[string]any{"registry-ca": "[1,2]"}, wantErr: "registry-ca: want a map"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -141,5 +163,34 @@ func TestReadEnv(t *testing.T) {
 	t.Setenv("JUJU_DISPATCH_PATH", "hooks/falco-pebble-ready")
 	if e := ReadEnv("dispatch"); e.Kind != "hooks" || e.Name != "falco-pebble-ready" {
 		t.Errorf("%+v", e)
+	}
+}
+
+// TestDesiredSignatureAndGuard: the signature and guard options reach the agent configuration,
+// with the key and trusted root written as workload files.
+func TestDesiredSignatureAndGuard(t *testing.T) {
+	s, err := ParseSettings(map[string]any{"rules-artifacts": "ghcr.io/a/b:1", "rule-files": "k8s_audit_rules.yaml",
+		"allow-rule-removal": true, "rules-signing-key": testPublicKey}, "falco-k8s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := BuildDesired(s, Creds{}, Env{Unit: "falco-k8s/0"}, "/bin/true", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := agentconfig.Parse(d.AgentConfig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ac.Follow.Signature.KeyFile != SigningKeyPath || ac.Follow.Signature.PolicyFor("ghcr.io/a/b:1") != "required" ||
+		len(ac.Follow.AllowRuleRemoval) != 1 || ac.Follow.AllowRuleRemoval[0] != "*" {
+		t.Fatalf("follow %+v", ac.Follow)
+	}
+	found := false
+	for _, f := range d.Files {
+		found = found || f.Path == SigningKeyPath && strings.HasPrefix(string(f.Content), "-----BEGIN PUBLIC KEY-----")
+	}
+	if !found {
+		t.Fatal("signing key file not written")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
+	"github.com/falco-k8s/falco-k8s/artifact/signature"
 	"github.com/falco-k8s/falco-k8s/engine"
 )
 
@@ -25,6 +26,12 @@ type Settings struct {
 	RuleFiles           []string
 	Indexes             []Index
 	FollowInterval      time.Duration
+	AllowRuleRemoval    bool
+	SigningKey          string // PEM public key
+	SigningIdentity     string // keyless: certificate identity
+	SigningIssuer       string // keyless: OIDC issuer
+	TrustedRoot         string // keyless: trusted_root.json
+	SignaturePolicy     string
 	RegistryAuthSecret  string
 	RegistryCredentials string // secret URI
 	PlainHTTP           []string
@@ -58,7 +65,8 @@ func (e *ConfigError) Error() string {
 }
 
 // Options are the option names of config.yaml, in the order they are validated.
-var Options = []string{"rules-artifacts", "rule-files", "indexes", "follow-interval", "registry-auth-secret",
+var Options = []string{"rules-artifacts", "rule-files", "indexes", "follow-interval", "allow-rule-removal", "rules-signing-key", "rules-signing-identity", "rules-signing-issuer",
+	"rules-trusted-root", "rules-signature-policy", "registry-auth-secret",
 	"registry-credentials", "plain-http-registries", "registry-ca", "http-output", "json-output",
 	"minimum-priority", "log-level", "webhook-port", "webhook-tls", "enforce-mode", "enforce-rules", "manage-admission-webhook"}
 
@@ -144,6 +152,46 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 		return nil, bad("follow-interval", "6h", "%q is not a duration of at least 1m (e.g. 30m, 6h)", fi)
 	}
 	s.FollowInterval = d
+
+	switch v := raw["allow-rule-removal"].(type) {
+	case nil:
+	case bool:
+		s.AllowRuleRemoval = v
+	default:
+		return nil, bad("allow-rule-removal", "true", "want true or false")
+	}
+
+	if k, _ := raw["rules-signing-key"].(string); strings.TrimSpace(k) != "" {
+		if _, err := signature.NewVerifier([]byte(k)); err != nil {
+			return nil, bad("rules-signing-key", "\"$(cat cosign.pub)\"", "%v", err)
+		}
+		s.SigningKey = strings.TrimSpace(k) + "\n"
+	}
+	s.SigningIdentity, s.SigningIssuer = str("rules-signing-identity"), str("rules-signing-issuer")
+	s.TrustedRoot = str("rules-trusted-root")
+	if s.SigningIdentity != "" || s.SigningIssuer != "" || s.TrustedRoot != "" {
+		switch {
+		case s.SigningIdentity == "":
+			return nil, bad("rules-signing-identity", "https://github.com/ORG/REPO/.github/workflows/release.yaml@refs/heads/main", "required for keyless signatures")
+		case s.SigningIssuer == "":
+			return nil, bad("rules-signing-issuer", "https://token.actions.githubusercontent.com", "required for keyless signatures")
+		case s.TrustedRoot == "":
+			return nil, bad("rules-trusted-root", "\"$(cat trusted_root.json)\"", "required for keyless signatures")
+		}
+		if _, err := signature.NewKeyless([]byte(s.TrustedRoot), s.SigningIdentity, "", s.SigningIssuer, ""); err != nil {
+			return nil, bad("rules-trusted-root", "\"$(cat trusted_root.json)\"", "%v", err)
+		}
+	}
+	s.SignaturePolicy = str("rules-signature-policy")
+	switch s.SignaturePolicy {
+	case "", "off":
+	case "required", "if-present":
+		if s.SigningKey == "" && s.TrustedRoot == "" {
+			return nil, bad("rules-signing-key", "\"$(cat cosign.pub)\"", "required with rules-signature-policy=%s", s.SignaturePolicy)
+		}
+	default:
+		return nil, bad("rules-signature-policy", "required", "%q is not required, if-present or off", s.SignaturePolicy)
+	}
 
 	s.RegistryAuthSecret = str("registry-auth-secret")
 	if s.RegistryAuthSecret != "" && !k8sNameRe.MatchString(s.RegistryAuthSecret) {

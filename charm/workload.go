@@ -24,6 +24,8 @@ const (
 	TLSCertPath      = ConfigDir + "/tls/tls.crt"
 	TLSKeyPath       = ConfigDir + "/tls/tls.key"
 	RegistryCADir    = ConfigDir + "/registry-ca"
+	SigningKeyPath   = ConfigDir + "/rules-signing-key.pub"
+	TrustedRootPath  = ConfigDir + "/rules-trusted-root.json"
 	// ManifestPath records what the charm pushed (hashes), next to the files themselves, so a
 	// new container (which lost the files) also lost the manifest and gets everything again.
 	ManifestPath = ConfigDir + "/charm-manifest.json"
@@ -99,6 +101,23 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string) (*Desired, e
 		"refs":       nonNil(s.RulesArtifacts),
 		"interval":   s.FollowInterval.String(),
 		"rule_files": nonNil(s.RuleFiles),
+	}
+	if s.AllowRuleRemoval {
+		follow["allow_rule_removal"] = []string{"*"}
+	}
+	if s.SigningKey != "" || s.TrustedRoot != "" || s.SignaturePolicy != "" {
+		sig := map[string]any{"policy": s.SignaturePolicy}
+		if s.SigningKey != "" {
+			sig["key_file"] = p(SigningKeyPath)
+			add(SigningKeyPath, 0o644, []byte(s.SigningKey), false)
+		}
+		if s.TrustedRoot != "" {
+			sig["trusted_root_file"] = p(TrustedRootPath)
+			sig["certificate_identity"] = s.SigningIdentity
+			sig["certificate_oidc_issuer"] = s.SigningIssuer
+			add(TrustedRootPath, 0o644, []byte(s.TrustedRoot), false)
+		}
+		follow["signature"] = sig
 	}
 	if c.RegistryAuth != "" {
 		follow["registry_auth_file"] = p(RegistryAuthPath)

@@ -47,6 +47,9 @@ type Rule struct {
 	// ExpandedCondition is the text actually compiled: exceptions appended, lists substituted.
 	ExpandedCondition string
 	ExceptionFields   []string
+	// Exceptions is the text the rule's exceptions append to its condition (" and not ..."),
+	// before list substitution; "" without exceptions. Rule diffs compare it.
+	Exceptions string
 	// File and Line (1-based) locate the rule's latest definition.
 	File string
 	Line int
@@ -70,6 +73,10 @@ type Ruleset struct {
 	// Lists and Macros are the names defined, in definition order.
 	Lists  []string
 	Macros []string
+	// ListItems and MacroConditions are each list's items and each macro's condition as
+	// written (after appends and overrides), for comparing two rulesets.
+	ListItems       map[string][]string
+	MacroConditions map[string]string
 	// RequiredEngineVersion is the highest required_engine_version seen ("" when none).
 	RequiredEngineVersion string
 	// PluginRequirements are the required_plugin_versions groups, each satisfied by a built-in.
@@ -242,7 +249,8 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 	if err := cp.compileMacros(); err != nil {
 		return nil, nil, err
 	}
-	rs := &Ruleset{slotByKey: map[string]int{}, Files: append([]string(nil), l.names...)}
+	rs := &Ruleset{slotByKey: map[string]int{}, Files: append([]string(nil), l.names...),
+		ListItems: map[string][]string{}, MacroConditions: map[string]string{}}
 	if v := l.col.requiredEngine; v != (semver{}) {
 		rs.RequiredEngineVersion = v.String()
 	}
@@ -262,6 +270,9 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 			return nil, warnings, lerr
 		}
 		r.ExceptionFields = fields
+		if len(ri.exceptions) > 0 {
+			r.Exceptions = strings.TrimPrefix(text, "("+ri.cond+")")
+		}
 		text, rerr := cp.resolveLists(text)
 		if rerr != nil {
 			return nil, warnings, &loadErr{code: ErrCompileCondition, msg: rerr.Error(), ctx: ri.condCtx}
@@ -330,12 +341,14 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 	}
 	for _, cm := range cp.order {
 		rs.Macros = append(rs.Macros, cm.info.name)
+		rs.MacroConditions[cm.info.name] = cm.info.cond
 		if !cm.used {
 			warnings = append(warnings, l.diag(SeverityWarning, WarnUnusedMacro, "Macro not referred to by any other rule/macro", cm.info.ctx, ""))
 		}
 	}
 	for _, cl := range cp.lists {
 		rs.Lists = append(rs.Lists, cl.info.name)
+		rs.ListItems[cl.info.name] = cl.info.items
 		if !cl.used {
 			warnings = append(warnings, l.diag(SeverityWarning, WarnUnusedList, "List not referred to by any other rule/macro", cl.info.ctx, ""))
 		}

@@ -244,6 +244,43 @@ type Follow struct {
 	RegistryCA map[string]string `yaml:"registry_ca"`
 	// MaxArtifactSize bounds an artifact's compressed layer and its extracted content.
 	MaxArtifactSize ByteSize `yaml:"max_artifact_size"`
+	// AllowRuleRemoval lists the references (as in Refs, or "*" for all) whose new artifacts may
+	// remove, disable or lower below rules.minimum_priority a rule evaluated now; other
+	// candidates that would are ignored, naming those rules (the detection-regression guard).
+	AllowRuleRemoval []string `yaml:"allow_rule_removal"`
+	// Signature configures cosign signature verification of followed artifacts.
+	Signature Signature `yaml:"signature"`
+}
+
+// Signature configures the cosign signature check of each new digest (artifact/signature).
+type Signature struct {
+	// KeyFile is a PEM public key (cosign.pub).
+	KeyFile string `yaml:"key_file"`
+	// TrustedRootFile is a Sigstore trusted_root.json; with a certificate identity and OIDC
+	// issuer (exact or regexp, named as in falcoctl's index), keyless signatures are verified.
+	TrustedRootFile             string `yaml:"trusted_root_file"`
+	CertificateIdentity         string `yaml:"certificate_identity"`
+	CertificateIdentityRegexp   string `yaml:"certificate_identity_regexp"`
+	CertificateOIDCIssuer       string `yaml:"certificate_oidc_issuer"`
+	CertificateOIDCIssuerRegexp string `yaml:"certificate_oidc_issuer_regexp"`
+	// Policy is required, if-present or off; empty: required when KeyFile is set, else off.
+	Policy string `yaml:"policy"`
+	// Policies override Policy per reference (keys exactly as in follow.refs).
+	Policies map[string]string `yaml:"policies"`
+}
+
+// PolicyFor is the signature policy of a reference (as in follow.refs).
+func (s Signature) PolicyFor(ref string) string {
+	if p, ok := s.Policies[ref]; ok && p != "" {
+		return p
+	}
+	if s.Policy != "" {
+		return s.Policy
+	}
+	if s.KeyFile != "" || s.TrustedRootFile != "" {
+		return "required"
+	}
+	return "off"
 }
 
 // Log configures the agent's own logs.
@@ -744,6 +781,35 @@ func (c *Config) Validate() error {
 		checkHost("follow.registry_ca["+h+"]", h)
 		if strings.TrimSpace(f.RegistryCA[h]) == "" {
 			bad("follow.registry_ca["+h+"]", "empty CA file path")
+		}
+	}
+	validPolicy := func(p string) bool { return p == "" || p == "required" || p == "if-present" || p == "off" }
+	if !validPolicy(f.Signature.Policy) {
+		bad("follow.signature.policy", "%q: want required, if-present or off", f.Signature.Policy)
+	}
+	for _, r := range slices.Sorted(maps.Keys(f.Signature.Policies)) {
+		p := f.Signature.Policies[r]
+		switch {
+		case !slices.Contains(f.Refs, r):
+			bad("follow.signature.policies["+r+"]", "not in follow.refs: use the reference exactly as in follow.refs")
+		case !validPolicy(p):
+			bad("follow.signature.policies["+r+"]", "%q: want required, if-present or off", p)
+		}
+	}
+	if sg := f.Signature; sg.KeyFile == "" && sg.TrustedRootFile == "" {
+		for _, r := range f.Refs {
+			if p := sg.PolicyFor(r); p == "required" || p == "if-present" {
+				bad("follow.signature.key_file", "required for signature policy %s (%s): set the cosign public key file (cosign.pub), or trusted_root_file with a certificate identity and issuer", p, r)
+				break
+			}
+		}
+	} else if sg.TrustedRootFile != "" && ((sg.CertificateIdentity == "") == (sg.CertificateIdentityRegexp == "") ||
+		(sg.CertificateOIDCIssuer == "") == (sg.CertificateOIDCIssuerRegexp == "")) {
+		bad("follow.signature.trusted_root_file", "keyless verification needs exactly one of certificate_identity and certificate_identity_regexp, and one of certificate_oidc_issuer and certificate_oidc_issuer_regexp")
+	}
+	for i, r := range f.AllowRuleRemoval {
+		if r != "*" && !slices.Contains(f.Refs, r) {
+			bad(fmt.Sprintf("follow.allow_rule_removal[%d]", i), "%q is not in follow.refs: list references exactly as in follow.refs, or \"*\" for all", r)
 		}
 	}
 	seen := map[string]bool{}

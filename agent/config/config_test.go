@@ -126,6 +126,15 @@ func TestParse(t *testing.T) {
 		{name: "follow registry_ca host with scheme", overrides: []string{"follow.registry_ca={https://ghcr.io: /ca.pem}"}, wantErr: "config key follow.registry_ca[https://ghcr.io]: invalid registry host"},
 		{name: "follow plain_http with path", overrides: []string{"follow.plain_http=[reg.local/org]"}, wantErr: "config key follow.plain_http[0]: invalid registry host"},
 		{name: "follow max size", overrides: []string{"follow.max_artifact_size=0"}, wantErr: "config key follow.max_artifact_size: must be greater than 0"},
+		{name: "allow_rule_removal unknown ref", overrides: []string{"follow.refs=[ghcr.io/a/b:1]", "follow.rule_files=[r.yaml]", "follow.allow_rule_removal=[ghcr.io/a/c:1]"}, wantErr: "config key follow.allow_rule_removal[0]: \"ghcr.io/a/c:1\" is not in follow.refs"},
+		{name: "allow_rule_removal star", overrides: []string{"follow.refs=[ghcr.io/a/b:1]", "follow.rule_files=[r.yaml]", "follow.allow_rule_removal=[\"*\"]"}, check: func(c *Config) any { return c.Follow.AllowRuleRemoval }, want: []string{"*"}},
+		{name: "signature policy", overrides: []string{"follow.refs=[ghcr.io/a/b:1]", "follow.rule_files=[r.yaml]", "follow.signature.policy=maybe"}, wantErr: "config key follow.signature.policy"},
+		{name: "signature needs key", overrides: []string{"follow.refs=[ghcr.io/a/b:1]", "follow.rule_files=[r.yaml]", "follow.signature.policy=required"}, wantErr: "config key follow.signature.key_file: required for signature policy required"},
+		{name: "signature policies ref", overrides: []string{"follow.refs=[ghcr.io/a/b:1]", "follow.rule_files=[r.yaml]", "follow.signature.policies={ghcr.io/x/y:1: off}"}, wantErr: "config key follow.signature.policies[ghcr.io/x/y:1]: not in follow.refs"},
+		{name: "signature default policy", overrides: []string{"follow.refs=[ghcr.io/a/b:1]", "follow.rule_files=[r.yaml]", "follow.signature.key_file=/k.pub", "follow.signature.policies={ghcr.io/a/b:1: if-present}"},
+			check: func(c *Config) any {
+				return []string{c.Follow.Signature.PolicyFor("ghcr.io/a/b:1"), c.Follow.Signature.PolicyFor("other")}
+			}, want: []string{"if-present", "required"}},
 		{name: "obs same as webhook", overrides: []string{"observability.listen=:9765"}, wantErr: "config key observability.listen"},
 		{name: "bad log level", overrides: []string{"log.level=loud"}, wantErr: "config key log.level"},
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/falco-k8s/falco-k8s/artifact/requirements"
 	"os"
 	"slices"
 	"strings"
@@ -34,7 +35,9 @@ type pulledArtifact struct {
 	files  map[string][]byte
 	staged map[string]string // path -> the staged file, moved into the set at commit
 	st     *install.Staged
-	all    []string // every file path in the artifact, for diagnostics
+	all    []string          // every file path in the artifact, for diagnostics
+	tests  map[string][]byte // the artifact's tests/ files (engine/ruletest), by path
+	signer string            // who signed, when the signature was verified
 }
 
 // round checks the references in due, plus every reference with nothing accepted yet (so that
@@ -116,7 +119,9 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 			res.Result, res.Reason = ResultIgnored, err.Error()
 			if !dryRun {
 				// A dry run records nothing, so the next real check still reports it.
-				f.bad[badKey] = err.Error()
+				if !errors.As(err, new(notYetSigned)) { // a signature may follow its artifact
+					f.bad[badKey] = err.Error()
+				}
 				f.sink.Ignore(SourceName, []agent.SourceFile{{Name: f.o.RuleFiles[0], Ref: f.names[i], Digest: d}}, err)
 			}
 		case errors.As(err, &re) && re.kind == oci.KindBadContent:
@@ -170,6 +175,15 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 		}
 		return ordered(results)
 	}
+	// Before the ruleset is promoted: its diff in the results, the detection-regression guard
+	// (guard.go) and the artifacts' own tests (tests.go). Local edits skip these: the operator
+	// is trusted with the files on the agent's disk.
+	c.vet = func(cand *agent.Candidate) error {
+		if err := f.guardCandidate(cand, pulled, results); err != nil {
+			return err
+		}
+		return f.testCandidate(cand, pulled)
+	}
 	gen, err := f.promote(c, dryRun)
 	var rej *rejectedError
 	for i, p := range pulled {
@@ -186,6 +200,7 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 		default:
 			results[i].Result = ResultAccepted
 			f.health[i].Digest = p.digest
+			f.health[i].Signer = p.signer
 			f.log.Info().Str("ref", f.names[i]).Str("digest", p.digest).Uint64("generation", gen).Msg("artifacts accepted")
 		}
 	}
@@ -343,8 +358,9 @@ func (f *Follower) pull(ctx context.Context, i int, d string) (_ *pulledArtifact
 		return nil, unusableError{fmt.Errorf("artifact %s is a %s, not a rulesfile", r, a.Type)}
 	}
 
-	// verify
-	if err := f.verify(ctx, i, a); err != nil {
+	// verify: the digest's signature and the config's requirements, before the layer
+	signer, err := f.verify(ctx, i, d, a)
+	if err != nil {
 		return nil, err
 	}
 
@@ -368,7 +384,7 @@ func (f *Follower) pull(ctx context.Context, i int, d string) (_ *pulledArtifact
 		}
 	}()
 	listed := f.listed()
-	p := &pulledArtifact{digest: d, files: map[string][]byte{}, staged: map[string]string{}, st: st}
+	p := &pulledArtifact{digest: d, files: map[string][]byte{}, staged: map[string]string{}, st: st, signer: signer}
 	for _, ef := range st.Files {
 		p.all = append(p.all, ef.Path)
 		if !listed[ef.Path] {
@@ -383,6 +399,9 @@ func (f *Follower) pull(ctx context.Context, i int, d string) (_ *pulledArtifact
 	if len(p.files) == 0 {
 		return nil, unusableError{fmt.Errorf("artifact %s contains none of follow.rule_files %v (files: %s)", r, f.o.RuleFiles, strings.Join(p.all, ", "))}
 	}
+	if err := readTests(st, p); err != nil {
+		return nil, err
+	}
 	if extra := len(p.all) - len(p.files); extra > 0 {
 		f.log.Debug().Str("ref", f.names[i]).Int("files", extra).Msg("ignoring artifact files not listed in follow.rule_files")
 	}
@@ -390,9 +409,18 @@ func (f *Follower) pull(ctx context.Context, i int, d string) (_ *pulledArtifact
 }
 
 // verify is the pipeline's verification step: it sees the digest-verified manifest and config
-// of reference i's candidate before its layer is downloaded. Artifact signature verification
-// belongs here; an error it returns rejects the digest (unusableError) or, for a registry
-// failure fetching signatures, is retried (*registryError). Nothing is checked yet.
-func (f *Follower) verify(_ context.Context, _ int, _ *oci.Artifact) error {
-	return nil
+// of reference i's candidate before its layer is downloaded, checks the digest's cosign
+// signature (signature.go) and the config's engine requirements and plugin dependencies
+// (artifact/requirements), and returns who signed. An error rejects the digest
+// (unusableError; notYetSigned is looked at again) or, for a registry failure fetching
+// signatures, is retried (*registryError).
+func (f *Follower) verify(ctx context.Context, i int, d string, a *oci.Artifact) (string, error) {
+	signer, err := f.verifySignature(ctx, i, d)
+	if err != nil {
+		return "", err
+	}
+	if err := requirements.Check(a.Config, requirements.Agent()); err != nil {
+		return "", unusableError{fmt.Errorf("artifact %s ignored: %w", f.refs[i].WithDigest(d), err)}
+	}
+	return signer, nil
 }

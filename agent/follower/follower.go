@@ -88,6 +88,11 @@ type Options struct {
 	Debounce time.Duration
 	// DisableWatch turns the fsnotify watch off (tests of the registry path only).
 	DisableWatch bool
+	// AllowRuleRemoval lists references (as in Refs, or "*") whose candidates may switch
+	// active rules off (follow.allow_rule_removal; see agent/rulediff).
+	AllowRuleRemoval []string
+	// Signature configures the cosign check of new digests (signature.go).
+	Signature SignatureOptions
 }
 
 // Follower is the OCI rules follower; create it with New or NewFromConfig.
@@ -151,9 +156,13 @@ func NewFromConfig(cfg *config.Config, log zerolog.Logger) (*Follower, error) {
 		}
 		basic = append(basic, b...)
 	}
+	sig, err := signatureFromConfig(f.Signature)
+	if err != nil {
+		return nil, err
+	}
 	return New(Options{
 		Refs: f.Refs, RuleFiles: f.RuleFiles, Interval: f.Interval, Jitter: f.Jitter, StateDir: cfg.Rules.StateDir,
-		MaxArtifactSize: int64(f.MaxArtifactSize), Log: log,
+		MaxArtifactSize: int64(f.MaxArtifactSize), Log: log, AllowRuleRemoval: f.AllowRuleRemoval, Signature: sig,
 		Registry: RegistryOptions{Basic: basic, PlainHTTP: f.PlainHTTP, CA: f.RegistryCA},
 	})
 }

@@ -54,6 +54,8 @@ type pusher struct {
 	reg *testregistry.Registry
 	c   *oci.Client
 	n   int
+	// config, when set, edits each artifact's config blob before the push.
+	config func(*oci.ArtifactConfig)
 }
 
 func newPusher(t testing.TB, reg *testregistry.Registry, user, pass string) *pusher {
@@ -91,8 +93,11 @@ func (p *pusher) pushLayer(repoTag string, layer []byte) string {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	res, err := p.c.Push(context.Background(), r, oci.PushOptions{Type: oci.Rulesfile, Layers: []oci.Layer{{Path: path}},
-		Config: oci.ArtifactConfig{Name: "k8s-rules", Version: fmt.Sprintf("1.0.%d", p.n)}})
+	cfg := oci.ArtifactConfig{Name: "k8s-rules", Version: fmt.Sprintf("1.0.%d", p.n)}
+	if p.config != nil {
+		p.config(&cfg)
+	}
+	res, err := p.c.Push(context.Background(), r, oci.PushOptions{Type: oci.Rulesfile, Layers: []oci.Layer{{Path: path}}, Config: cfg})
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -10,6 +10,9 @@ type candidate struct {
 	next    []*accepted          // the accepted sets once the candidate is accepted
 	changed map[int]bool         // references whose files are new: named in the records
 	sources map[string]SetSource // content of the new sets, by set name
+	// vet, when set, judges the compiled candidate beyond validity (the guard and the
+	// artifacts' tests of a registry candidate); an error ignores it like a load error.
+	vet func(*agent.Candidate) error
 }
 
 // rejectedError is a candidate that did not validate (invalid) or that the agent refused at
@@ -69,6 +72,9 @@ func (f *Follower) promote(c *candidate, dryRun bool) (uint64, error) {
 	var cand *agent.Candidate
 	if err == nil {
 		cand, err = f.sink.Compile(SourceName, all)
+	}
+	if err == nil && c.vet != nil {
+		err = c.vet(cand)
 	}
 	if err != nil {
 		if !dryRun {

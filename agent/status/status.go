@@ -93,6 +93,9 @@ type Change struct {
 	Reason string `json:"reason,omitempty"`
 	// Generation is the ruleset generation after the change.
 	Generation uint64 `json:"generation"`
+	// Diff is how the candidate differed from the ruleset running when it was examined
+	// (followed artifacts; see RulesetDiff).
+	Diff *RulesetDiff `json:"diff,omitempty"`
 }
 
 // Source is what a rule source (the follower) reports about itself.
@@ -103,6 +106,8 @@ type Source struct {
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	Digest      string    `json:"digest,omitempty"`
+	// Signer is who signed the accepted digest, when its signature was verified since start.
+	Signer string `json:"signer,omitempty"`
 }
 
 // SyncResult is one reference's outcome of POST /sync (the charm's sync-rules action).
@@ -116,6 +121,11 @@ type SyncResult struct {
 	// Digest is the digest the reference points at, when the registry answered.
 	Digest string `json:"digest,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Diff compares the candidate with the running ruleset, when one was compiled (dry run
+	// included).
+	Diff *RulesetDiff `json:"diff,omitempty"`
+	// Signer is who signed the candidate's artifact, when its signature was verified.
+	Signer string `json:"signer,omitempty"`
 }
 
 // SyncResponse is the body of POST /sync.

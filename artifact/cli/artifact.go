@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -11,6 +13,8 @@ import (
 	"github.com/falco-k8s/falco-k8s/artifact/index"
 	"github.com/falco-k8s/falco-k8s/artifact/install"
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
+	"github.com/falco-k8s/falco-k8s/artifact/ref"
+	"github.com/falco-k8s/falco-k8s/artifact/signature"
 )
 
 func newArtifactCmd(a *app) *cobra.Command {
@@ -178,6 +182,7 @@ func newInstallCmd(a *app) *cobra.Command {
 		rulesDir, pluginsDir, assetsDir, stateDir, platform string
 		allowed                                             []string
 		resolveDeps, noVerify, force                        bool
+		verifyKey, trustedRoot, certIdentity, certIssuer    string
 		maxLayer                                            int64
 		maxFiles                                            int
 		maxFileBytes, maxTotal                              int64
@@ -234,7 +239,13 @@ func newInstallCmd(a *app) *cobra.Command {
 			if len(refs) == 0 {
 				return fmt.Errorf("no artifacts to install: pass references, or set artifact.install.refs in %s or FALCOCTL_ARTIFACT_INSTALL_REFS", a.configPath)
 			}
-			_ = noVerify // signatures are not verified yet; the flag is accepted for compatibility
+			var checker signature.Checker
+			if !noVerify {
+				var err error
+				if checker, err = signatureChecker(verifyKey, trustedRoot, certIdentity, certIssuer); err != nil {
+					return err
+				}
+			}
 			cl, _, err := a.client(ctx)
 			if err != nil {
 				return err
@@ -252,6 +263,31 @@ func newInstallCmd(a *app) *cobra.Command {
 					Limits: extract.Limits{MaxFiles: maxFiles, MaxFileBytes: maxFileBytes, MaxTotal: maxTotal}},
 				Log:      a.log,
 				Progress: a.progress,
+			}
+			// falcoctl index entries' signature.cosign identity and issuer apply to the
+			// references resolved through them, checked offline against --trusted-root.
+			entries := map[string]*index.Cosign{}
+			in.Resolve = func(ctx context.Context, s string) (ref.Reference, error) {
+				r, err := a.resolve(ctx, s)
+				if err == nil {
+					if c := a.entrySignature(ctx, s); c != nil {
+						entries[r.Repo()] = c
+					}
+				}
+				return r, err
+			}
+			if !noVerify {
+				in.Verify = func(ctx context.Context, r ref.Reference, d string) error {
+					ch, err := a.checkerFor(entries[r.Repo()], checker, trustedRoot, r)
+					if ch == nil || err != nil {
+						return err
+					}
+					v, err := ch.Verify(ctx, cl, r, d, signature.Required)
+					if err == nil {
+						a.log.Info().Str("ref", r.String()).Str("digest", d).Str("signer", v.String()).Msg("signature verified")
+					}
+					return err
+				}
 			}
 			res, err := in.Install(ctx, refs)
 			if err != nil {
@@ -271,7 +307,11 @@ func newInstallCmd(a *app) *cobra.Command {
 	fl.StringSliceVar(&allowed, "allowed-types", nil, "list of artifact types that can be installed (rulesfile, plugin, asset); empty means all")
 	fl.StringVar(&platform, "platform", oci.CurrentPlatform(), "os and architecture of the artifact in OS/ARCH format")
 	fl.BoolVar(&resolveDeps, "resolve-deps", true, "whether this command should resolve dependencies or not")
-	fl.BoolVar(&noVerify, "no-verify", false, "skip signature verification (signatures are not verified by this version)")
+	fl.BoolVar(&noVerify, "no-verify", false, "skip signature verification")
+	fl.StringVar(&verifyKey, "verify-key", "", "require a cosign signature made with this public key (cosign.pub) for every artifact")
+	fl.StringVar(&trustedRoot, "trusted-root", "", "Sigstore trusted_root.json for keyless signatures (cosign v3 bundles), checked offline; also applies index entries' signature.cosign identities")
+	fl.StringVar(&certIdentity, "certificate-identity", "", "keyless: the signing certificate's identity (with --trusted-root)")
+	fl.StringVar(&certIssuer, "certificate-oidc-issuer", "", "keyless: the signing certificate's OIDC issuer (with --trusted-root)")
 	fl.BoolVar(&force, "force", false, "download and install even when the state file says the artifact is current")
 	fl.BoolVar(&a.plainHTTP, "plain-http", false, "allows interacting with remote registry via plain http requests")
 	fl.Int64Var(&maxLayer, "max-layer-size", install.DefaultMaxLayerBytes, "maximum compressed layer size in bytes")
@@ -279,4 +319,88 @@ func newInstallCmd(a *app) *cobra.Command {
 	fl.Int64Var(&maxFileBytes, "max-file-size", extract.DefaultLimits.MaxFileBytes, "maximum size of one extracted file in bytes")
 	fl.Int64Var(&maxTotal, "max-total-size", extract.DefaultLimits.MaxTotal, "maximum total extracted size in bytes")
 	return c
+}
+
+// signatureChecker builds the install command's signature check from its flags: a key, keyless
+// (trusted root, identity and issuer), both (either may sign), or none (nil).
+func signatureChecker(keyFile, rootFile, identity, issuer string) (signature.Checker, error) {
+	var checkers signature.Any
+	if keyFile != "" {
+		b, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--verify-key: %w", err)
+		}
+		v, err := signature.NewVerifier(b)
+		if err != nil {
+			return nil, fmt.Errorf("--verify-key %s: %w", keyFile, err)
+		}
+		checkers = append(checkers, v)
+	}
+	if identity != "" || issuer != "" {
+		if rootFile == "" || identity == "" || issuer == "" {
+			return nil, fmt.Errorf("keyless verification needs --trusted-root, --certificate-identity and --certificate-oidc-issuer together")
+		}
+		b, err := os.ReadFile(rootFile)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-root: %w", err)
+		}
+		k, err := signature.NewKeyless(b, identity, "", issuer, "")
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-root %s: %w", rootFile, err)
+		}
+		checkers = append(checkers, k)
+	}
+	switch len(checkers) {
+	case 0:
+		return nil, nil
+	case 1:
+		return checkers[0], nil
+	}
+	return checkers, nil
+}
+
+// entrySignature is the cosign policy of the index entry s (an index name) resolves through.
+func (a *app) entrySignature(ctx context.Context, s string) *index.Cosign {
+	if ref.IsFull(s) {
+		return nil
+	}
+	ir, err := ref.ParseIndexRef(s)
+	if err != nil {
+		return nil
+	}
+	m, err := a.mergedIndex()
+	if err != nil {
+		return nil
+	}
+	f, ok, err := m.Get(ctx, ir.Name)
+	if err != nil || !ok || f.Entry.Signature == nil || f.Entry.Signature.Cosign == nil {
+		return nil
+	}
+	return f.Entry.Signature.Cosign
+}
+
+// checkerFor is the signature check of one artifact: the flags' checker, plus the index
+// entry's keyless identity when the entry has one. Without --trusted-root an entry's identity
+// cannot be checked offline: it is logged and the flags' checker (if any) alone applies.
+func (a *app) checkerFor(entry *index.Cosign, flags signature.Checker, rootFile string, r ref.Reference) (signature.Checker, error) {
+	if entry == nil || entry.CertificateIdentity == "" && entry.CertificateIdentityRegexp == "" {
+		return flags, nil
+	}
+	if rootFile == "" {
+		a.log.Warn().Str("ref", r.String()).Str("identity", entry.CertificateIdentity+entry.CertificateIdentityRegexp).
+			Msg("the index entry names a keyless signer; pass --trusted-root (Sigstore's trusted_root.json) to verify it offline")
+		return flags, nil
+	}
+	b, err := os.ReadFile(rootFile)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-root: %w", err)
+	}
+	k, err := signature.NewKeyless(b, entry.CertificateIdentity, entry.CertificateIdentityRegexp, entry.CertificateOIDCIssuer, entry.CertificateOIDCIssuerRegexp)
+	if err != nil {
+		return nil, fmt.Errorf("index entry signature of %s: %w", r.Repo(), err)
+	}
+	if flags == nil {
+		return k, nil
+	}
+	return signature.Any{flags, k}, nil
 }

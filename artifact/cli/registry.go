@@ -19,6 +19,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/artifact/auth"
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
+	"github.com/falco-k8s/falco-k8s/artifact/signature"
 	"github.com/falco-k8s/falco-k8s/artifact/version"
 	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
@@ -53,6 +54,7 @@ func hasExplicitTag(s string) bool {
 func newPushCmd(a *app) *cobra.Command {
 	var (
 		typ, ver, name, source, policy  string
+		signKey                         string
 		tags, platforms, requires, deps []string
 		floating                        bool
 	)
@@ -140,6 +142,17 @@ func newPushCmd(a *app) *cobra.Command {
 					}
 				}
 			}
+			// Load the signing key before pushing, so a wrong path or password pushes nothing.
+			var signer *signature.Signer
+			if signKey != "" {
+				pemBytes, err := os.ReadFile(signKey)
+				if err != nil {
+					return fmt.Errorf("--sign-key: %w", err)
+				}
+				if signer, err = signature.NewSigner(pemBytes, []byte(getenv(signature.PasswordEnv))); err != nil {
+					return fmt.Errorf("--sign-key %s: %w (the password of an encrypted key comes from $%s)", signKey, err, signature.PasswordEnv)
+				}
+			}
 			cl, _, err := a.client(ctx)
 			if err != nil {
 				return err
@@ -171,6 +184,13 @@ func newPushCmd(a *app) *cobra.Command {
 				return err
 			}
 			a.log.Info().Str("ref", r.Repo()).Str("digest", res.Root.Digest.String()).Strs("tags", res.Tags).Msg("artifact pushed")
+			if signer != nil {
+				if _, err := signer.Sign(ctx, cl, r, res.Root.Digest.String()); err != nil {
+					return fmt.Errorf("artifact pushed as %s but not signed: %w", res.Root.Digest, err)
+				}
+				a.log.Info().Str("ref", r.Repo()).Str("digest", res.Root.Digest.String()).Str("key", signer.Key()).
+					Str("signature", signature.Tag(res.Root.Digest.String())).Msg("artifact signed")
+			}
 			return nil
 		},
 	}
@@ -185,6 +205,7 @@ func newPushCmd(a *app) *cobra.Command {
 	f.StringArrayVarP(&deps, "depends-on", "d", nil, "set an artifact dependency (name:version[|alt:version...])")
 	f.StringVar(&source, "annotation-source", "", "set annotation source for the artifact")
 	f.StringVar(&name, "name", "", "set the unique name of the artifact (default: last segment of the repository)")
+	f.StringVar(&signKey, "sign-key", "", "sign the pushed digest with this private key, as `cosign sign --key` (cosign.key, password in $COSIGN_PASSWORD; or a PEM key)")
 	f.BoolVar(&a.plainHTTP, "plain-http", false, "allows interacting with remote registry via plain http requests")
 	_ = c.MarkFlagRequired("type")
 	_ = c.MarkFlagRequired("version")

@@ -34,6 +34,9 @@ type Installer struct {
 	Stage    StageOptions
 	Log      zerolog.Logger
 	Progress func(name string, total int64) io.Writer
+	// Verify, when set, checks an artifact's signature by its root digest before anything of it
+	// is downloaded (artifact/signature); an error stops the install.
+	Verify func(ctx context.Context, r ref.Reference, digest string) error
 }
 
 // Result describes one installed (or already current) artifact.
@@ -125,6 +128,11 @@ func (in *Installer) Install(ctx context.Context, args []string) ([]Result, erro
 		dir := in.Dirs[c.typ]
 		if dir == "" {
 			return nil, fmt.Errorf("install %s: no destination directory for type %s", c.ref, c.typ)
+		}
+		if in.Verify != nil {
+			if err := in.Verify(ctx, c.ref, c.art.Root.Digest.String()); err != nil {
+				return nil, fmt.Errorf("install %s: %w", c.ref, err)
+			}
 		}
 		o := in.Stage
 		if in.Progress != nil {

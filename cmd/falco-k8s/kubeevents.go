@@ -73,13 +73,18 @@ func changeEvent(ch status.Change) (reason, msg, typ string, ok bool) {
 			from += "@" + ch.Digest
 		}
 	}
+	// The candidate's diff against the running ruleset, when known (followed artifacts).
+	changes := ""
+	if ch.Diff != nil {
+		changes = "; changes: " + ch.Diff.Summary()
+	}
 	if ch.Accepted {
 		if ch.Trigger == agent.TriggerStartup {
 			return "", "", "", false
 		}
-		return ReasonArtifactsAccepted, fmt.Sprintf("ruleset generation %d loaded from %s (%s)",
-			ch.Generation, from, ch.Trigger), kube.EventNormal, true
+		return ReasonArtifactsAccepted, fmt.Sprintf("ruleset generation %d loaded from %s (%s)%s",
+			ch.Generation, from, ch.Trigger, changes), kube.EventNormal, true
 	}
-	return ReasonArtifactsIgnored, fmt.Sprintf("candidate from %s (%s) ignored; generation %d keeps running: %s",
-		from, ch.Trigger, ch.Generation, ch.Reason), kube.EventWarning, true
+	return ReasonArtifactsIgnored, fmt.Sprintf("candidate from %s (%s) ignored; generation %d keeps running: %s%s",
+		from, ch.Trigger, ch.Generation, ch.Reason, changes), kube.EventWarning, true
 }

@@ -26,6 +26,14 @@ func TestChangeEvent(t *testing.T) {
 	if !ok || reason != ReasonArtifactsIgnored || typ != "Warning" || !strings.HasSuffix(msg, "generation 1 keeps running: rules.yaml:3:1: error: bad") {
 		t.Errorf("ignored: %q %q %q %v", reason, msg, typ, ok)
 	}
+	// The guard's refusal carries the candidate's diff into the event.
+	diff := &status.RulesetDiff{Disabled: []string{"Create Privileged Pod"},
+		SwitchedOff: []status.SwitchedOff{{Rule: "Create Privileged Pod", Why: "disabled"}}}
+	_, msg, _, _ = changeEvent(status.Change{Origin: "follower", Trigger: agent.TriggerCandidate, Accepted: false,
+		Generation: 2, Reason: `candidate would switch off 1 active rule: "Create Privileged Pod" (disabled)`, Diff: diff})
+	if !strings.HasSuffix(msg, `; changes: rules: 1 disabled ("Create Privileged Pod")`) {
+		t.Errorf("ignored with diff: %q", msg)
+	}
 }
 
 func TestKubeEventsSelection(t *testing.T) {

@@ -23,7 +23,7 @@ func newRulesCmd() *cobra.Command {
 		Use:   "rules",
 		Short: "Validate, list and inspect Falco rules files",
 	}
-	cmd.AddCommand(newRulesValidateCmd(), newRulesListCmd(), newRulesFieldsCmd())
+	cmd.AddCommand(newRulesValidateCmd(), newRulesListCmd(), newRulesFieldsCmd(), newRulesTestCmd())
 	return cmd
 }
 
