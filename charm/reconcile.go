@@ -89,6 +89,11 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	}
 	out.Settings = s
 	phase("config")
+	in, err := c.Integrations(ctx, s)
+	if err != nil {
+		return out, err
+	}
+	phase("relations")
 
 	creds, err := c.Credentials(ctx, s)
 	var be *blockedError
@@ -125,7 +130,7 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return out, err
 	}
-	d, err := BuildDesired(s, creds, c.Env, c.Exe, binID)
+	d, err := BuildDesired(s, creds, c.Env, c.Exe, binID, in)
 	if errors.As(err, &ce) {
 		return setStatus(Blocked, ce.Error())
 	}
@@ -133,6 +138,9 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		return out, err
 	}
 
+	if err := c.syncLogTargets(ctx, w, in, m); err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
 	if out.Pushed, err = c.syncFiles(ctx, w, d, m); err != nil {
 		return c.workloadErr(ctx, out, err)
 	}
@@ -185,6 +193,10 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if !st.Ready {
 		return setStatus(Waiting, "agent is loading its rules")
 	}
+	if p := in.Problem(); p != "" {
+		// The agent runs with every valid relation; the user has to fix or remove this one.
+		return setStatus(Blocked, p)
+	}
 	return setStatus(Active, StatusMessage(st, c.Now(), c.Redact))
 }
 
@@ -236,7 +248,11 @@ type manifest struct {
 	// Resolved caches index-name references (indexes key + name → full reference), so an index
 	// is fetched when the configuration changes, not on every hook.
 	Resolved map[string]string `json:"resolved,omitempty"`
-	dirty    bool
+	// LogTargets are the Pebble log targets ever put in the logging layer (name → location) and
+	// LogLayer the hash of the layer last applied (relations_workload.go).
+	LogTargets map[string]string `json:"log_targets,omitempty"`
+	LogLayer   string            `json:"log_layer,omitempty"`
+	dirty      bool
 }
 
 // readManifest reads the workload's manifest; a missing or unreadable one is empty, which makes

@@ -1,0 +1,277 @@
+package charm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// Relation endpoints in metadata.yaml.
+const (
+	EndpointMetrics   = "metrics-endpoint"  // provides prometheus_scrape
+	EndpointDashboard = "grafana-dashboard" // provides grafana_dashboard
+	EndpointLogging   = "logging"           // requires loki_push_api
+	EndpointHTTP      = "http-endpoint"     // requires falcosidekick_http_endpoint
+	// CharmName is metadata.yaml's name, the juju_charm topology label.
+	CharmName = "falco-k8s"
+)
+
+// Topology is the Juju topology every alert, metric series and log line carries, so that data
+// from several models can be told apart downstream.
+type Topology struct {
+	Model, ModelUUID, App, Unit, Charm string
+}
+
+// TopologyOf is the unit's topology.
+func TopologyOf(env Env) Topology {
+	return Topology{Model: env.Model, ModelUUID: env.ModelUUID, App: env.App, Unit: env.Unit, Charm: CharmName}
+}
+
+// Labels are the topology as the COS libraries label data (juju_model, ..., juju_charm).
+func (t Topology) Labels() map[string]string {
+	return map[string]string{"juju_model": t.Model, "juju_model_uuid": t.ModelUUID, "juju_application": t.App,
+		"juju_unit": t.Unit, "juju_charm": t.Charm}
+}
+
+// LokiTarget is one Loki unit's push endpoint.
+type LokiTarget struct {
+	Name string // Pebble log-target name, from the Loki unit
+	URL  string
+}
+
+// Integrations is what the relations contribute to the workload, plus the problems found in
+// remote data (each naming its relation; that relation's data is ignored).
+type Integrations struct {
+	Loki     []LokiTarget
+	HTTPURLs []string
+	Problems []string
+}
+
+// Problem is the status message for ignored relation data, "" when there is none.
+func (in *Integrations) Problem() string {
+	if in == nil || len(in.Problems) == 0 {
+		return ""
+	}
+	return "ignoring relation data: " + strings.Join(in.Problems, "; ")
+}
+
+// relation is one relation as the hook sees it.
+type relation struct {
+	ID, App string
+	Units   []string
+}
+
+// relations lists an endpoint's live relations: in -relation-broken, Juju still lists the
+// relation going away, so it is left out here.
+func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint string) ([]relation, error) {
+	ids, err := rt.RelationIDs(ctx, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("relation-ids %s: %w", endpoint, err)
+	}
+	broken := strings.HasSuffix(c.Env.Name, "-relation-broken") && c.Env.Kind == "hooks"
+	var out []relation
+	for _, id := range ids {
+		if broken && id == c.Env.RelationID {
+			continue
+		}
+		r := relation{ID: id}
+		if r.Units, err = rt.RelationList(ctx, id); err != nil {
+			return nil, fmt.Errorf("relation-list %s: %w", id, err)
+		}
+		if r.App, err = rt.RelationApp(ctx, id); err != nil {
+			return nil, fmt.Errorf("relation-list --app %s: %w", id, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Integrations reads the relations, publishes our side of each (application data on the
+// leader, unit data on every unit) and returns what the workload needs from them. Malformed
+// remote data never fails the hook: that relation is ignored and named in Problems. Only hook
+// tool failures are errors.
+func (c *Context) Integrations(ctx context.Context, s *Settings) (*Integrations, error) {
+	in := &Integrations{}
+	rt, ok := c.Tools.(RelationTools)
+	if !ok {
+		return in, nil
+	}
+	// A terminating unit must not publish or change anything.
+	if c.Env.Kind == "hooks" && (c.Env.Name == "stop" || c.Env.Name == "remove") {
+		return in, nil
+	}
+	all := map[string][]relation{}
+	some := false
+	for _, ep := range []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP} {
+		rels, err := c.relations(ctx, rt, ep)
+		if err != nil {
+			return nil, err
+		}
+		all[ep] = rels
+		some = some || len(rels) > 0
+	}
+	if !some {
+		return in, nil
+	}
+	leader, err := rt.IsLeader(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("is-leader: %w", err)
+	}
+	topo := TopologyOf(c.Env)
+
+	if rels := all[EndpointMetrics]; len(rels) > 0 {
+		addr, err := rt.IngressAddress(ctx, EndpointMetrics)
+		if err != nil {
+			return nil, fmt.Errorf("network-get %s: %w", EndpointMetrics, err)
+		}
+		unitData := map[string]string{"prometheus_scrape_unit_address": addr, "prometheus_scrape_unit_name": c.Env.Unit}
+		var appData map[string]string
+		if leader {
+			if appData, err = ScrapeAppData(topo, metricsPortFor(s.WebhookPort), s.FollowInterval.Seconds()); err != nil {
+				return nil, err
+			}
+		}
+		if err := c.publish(ctx, rt, rels, leader, appData, unitData); err != nil {
+			return nil, err
+		}
+	}
+	if rels := all[EndpointDashboard]; len(rels) > 0 && leader {
+		data, err := DashboardAppData(topo)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.publish(ctx, rt, rels, leader, data, nil); err != nil {
+			return nil, err
+		}
+	}
+	if rels := all[EndpointLogging]; len(rels) > 0 {
+		var appData map[string]string
+		if leader {
+			if appData, err = LokiAppData(topo); err != nil {
+				return nil, err
+			}
+		}
+		if err := c.publish(ctx, rt, rels, leader, appData, nil); err != nil {
+			return nil, err
+		}
+		for _, r := range rels {
+			targets, problem, err := c.lokiTargets(ctx, rt, r)
+			if err != nil {
+				return nil, err
+			}
+			if problem != "" {
+				in.Problems = append(in.Problems, problem)
+				continue
+			}
+			in.Loki = append(in.Loki, targets...)
+		}
+	}
+	for _, r := range all[EndpointHTTP] {
+		data, err := rt.RelationGet(ctx, r.ID, r.App, true)
+		if err != nil {
+			return nil, fmt.Errorf("relation-get %s %s: %w", r.ID, r.App, err)
+		}
+		raw, ok := data["url"]
+		if !ok || raw == "" {
+			continue // the provider has not published yet
+		}
+		u, err := parseEndpointURL(raw)
+		if err != nil {
+			in.Problems = append(in.Problems, fmt.Sprintf("%s (%s) url: %v", r.ID, r.App, err))
+			continue
+		}
+		in.HTTPURLs = append(in.HTTPURLs, u)
+	}
+	sort.Slice(in.Loki, func(i, j int) bool { return in.Loki[i].Name < in.Loki[j].Name })
+	sort.Strings(in.HTTPURLs)
+	if p := in.Problem(); p != "" {
+		c.Log.Warn().Str("problem", p).Msg("relation data ignored")
+	}
+	return in, nil
+}
+
+// publish writes our data bags on every relation of an endpoint.
+func (c *Context) publish(ctx context.Context, rt RelationTools, rels []relation, leader bool, app, unit map[string]string) error {
+	for _, r := range rels {
+		if leader && len(app) > 0 {
+			if err := rt.RelationSet(ctx, r.ID, true, app); err != nil {
+				return fmt.Errorf("relation-set --app %s: %w", r.ID, err)
+			}
+		}
+		if len(unit) > 0 {
+			if err := rt.RelationSet(ctx, r.ID, false, unit); err != nil {
+				return fmt.Errorf("relation-set %s: %w", r.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// lokiTargets reads every Loki unit's endpoint ({"url": ...}). A unit that has not published
+// yet is skipped; one with malformed data makes the whole relation ignored.
+func (c *Context) lokiTargets(ctx context.Context, rt RelationTools, r relation) ([]LokiTarget, string, error) {
+	var out []LokiTarget
+	units := append([]string(nil), r.Units...)
+	sort.Strings(units)
+	for _, u := range units {
+		data, err := rt.RelationGet(ctx, r.ID, u, false)
+		if err != nil {
+			return nil, "", fmt.Errorf("relation-get %s %s: %w", r.ID, u, err)
+		}
+		raw, ok := data["endpoint"]
+		if !ok || raw == "" {
+			continue
+		}
+		var ep struct {
+			URL string `json:"url"`
+		}
+		if err := json.Unmarshal([]byte(raw), &ep); err != nil {
+			return nil, fmt.Sprintf("%s (%s) %s endpoint is not JSON {\"url\": ...}", r.ID, r.App, u), nil
+		}
+		if err := checkURL(ep.URL); err != nil {
+			return nil, fmt.Sprintf("%s (%s) %s endpoint url: %v", r.ID, r.App, u, err), nil
+		}
+		out = append(out, LokiTarget{Name: "loki-" + strings.ReplaceAll(u, "/", "-"), URL: ep.URL})
+	}
+	return out, "", nil
+}
+
+// parseEndpointURL reads falcosidekick's url: a plain string (what the falco charms write) or a
+// JSON-encoded one (ops' relation.save convention).
+func parseEndpointURL(raw string) (string, error) {
+	s := strings.TrimSpace(raw)
+	if strings.HasPrefix(s, `"`) {
+		if err := json.Unmarshal([]byte(s), &s); err != nil {
+			return "", fmt.Errorf("not a JSON string")
+		}
+	}
+	if err := checkURL(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// checkURL accepts absolute http(s) URLs with a host. Errors never quote the URL: it may carry
+// credentials.
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("not an http(s) URL")
+	}
+	return nil
+}
+
+// metricsPortFor is the agent's metrics listener (/metrics and probes only, on the pod
+// address): two after the webhook port, or below it near the top of the range.
+func metricsPortFor(webhook int) int {
+	st := statusPortFor(webhook)
+	for _, p := range []int{webhook + 2, webhook - 1, webhook - 2} {
+		if p >= 1 && p <= 65535 && p != webhook && p != st {
+			return p
+		}
+	}
+	return webhook + 2
+}
