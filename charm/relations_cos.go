@@ -234,8 +234,8 @@ func Dashboard() map[string]any {
 	return map[string]any{
 		"title": "Falco for Kubernetes audit", "uid": hex.EncodeToString(uidHash[:])[:40], "editable": true,
 		"schemaVersion": 39, "tags": []string{"falco", "kubernetes", "charm: " + CharmName},
-		"time":          map[string]string{"from": "now-6h", "to": "now"}, "refresh": "1m",
-		"templating":    map[string]any{"list": []any{}},
-		"panels":        panels,
+		"time": map[string]string{"from": "now-6h", "to": "now"}, "refresh": "1m",
+		"templating": map[string]any{"list": []any{}},
+		"panels":     panels,
 	}
 }

@@ -140,7 +140,7 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integ
 		// probes are on the pod address, for Prometheus (metrics-endpoint).
 		"observability": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", d.StatusPort),
 			"metrics_listen": fmt.Sprintf(":%d", metricsPortFor(s.WebhookPort))},
-		"rules":         map[string]any{"min_priority": s.MinPriority, "state_dir": p(StateDir)},
+		"rules": map[string]any{"min_priority": s.MinPriority, "state_dir": p(StateDir)},
 		"outputs": map[string]any{
 			"hostname":    unit,
 			"json_output": s.JSONOutput,
