@@ -18,6 +18,7 @@ type Env struct {
 	// RelationID is the relation of a relation hook ("logging:3"); in -relation-broken it is
 	// the relation going away, which relation-ids still lists.
 	RelationID string
+	RemoteApp  string // JUJU_REMOTE_APP in a relation hook
 	CharmDir   string
 	ActionName string
 	ActionUUID string
@@ -46,6 +47,7 @@ func ReadEnv(argv0 string) Env {
 		Model:        os.Getenv("JUJU_MODEL_NAME"),
 		ModelUUID:    os.Getenv("JUJU_MODEL_UUID"),
 		RelationID:   os.Getenv("JUJU_RELATION_ID"),
+		RemoteApp:    os.Getenv("JUJU_REMOTE_APP"),
 		CharmDir:     firstNonEmpty(os.Getenv("JUJU_CHARM_DIR"), os.Getenv("CHARM_DIR")),
 		ActionName:   os.Getenv("JUJU_ACTION_NAME"),
 		ActionUUID:   os.Getenv("JUJU_ACTION_UUID"),

@@ -89,11 +89,6 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	}
 	out.Settings = s
 	phase("config")
-	in, err := c.Integrations(ctx, s)
-	if err != nil {
-		return out, err
-	}
-	phase("relations")
 
 	creds, err := c.Credentials(ctx, s)
 	var be *blockedError
@@ -120,6 +115,13 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return c.workloadErr(ctx, out, err)
 	}
+	// After the manifest: it caches what the other relations contributed, so a relation hook
+	// reads only its own endpoint's data.
+	in, err := c.Integrations(ctx, s, m)
+	if err != nil {
+		return out, err
+	}
+	phase("relations")
 	if err := c.resolveRefs(ctx, s, m); err != nil {
 		if errors.As(err, &be) {
 			return setStatus(Blocked, be.msg)
@@ -252,7 +254,10 @@ type manifest struct {
 	// LogLayer the hash of the layer last applied (relations_workload.go).
 	LogTargets map[string]string `json:"log_targets,omitempty"`
 	LogLayer   string            `json:"log_layer,omitempty"`
-	dirty      bool
+	// Relations caches each endpoint's contribution (relations.go).
+	// Present (possibly empty) once a hook has read every endpoint.
+	Relations map[string]*Integrations `json:"relations"`
+	dirty     bool
 }
 
 // readManifest reads the workload's manifest; a missing or unreadable one is empty, which makes

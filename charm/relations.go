@@ -81,8 +81,16 @@ func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint stri
 		if r.Units, err = rt.RelationList(ctx, id); err != nil {
 			return nil, fmt.Errorf("relation-list %s: %w", id, err)
 		}
-		if r.App, err = rt.RelationApp(ctx, id); err != nil {
-			return nil, fmt.Errorf("relation-list --app %s: %w", id, err)
+		// The remote application is known without asking when a unit or the hook names it.
+		switch {
+		case len(r.Units) > 0:
+			r.App, _, _ = strings.Cut(r.Units[0], "/")
+		case id == c.Env.RelationID && c.Env.RemoteApp != "":
+			r.App = c.Env.RemoteApp
+		default:
+			if r.App, err = rt.RelationApp(ctx, id); err != nil {
+				return nil, fmt.Errorf("relation-list --app %s: %w", id, err)
+			}
 		}
 		out = append(out, r)
 	}
@@ -93,19 +101,40 @@ func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint stri
 // leader, unit data on every unit) and returns what the workload needs from them. Malformed
 // remote data never fails the hook: that relation is ignored and named in Problems. Only hook
 // tool failures are errors.
-func (c *Context) Integrations(ctx context.Context, s *Settings) (*Integrations, error) {
+//
+// Every hook tool is a process and a round trip to the controller, so a relation hook does only
+// its own endpoint's work: it re-reads that endpoint's remote data, takes the other endpoints'
+// contributions from the workload manifest's cache, and publishes only when its relation is
+// created or joined. Every other hook (config-changed, leader-elected, upgrade-charm,
+// pebble-ready, update-status...) reads and publishes everything, so a missed or changed
+// value (leadership, webhook-port, follow-interval) is always corrected.
+func (c *Context) Integrations(ctx context.Context, s *Settings, m *manifest) (*Integrations, error) {
 	in := &Integrations{}
 	rt, ok := c.Tools.(RelationTools)
 	if !ok {
 		return in, nil
 	}
-	// A terminating unit must not publish or change anything.
-	if c.Env.Kind == "hooks" && (c.Env.Name == "stop" || c.Env.Name == "remove") {
-		return in, nil
+	endpoints := []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP}
+	hookEP, kind := c.relationHook()
+	cached := m != nil && m.Relations != nil
+	scoped := hookEP != "" && cached
+	if scoped {
+		endpoints = []string{hookEP}
+	}
+	if m == nil {
+		m = &manifest{}
+	}
+	before, _ := json.Marshal(m.Relations)
+	if m.Relations == nil || !scoped {
+		m.Relations = map[string]*Integrations{}
+	}
+	publish := !scoped || kind == "created" || kind == "joined"
+	if scoped && !publish && (hookEP == EndpointMetrics || hookEP == EndpointDashboard) {
+		endpoints = nil // nothing of theirs reaches the workload, and ours is already published
 	}
 	all := map[string][]relation{}
 	some := false
-	for _, ep := range []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP} {
+	for _, ep := range endpoints {
 		rels, err := c.relations(ctx, rt, ep)
 		if err != nil {
 			return nil, err
@@ -113,16 +142,16 @@ func (c *Context) Integrations(ctx context.Context, s *Settings) (*Integrations,
 		all[ep] = rels
 		some = some || len(rels) > 0
 	}
-	if !some {
-		return in, nil
-	}
-	leader, err := rt.IsLeader(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("is-leader: %w", err)
+	leader := false
+	if some && publish {
+		var err error
+		if leader, err = rt.IsLeader(ctx); err != nil {
+			return nil, fmt.Errorf("is-leader: %w", err)
+		}
 	}
 	topo := TopologyOf(c.Env)
 
-	if rels := all[EndpointMetrics]; len(rels) > 0 {
+	if rels := all[EndpointMetrics]; len(rels) > 0 && publish {
 		addr, err := rt.IngressAddress(ctx, EndpointMetrics)
 		if err != nil {
 			return nil, fmt.Errorf("network-get %s: %w", EndpointMetrics, err)
@@ -148,42 +177,64 @@ func (c *Context) Integrations(ctx context.Context, s *Settings) (*Integrations,
 		}
 	}
 	if rels := all[EndpointLogging]; len(rels) > 0 {
-		var appData map[string]string
 		if leader {
-			if appData, err = LokiAppData(topo); err != nil {
+			appData, err := LokiAppData(topo)
+			if err != nil {
+				return nil, err
+			}
+			if err := c.publish(ctx, rt, rels, leader, appData, nil); err != nil {
 				return nil, err
 			}
 		}
-		if err := c.publish(ctx, rt, rels, leader, appData, nil); err != nil {
-			return nil, err
-		}
+		part := &Integrations{}
 		for _, r := range rels {
 			targets, problem, err := c.lokiTargets(ctx, rt, r)
 			if err != nil {
 				return nil, err
 			}
 			if problem != "" {
-				in.Problems = append(in.Problems, problem)
+				part.Problems = append(part.Problems, problem)
 				continue
 			}
-			in.Loki = append(in.Loki, targets...)
+			part.Loki = append(part.Loki, targets...)
 		}
+		setPart(m, EndpointLogging, part)
+	} else if contains(endpoints, EndpointLogging) {
+		setPart(m, EndpointLogging, nil)
 	}
-	for _, r := range all[EndpointHTTP] {
-		data, err := rt.RelationGet(ctx, r.ID, r.App, true)
-		if err != nil {
-			return nil, fmt.Errorf("relation-get %s %s: %w", r.ID, r.App, err)
+	if rels := all[EndpointHTTP]; len(rels) > 0 {
+		part := &Integrations{}
+		for _, r := range rels {
+			data, err := rt.RelationGet(ctx, r.ID, r.App, true)
+			if err != nil {
+				return nil, fmt.Errorf("relation-get %s %s: %w", r.ID, r.App, err)
+			}
+			raw, ok := data["url"]
+			if !ok || raw == "" {
+				continue // the provider has not published yet
+			}
+			u, err := parseEndpointURL(raw)
+			if err != nil {
+				part.Problems = append(part.Problems, fmt.Sprintf("%s (%s) url: %v", r.ID, r.App, err))
+				continue
+			}
+			part.HTTPURLs = append(part.HTTPURLs, u)
 		}
-		raw, ok := data["url"]
-		if !ok || raw == "" {
-			continue // the provider has not published yet
+		setPart(m, EndpointHTTP, part)
+	} else if contains(endpoints, EndpointHTTP) {
+		setPart(m, EndpointHTTP, nil)
+	}
+	if after, _ := json.Marshal(m.Relations); string(after) != string(before) {
+		m.dirty = true // the cache is saved with the manifest
+	}
+	{
+		for _, ep := range []string{EndpointLogging, EndpointHTTP} {
+			if p := m.Relations[ep]; p != nil {
+				in.Loki = append(in.Loki, p.Loki...)
+				in.HTTPURLs = append(in.HTTPURLs, p.HTTPURLs...)
+				in.Problems = append(in.Problems, p.Problems...)
+			}
 		}
-		u, err := parseEndpointURL(raw)
-		if err != nil {
-			in.Problems = append(in.Problems, fmt.Sprintf("%s (%s) url: %v", r.ID, r.App, err))
-			continue
-		}
-		in.HTTPURLs = append(in.HTTPURLs, u)
 	}
 	sort.Slice(in.Loki, func(i, j int) bool { return in.Loki[i].Name < in.Loki[j].Name })
 	sort.Strings(in.HTTPURLs)
@@ -191,6 +242,37 @@ func (c *Context) Integrations(ctx context.Context, s *Settings) (*Integrations,
 		c.Log.Warn().Str("problem", p).Msg("relation data ignored")
 	}
 	return in, nil
+}
+
+func setPart(m *manifest, ep string, part *Integrations) {
+	if part == nil {
+		delete(m.Relations, ep)
+		return
+	}
+	m.Relations[ep] = part
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// relationHook returns the endpoint and kind (created, joined, changed, departed, broken) of a
+// relation hook on one of our endpoints, or "" outside one.
+func (c *Context) relationHook() (endpoint, kind string) {
+	if c.Env.Kind != "hooks" {
+		return "", ""
+	}
+	for _, ep := range []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP} {
+		if k, ok := strings.CutPrefix(c.Env.Name, ep+"-relation-"); ok {
+			return ep, k
+		}
+	}
+	return "", ""
 }
 
 // publish writes our data bags on every relation of an endpoint.

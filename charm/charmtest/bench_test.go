@@ -1,6 +1,7 @@
 package charmtest
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -41,4 +42,31 @@ func BenchmarkHook(b *testing.B) {
 		})
 	})
 	b.Run("update-status", func(b *testing.B) { run(b, "update-status", nil) })
+
+	// A relation-changed hook with every relation in place (Prometheus, Grafana, a Loki unit,
+	// falcosidekick) as the leader: relation tools, databag writes, the dashboard, the Pebble
+	// log-targets layer. Remote Loki data alternates, so every other run changes the layer.
+	for _, rel := range []struct{ ep, app string }{{"metrics-endpoint", "prometheus"}, {"grafana-dashboard", "grafana"}, {"http-endpoint", "falcosidekick"}} {
+		id, _ := u.AddRelation(rel.ep, rel.app)
+		u.JoinUnit(id, rel.app+"/0", nil)
+	}
+	logging, _ := u.AddRelation("logging", "loki")
+	u.JoinUnit(logging, "loki/0", map[string]string{"endpoint": `{"url": "http://127.0.0.1:9/loki/api/v1/push"}`})
+	b.Run("logging-relation-changed", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			b.StopTimer()
+			url := fmt.Sprintf(`{"url": "http://127.0.0.1:%d/loki/api/v1/push"}`, 9+i%2)
+			if err := u.SetRemoteUnitDataOnly(logging, "loki/0", map[string]string{"endpoint": url}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if r := u.Hook("logging-relation-changed", u.RelationEnv(logging, "loki/0")...); r.Code != 0 {
+				b.Fatal(r)
+			}
+		}
+		b.StopTimer()
+		if st := u.State().UnitStatus; st.Status != "active" {
+			b.Fatalf("unit %s %q", st.Status, st.Message)
+		}
+	})
 }

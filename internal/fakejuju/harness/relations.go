@@ -71,6 +71,16 @@ func (e *Env) SetRemoteUnitData(id int, unit string, data map[string]string) Run
 	return e.Hook(r.Endpoint+"-relation-changed", relEnv(r, unit)...)
 }
 
+// SetRemoteUnitDataOnly replaces a remote unit's data without running a hook (benchmarks time
+// the hook alone, with RelationEnv).
+func (e *Env) SetRemoteUnitDataOnly(id int, unit string, data map[string]string) error {
+	return e.update(func(st *fakejuju.State) { findRel(st, id).RemoteUnitData[unit] = copyMap(data) })
+}
+
+// RelationEnv is the environment of a relation hook for relation id and remote unit ("" for
+// application data changes).
+func (e *Env) RelationEnv(id int, unit string) []string { return relEnv(e.relation(id), unit) }
+
 // SetRemoteAppData replaces the remote application's data and runs -changed without a remote
 // unit, as Juju does for application settings.
 func (e *Env) SetRemoteAppData(id int, data map[string]string) Run {
