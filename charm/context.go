@@ -40,7 +40,13 @@ type Context struct {
 func NewContext(env Env, tools Tools, version string, stdout io.Writer) *Context {
 	c := &Context{Env: env, Tools: tools, Version: version, Now: time.Now}
 	c.Exe, _ = os.Executable()
-	c.Log = zerolog.New(&jujuLogWriter{c: c, stdout: stdout}).Level(zerolog.InfoLevel).With().Timestamp().
+	w := &jujuLogWriter{c: c, stdout: stdout, minJujuLog: zerolog.WarnLevel}
+	if env.Kind == "actions" {
+		// An action's stdout is returned to the user as its "stdout" result: keep it clean and
+		// send the log through juju-log instead (INFO and up).
+		w.stdout, w.minJujuLog = nil, zerolog.InfoLevel
+	}
+	c.Log = zerolog.New(w).Level(zerolog.InfoLevel).With().Timestamp().
 		Str("unit", env.Unit).Str(env.Kind, env.Name).Logger()
 	c.NewWorkload = func() (Workload, error) { return NewPebble(env.PebbleSocket) }
 	c.NewKube = func() (Kube, error) { return newKubeClient(env.Kubeconfig) }
@@ -88,12 +94,14 @@ func (c *Context) Kube() (Kube, error) {
 	return c.kube, c.kubeErr
 }
 
-// jujuLogWriter routes the charm's logs the way Juju expects: everything goes to stdout, which
-// Juju records at DEBUG in `juju debug-log`; warnings and errors also go through juju-log so
-// they show at their level. Every line is redacted first.
+// jujuLogWriter routes the charm's logs the way Juju expects: in hooks everything goes to
+// stdout, which Juju records at DEBUG in `juju debug-log`, and warnings and errors also go
+// through juju-log so they show at their level; in actions nothing goes to stdout (it is the
+// action's result) and INFO and up go through juju-log. Every line is redacted first.
 type jujuLogWriter struct {
-	c      *Context
-	stdout io.Writer
+	c          *Context
+	stdout     io.Writer
+	minJujuLog zerolog.Level
 }
 
 func (w *jujuLogWriter) Write(p []byte) (int, error) {
@@ -105,10 +113,13 @@ func (w *jujuLogWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 	if w.stdout != nil {
 		io.WriteString(w.stdout, line) //nolint:errcheck // logging must not fail a hook
 	}
-	if l >= zerolog.WarnLevel && l <= zerolog.FatalLevel && w.c.Tools != nil {
-		level := "WARNING"
-		if l >= zerolog.ErrorLevel {
+	if l >= w.minJujuLog && l <= zerolog.FatalLevel && w.c.Tools != nil {
+		level := "INFO"
+		switch {
+		case l >= zerolog.ErrorLevel:
 			level = "ERROR"
+		case l >= zerolog.WarnLevel:
+			level = "WARNING"
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
