@@ -46,7 +46,7 @@ e2e-kube: build
 
 # The Juju charm: the same static binary as dispatch, the three yaml files, manifest.yaml,
 # README.md and LICENSE (internal/charmpack; needs only Go). Deploy with
-# juju deploy ./falco-k8s.charm --resource falco-image=ubuntu:24.04 --trust
+# juju deploy ./falco-k8s.charm --resource falco-image=ubuntu:24.04
 # Both architectures charmcraft.yaml declares: falco-k8s_amd64.charm and falco-k8s_arm64.charm,
 # and falco-k8s.charm for this machine's.
 charm:
