@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/canonical/pebble/client"
+	jujucharm "github.com/juju/charm/v12"
 	"gopkg.in/yaml.v3"
 
 	"github.com/falco-k8s/falco-k8s/charm"
+	"github.com/falco-k8s/falco-k8s/internal/charmpack"
 	"github.com/falco-k8s/falco-k8s/internal/fakejuju/harness"
 )
 
@@ -452,5 +454,80 @@ func testRelations(t *testing.T, leader bool) {
 		if !strings.HasPrefix(call, "status-set") {
 			t.Errorf("stop/remove ran %q", call)
 		}
+	}
+}
+
+// TestRelationsDeclared: metadata.yaml declares the relations with the interfaces the COS and
+// falcosidekick charms use, Juju would send their hooks, and charmcraft.yaml builds for Ubuntu
+// 22.04 and 24.04 on amd64 and arm64 like make charm's manifests.
+func TestRelationsDeclared(t *testing.T) {
+	f, err := os.Open(filepath.Join(repoRoot, "metadata.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := jujucharm.ReadMeta(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ep, want := range map[string]struct {
+		iface string
+		role  jujucharm.RelationRole
+	}{
+		charm.EndpointMetrics: {"prometheus_scrape", jujucharm.RoleProvider}, charm.EndpointDashboard: {"grafana_dashboard", jujucharm.RoleProvider},
+		charm.EndpointLogging: {"loki_push_api", jujucharm.RoleRequirer}, charm.EndpointHTTP: {"falcosidekick_http_endpoint", jujucharm.RoleRequirer},
+	} {
+		rels := m.Provides
+		if want.role == jujucharm.RoleRequirer {
+			rels = m.Requires
+		}
+		if r, ok := rels[ep]; !ok || r.Interface != want.iface {
+			t.Errorf("endpoint %s: %+v, want %s %s", ep, r, want.role, want.iface)
+		}
+		for _, kind := range []string{"created", "joined", "changed", "departed", "broken"} {
+			if !m.Hooks()[ep+"-relation-"+kind] {
+				t.Errorf("Juju would not send %s-relation-%s", ep, kind)
+			}
+		}
+	}
+	if m.Requires[charm.EndpointHTTP].Limit != 1 {
+		t.Errorf("http-endpoint limit %d, want 1 (one falcosidekick)", m.Requires[charm.EndpointHTTP].Limit)
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot, "charmcraft.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cc struct {
+		Type  string `yaml:"type"`
+		Bases []struct {
+			RunOn []struct {
+				Name, Channel string
+				Architectures []string
+			} `yaml:"run-on"`
+		} `yaml:"bases"`
+	}
+	if err := yaml.Unmarshal(b, &cc); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, base := range cc.Bases {
+		for _, r := range base.RunOn {
+			for _, a := range r.Architectures {
+				got[r.Name+"@"+r.Channel+"/"+a] = true
+			}
+		}
+	}
+	for _, want := range []string{"ubuntu@22.04/amd64", "ubuntu@24.04/amd64", "ubuntu@22.04/arm64", "ubuntu@24.04/arm64"} {
+		if !got[want] {
+			t.Errorf("charmcraft.yaml lacks %s (has %v)", want, got)
+		}
+		arch := want[strings.Index(want, "/")+1:]
+		channel := want[len("ubuntu@"):strings.Index(want, "/")]
+		if !strings.Contains(string(charmpack.Manifest(arch)), `channel: "`+channel+`"`) {
+			t.Errorf("make charm's manifest for %s lacks %s", arch, channel)
+		}
+	}
+	if cc.Type != "charm" {
+		t.Errorf("charmcraft.yaml type %q", cc.Type)
 	}
 }
