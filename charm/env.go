@@ -19,6 +19,7 @@ type Env struct {
 	// the relation going away, which relation-ids still lists.
 	RelationID string
 	RemoteApp  string // JUJU_REMOTE_APP in a relation hook
+	RemoteUnit string // JUJU_REMOTE_UNIT (empty for application data changes)
 	CharmDir   string
 	ActionName string
 	ActionUUID string
@@ -48,6 +49,7 @@ func ReadEnv(argv0 string) Env {
 		ModelUUID:    os.Getenv("JUJU_MODEL_UUID"),
 		RelationID:   os.Getenv("JUJU_RELATION_ID"),
 		RemoteApp:    os.Getenv("JUJU_REMOTE_APP"),
+		RemoteUnit:   os.Getenv("JUJU_REMOTE_UNIT"),
 		CharmDir:     firstNonEmpty(os.Getenv("JUJU_CHARM_DIR"), os.Getenv("CHARM_DIR")),
 		ActionName:   os.Getenv("JUJU_ACTION_NAME"),
 		ActionUUID:   os.Getenv("JUJU_ACTION_UUID"),

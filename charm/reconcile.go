@@ -256,7 +256,7 @@ type manifest struct {
 	LogLayer   string            `json:"log_layer,omitempty"`
 	// Relations caches each endpoint's contribution (relations.go).
 	// Present (possibly empty) once a hook has read every endpoint.
-	Relations map[string]*Integrations `json:"relations"`
+	Relations *RelationCache `json:"relations"`
 	dirty     bool
 }
 

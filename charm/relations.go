@@ -97,143 +97,85 @@ func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint stri
 	return out, nil
 }
 
+// RelationCache is what the remote applications contributed, per relation and (for Loki) per
+// unit, kept in the workload manifest so that a relation hook re-reads only what it is about.
+type RelationCache struct {
+	// Loki: relation ID → remote unit → its endpoint (or the problem with it).
+	Loki map[string]map[string]RemoteEntry `json:"loki"`
+	// HTTP: relation ID → the provider's url (or the problem with it).
+	HTTP map[string]RemoteEntry `json:"http"`
+}
+
+// RemoteEntry is one remote contribution: a URL, or why it is ignored. App names the remote
+// application for status messages.
+type RemoteEntry struct {
+	App     string `json:"app"`
+	URL     string `json:"url,omitempty"`
+	Problem string `json:"problem,omitempty"`
+}
+
 // Integrations reads the relations, publishes our side of each (application data on the
 // leader, unit data on every unit) and returns what the workload needs from them. Malformed
 // remote data never fails the hook: that relation is ignored and named in Problems. Only hook
 // tool failures are errors.
 //
 // Every hook tool is a process and a round trip to the controller, so a relation hook does only
-// its own endpoint's work: it re-reads that endpoint's remote data, takes the other endpoints'
-// contributions from the workload manifest's cache, and publishes only when its relation is
-// created or joined. Every other hook (config-changed, leader-elected, upgrade-charm,
-// pebble-ready, update-status...) reads and publishes everything, so a missed or changed
-// value (leadership, webhook-port, follow-interval) is always corrected.
+// its own work: -created publishes our data on that relation, -joined/-changed re-read the one
+// remote unit (or application) that changed, -departed and -broken forget it; the rest comes
+// from the cache in the workload manifest. Every other hook (config-changed, leader-elected,
+// upgrade-charm, pebble-ready, update-status...), and any hook without a cache (a new
+// container), reads and publishes everything, so a missed or changed value (leadership,
+// webhook-port, follow-interval) is always corrected.
 func (c *Context) Integrations(ctx context.Context, s *Settings, m *manifest) (*Integrations, error) {
 	in := &Integrations{}
 	rt, ok := c.Tools.(RelationTools)
 	if !ok {
 		return in, nil
 	}
-	endpoints := []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP}
-	hookEP, kind := c.relationHook()
-	cached := m != nil && m.Relations != nil
-	scoped := hookEP != "" && cached
-	if scoped {
-		endpoints = []string{hookEP}
-	}
 	if m == nil {
 		m = &manifest{}
 	}
 	before, _ := json.Marshal(m.Relations)
-	if m.Relations == nil || !scoped {
-		m.Relations = map[string]*Integrations{}
+	hookEP, kind := c.relationHook()
+	var err error
+	if hookEP != "" && m.Relations != nil {
+		err = c.relationHookUpdate(ctx, rt, s, m.Relations, hookEP, kind)
+	} else {
+		m.Relations, err = c.fullUpdate(ctx, rt, s)
 	}
-	publish := !scoped || kind == "created" || kind == "joined"
-	if scoped && !publish && (hookEP == EndpointMetrics || hookEP == EndpointDashboard) {
-		endpoints = nil // nothing of theirs reaches the workload, and ours is already published
-	}
-	all := map[string][]relation{}
-	some := false
-	for _, ep := range endpoints {
-		rels, err := c.relations(ctx, rt, ep)
-		if err != nil {
-			return nil, err
-		}
-		all[ep] = rels
-		some = some || len(rels) > 0
-	}
-	leader := false
-	if some && publish {
-		var err error
-		if leader, err = rt.IsLeader(ctx); err != nil {
-			return nil, fmt.Errorf("is-leader: %w", err)
-		}
-	}
-	topo := TopologyOf(c.Env)
-
-	if rels := all[EndpointMetrics]; len(rels) > 0 && publish {
-		addr, err := rt.IngressAddress(ctx, EndpointMetrics)
-		if err != nil {
-			return nil, fmt.Errorf("network-get %s: %w", EndpointMetrics, err)
-		}
-		unitData := map[string]string{"prometheus_scrape_unit_address": addr, "prometheus_scrape_unit_name": c.Env.Unit}
-		var appData map[string]string
-		if leader {
-			if appData, err = ScrapeAppData(topo, metricsPortFor(s.WebhookPort), s.FollowInterval.Seconds()); err != nil {
-				return nil, err
-			}
-		}
-		if err := c.publish(ctx, rt, rels, leader, appData, unitData); err != nil {
-			return nil, err
-		}
-	}
-	if rels := all[EndpointDashboard]; len(rels) > 0 && leader {
-		data, err := DashboardAppData(topo)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.publish(ctx, rt, rels, leader, data, nil); err != nil {
-			return nil, err
-		}
-	}
-	if rels := all[EndpointLogging]; len(rels) > 0 {
-		if leader {
-			appData, err := LokiAppData(topo)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.publish(ctx, rt, rels, leader, appData, nil); err != nil {
-				return nil, err
-			}
-		}
-		part := &Integrations{}
-		for _, r := range rels {
-			targets, problem, err := c.lokiTargets(ctx, rt, r)
-			if err != nil {
-				return nil, err
-			}
-			if problem != "" {
-				part.Problems = append(part.Problems, problem)
-				continue
-			}
-			part.Loki = append(part.Loki, targets...)
-		}
-		setPart(m, EndpointLogging, part)
-	} else if contains(endpoints, EndpointLogging) {
-		setPart(m, EndpointLogging, nil)
-	}
-	if rels := all[EndpointHTTP]; len(rels) > 0 {
-		part := &Integrations{}
-		for _, r := range rels {
-			data, err := rt.RelationGet(ctx, r.ID, r.App, true)
-			if err != nil {
-				return nil, fmt.Errorf("relation-get %s %s: %w", r.ID, r.App, err)
-			}
-			raw, ok := data["url"]
-			if !ok || raw == "" {
-				continue // the provider has not published yet
-			}
-			u, err := parseEndpointURL(raw)
-			if err != nil {
-				part.Problems = append(part.Problems, fmt.Sprintf("%s (%s) url: %v", r.ID, r.App, err))
-				continue
-			}
-			part.HTTPURLs = append(part.HTTPURLs, u)
-		}
-		setPart(m, EndpointHTTP, part)
-	} else if contains(endpoints, EndpointHTTP) {
-		setPart(m, EndpointHTTP, nil)
+	if err != nil {
+		return nil, err
 	}
 	if after, _ := json.Marshal(m.Relations); string(after) != string(before) {
 		m.dirty = true // the cache is saved with the manifest
 	}
-	{
-		for _, ep := range []string{EndpointLogging, EndpointHTTP} {
-			if p := m.Relations[ep]; p != nil {
-				in.Loki = append(in.Loki, p.Loki...)
-				in.HTTPURLs = append(in.HTTPURLs, p.HTTPURLs...)
-				in.Problems = append(in.Problems, p.Problems...)
+	cache := m.Relations
+	for _, id := range sortedKeys(cache.Loki) {
+		units := cache.Loki[id]
+		var targets []LokiTarget
+		problem := ""
+		for _, u := range sortedKeys(units) {
+			e := units[u]
+			if e.Problem != "" && problem == "" {
+				problem = fmt.Sprintf("%s (%s) %s %s", id, e.App, u, e.Problem)
 			}
+			if e.URL != "" {
+				targets = append(targets, LokiTarget{Name: "loki-" + strings.ReplaceAll(u, "/", "-"), URL: e.URL})
+			}
+		}
+		if problem != "" { // one bad unit: the whole relation is ignored
+			in.Problems = append(in.Problems, problem)
+			continue
+		}
+		in.Loki = append(in.Loki, targets...)
+	}
+	for _, id := range sortedKeys(cache.HTTP) {
+		e := cache.HTTP[id]
+		switch {
+		case e.Problem != "":
+			in.Problems = append(in.Problems, fmt.Sprintf("%s (%s) url: %s", id, e.App, e.Problem))
+		case e.URL != "":
+			in.HTTPURLs = append(in.HTTPURLs, e.URL)
 		}
 	}
 	sort.Slice(in.Loki, func(i, j int) bool { return in.Loki[i].Name < in.Loki[j].Name })
@@ -244,39 +186,140 @@ func (c *Context) Integrations(ctx context.Context, s *Settings, m *manifest) (*
 	return in, nil
 }
 
-func setPart(m *manifest, ep string, part *Integrations) {
-	if part == nil {
-		delete(m.Relations, ep)
-		return
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	m.Relations[ep] = part
+	sort.Strings(out)
+	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// relationHook returns the endpoint and kind (created, joined, changed, departed, broken) of a
-// relation hook on one of our endpoints, or "" outside one.
-func (c *Context) relationHook() (endpoint, kind string) {
-	if c.Env.Kind != "hooks" {
-		return "", ""
-	}
+// fullUpdate reads every relation and publishes our data on all of them.
+func (c *Context) fullUpdate(ctx context.Context, rt RelationTools, s *Settings) (*RelationCache, error) {
+	cache := &RelationCache{Loki: map[string]map[string]RemoteEntry{}, HTTP: map[string]RemoteEntry{}}
+	all := map[string][]relation{}
+	some := false
 	for _, ep := range []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP} {
-		if k, ok := strings.CutPrefix(c.Env.Name, ep+"-relation-"); ok {
-			return ep, k
+		rels, err := c.relations(ctx, rt, ep)
+		if err != nil {
+			return nil, err
+		}
+		all[ep] = rels
+		some = some || len(rels) > 0
+	}
+	if !some {
+		return cache, nil
+	}
+	leader, err := rt.IsLeader(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("is-leader: %w", err)
+	}
+	for ep, rels := range all {
+		if err := c.publish(ctx, rt, s, ep, rels, leader); err != nil {
+			return nil, err
 		}
 	}
-	return "", ""
+	for _, r := range all[EndpointLogging] {
+		cache.Loki[r.ID] = map[string]RemoteEntry{}
+		for _, u := range r.Units {
+			e, err := c.lokiEntry(ctx, rt, r.ID, r.App, u)
+			if err != nil {
+				return nil, err
+			}
+			cache.Loki[r.ID][u] = e
+		}
+	}
+	for _, r := range all[EndpointHTTP] {
+		e, err := c.httpEntry(ctx, rt, r.ID, r.App)
+		if err != nil {
+			return nil, err
+		}
+		cache.HTTP[r.ID] = e
+	}
+	return cache, nil
 }
 
-// publish writes our data bags on every relation of an endpoint.
-func (c *Context) publish(ctx context.Context, rt RelationTools, rels []relation, leader bool, app, unit map[string]string) error {
+// relationHookUpdate does a relation hook's own part (see Integrations).
+func (c *Context) relationHookUpdate(ctx context.Context, rt RelationTools, s *Settings, cache *RelationCache, ep, kind string) error {
+	if cache.Loki == nil {
+		cache.Loki = map[string]map[string]RemoteEntry{}
+	}
+	if cache.HTTP == nil {
+		cache.HTTP = map[string]RemoteEntry{}
+	}
+	id, app, unit := c.Env.RelationID, c.Env.RemoteApp, c.Env.RemoteUnit
+	switch kind {
+	case "created":
+		leader, err := rt.IsLeader(ctx)
+		if err != nil {
+			return fmt.Errorf("is-leader: %w", err)
+		}
+		return c.publish(ctx, rt, s, ep, []relation{{ID: id, App: app}}, leader)
+	case "broken":
+		delete(cache.Loki, id)
+		delete(cache.HTTP, id)
+		return nil
+	case "departed":
+		if ep == EndpointLogging {
+			delete(cache.Loki[id], unit)
+		}
+		return nil
+	}
+	// joined or changed
+	switch ep {
+	case EndpointLogging:
+		if unit == "" {
+			return nil // application data: Loki's endpoints are per unit
+		}
+		e, err := c.lokiEntry(ctx, rt, id, app, unit)
+		if err != nil {
+			return err
+		}
+		if cache.Loki[id] == nil {
+			cache.Loki[id] = map[string]RemoteEntry{}
+		}
+		cache.Loki[id][unit] = e
+	case EndpointHTTP:
+		e, err := c.httpEntry(ctx, rt, id, app)
+		if err != nil {
+			return err
+		}
+		cache.HTTP[id] = e
+	}
+	return nil
+}
+
+// publish writes our databags for an endpoint's relations.
+func (c *Context) publish(ctx context.Context, rt RelationTools, s *Settings, ep string, rels []relation, leader bool) error {
+	if len(rels) == 0 {
+		return nil
+	}
+	topo := TopologyOf(c.Env)
+	var app, unit map[string]string
+	var err error
+	switch ep {
+	case EndpointMetrics:
+		addr, err := rt.IngressAddress(ctx, EndpointMetrics)
+		if err != nil {
+			return fmt.Errorf("network-get %s: %w", EndpointMetrics, err)
+		}
+		unit = map[string]string{"prometheus_scrape_unit_address": addr, "prometheus_scrape_unit_name": c.Env.Unit}
+		if leader {
+			app, err = ScrapeAppData(topo, metricsPortFor(s.WebhookPort), s.FollowInterval.Seconds())
+		}
+	case EndpointDashboard:
+		if leader {
+			app, err = DashboardAppData(topo)
+		}
+	case EndpointLogging:
+		if leader {
+			app, err = LokiAppData(topo)
+		}
+	}
+	if err != nil {
+		return err
+	}
 	for _, r := range rels {
 		if leader && len(app) > 0 {
 			if err := rt.RelationSet(ctx, r.ID, true, app); err != nil {
@@ -292,33 +335,65 @@ func (c *Context) publish(ctx context.Context, rt RelationTools, rels []relation
 	return nil
 }
 
-// lokiTargets reads every Loki unit's endpoint ({"url": ...}). A unit that has not published
-// yet is skipped; one with malformed data makes the whole relation ignored.
-func (c *Context) lokiTargets(ctx context.Context, rt RelationTools, r relation) ([]LokiTarget, string, error) {
-	var out []LokiTarget
-	units := append([]string(nil), r.Units...)
-	sort.Strings(units)
-	for _, u := range units {
-		data, err := rt.RelationGet(ctx, r.ID, u, false)
-		if err != nil {
-			return nil, "", fmt.Errorf("relation-get %s %s: %w", r.ID, u, err)
-		}
-		raw, ok := data["endpoint"]
-		if !ok || raw == "" {
-			continue
-		}
-		var ep struct {
-			URL string `json:"url"`
-		}
-		if err := json.Unmarshal([]byte(raw), &ep); err != nil {
-			return nil, fmt.Sprintf("%s (%s) %s endpoint is not JSON {\"url\": ...}", r.ID, r.App, u), nil
-		}
-		if err := checkURL(ep.URL); err != nil {
-			return nil, fmt.Sprintf("%s (%s) %s endpoint url: %v", r.ID, r.App, u, err), nil
-		}
-		out = append(out, LokiTarget{Name: "loki-" + strings.ReplaceAll(u, "/", "-"), URL: ep.URL})
+// lokiEntry reads one Loki unit's endpoint ({"url": ...}); a unit that has not published yet
+// gives an empty entry.
+func (c *Context) lokiEntry(ctx context.Context, rt RelationTools, id, app, u string) (RemoteEntry, error) {
+	data, err := rt.RelationGet(ctx, id, u, false)
+	if err != nil {
+		return RemoteEntry{}, fmt.Errorf("relation-get %s %s: %w", id, u, err)
 	}
-	return out, "", nil
+	e := RemoteEntry{App: app}
+	raw, ok := data["endpoint"]
+	if !ok || raw == "" {
+		return e, nil
+	}
+	var ep struct {
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal([]byte(raw), &ep); err != nil {
+		e.Problem = `endpoint is not JSON {"url": ...}`
+		return e, nil
+	}
+	if err := checkURL(ep.URL); err != nil {
+		e.Problem = "endpoint url: " + err.Error()
+		return e, nil
+	}
+	e.URL = ep.URL
+	return e, nil
+}
+
+// httpEntry reads the falcosidekick provider's url from its application data.
+func (c *Context) httpEntry(ctx context.Context, rt RelationTools, id, app string) (RemoteEntry, error) {
+	data, err := rt.RelationGet(ctx, id, app, true)
+	if err != nil {
+		return RemoteEntry{}, fmt.Errorf("relation-get %s %s: %w", id, app, err)
+	}
+	e := RemoteEntry{App: app}
+	raw, ok := data["url"]
+	if !ok || raw == "" {
+		return e, nil // the provider has not published yet
+	}
+	u, err := parseEndpointURL(raw)
+	if err != nil {
+		e.Problem = err.Error()
+		return e, nil
+	}
+	e.URL = u
+	return e, nil
+}
+
+// relationHook returns the endpoint and kind (created, joined, changed, departed, broken) of a
+// relation hook on one of our endpoints, or "" outside one.
+func (c *Context) relationHook() (endpoint, kind string) {
+	if c.Env.Kind != "hooks" {
+		return "", ""
+	}
+	for _, ep := range []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP} {
+		if k, ok := strings.CutPrefix(c.Env.Name, ep+"-relation-"); ok {
+			return ep, k
+		}
+	}
+	return "", ""
 }
 
 // parseEndpointURL reads falcosidekick's url: a plain string (what the falco charms write) or a
