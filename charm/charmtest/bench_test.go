@@ -52,10 +52,10 @@ func BenchmarkHook(b *testing.B) {
 	}
 	logging, _ := u.AddRelation("logging", "loki")
 	u.JoinUnit(logging, "loki/0", map[string]string{"endpoint": `{"url": "http://127.0.0.1:9/loki/api/v1/push"}`})
-	b.Run("logging-relation-changed", func(b *testing.B) {
+	relChanged := func(b *testing.B, urlFor func(i int) string) {
 		for i := 0; b.Loop(); i++ {
 			b.StopTimer()
-			url := fmt.Sprintf(`{"url": "http://127.0.0.1:%d/loki/api/v1/push"}`, 9+i%2)
+			url := fmt.Sprintf(`{"url": %q}`, urlFor(i))
 			if err := u.SetRemoteUnitDataOnly(logging, "loki/0", map[string]string{"endpoint": url}); err != nil {
 				b.Fatal(err)
 			}
@@ -68,5 +68,13 @@ func BenchmarkHook(b *testing.B) {
 		if st := u.State().UnitStatus; st.Status != "active" {
 			b.Fatalf("unit %s %q", st.Status, st.Message)
 		}
+	}
+	// Same data: the hook reads the unit and changes nothing.
+	b.Run("logging-relation-changed/unchanged", func(b *testing.B) {
+		relChanged(b, func(int) string { return "http://127.0.0.1:9/loki/api/v1/push" })
+	})
+	// A new endpoint every time: the log-targets layer and the manifest are rewritten.
+	b.Run("logging-relation-changed/changed", func(b *testing.B) {
+		relChanged(b, func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d/loki/api/v1/push", 10+i%2) })
 	})
 }
