@@ -127,3 +127,44 @@ func TestSecretRevisionPinning(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRelationSet feeds relation-set arbitrary -r values, key=value arguments and --file
+// content. Properties: no panic; a refusal is an error, not a partial write; after a success
+// the databag holds no empty value (an empty value deletes its key).
+func FuzzRelationSet(f *testing.F) {
+	for _, s := range [][3]string{
+		{"logging:3", "a=1\nb=", "x: y\n"},
+		{"3", "", "k: ''\n"},
+		{"logging:x", "a=1", ""},
+		{"", "novalue", ""},
+		{"logging:3", "", "- list\n"},
+		{"logging:3", "=v", "a: 1\n"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, rel, argv, file string) {
+		st := &State{Unit: "falco-k8s/0", Leader: true, Endpoints: []string{"logging"},
+			Relations: []*Relation{{ID: 3, Endpoint: "logging", RemoteApp: "loki", LocalUnit: map[string]string{"keep": "1"}}}}
+		args := []string{"-r", rel}
+		if argv != "" {
+			args = append(args, strings.Split(argv, "\n")...)
+		}
+		if file != "" {
+			args = append(args, "--file", "-")
+		}
+		var out bytes.Buffer
+		err := runRelationTool(st, "relation-set", args, &out, strings.NewReader(file))
+		bag := st.Relations[0].LocalUnit
+		if err != nil {
+			if len(bag) != 1 || bag["keep"] != "1" {
+				t.Fatalf("refused relation-set changed the bag: %v", bag)
+			}
+			return
+		}
+		for k, v := range bag {
+			if v == "" {
+				t.Fatalf("empty value kept for %q", k)
+			}
+		}
+	})
+}
