@@ -40,11 +40,10 @@ type Context struct {
 func NewContext(env Env, tools Tools, version string, stdout io.Writer) *Context {
 	c := &Context{Env: env, Tools: tools, Version: version, Now: time.Now}
 	c.Exe, _ = os.Executable()
-	w := &jujuLogWriter{c: c, stdout: stdout, minJujuLog: zerolog.WarnLevel}
+	w := &jujuLogWriter{c: c, stdout: stdout, minJujuLog: zerolog.InfoLevel}
 	if env.Kind == "actions" {
-		// An action's stdout is returned to the user as its "stdout" result: keep it clean and
-		// send the log through juju-log instead (INFO and up).
-		w.stdout, w.minJujuLog = nil, zerolog.InfoLevel
+		// An action's stdout is returned to the user as its "stdout" result: keep it clean.
+		w.stdout = nil
 	}
 	c.Log = zerolog.New(w).Level(zerolog.InfoLevel).With().Timestamp().
 		Str("unit", env.Unit).Str(env.Kind, env.Name).Logger()
@@ -77,7 +76,8 @@ func (c *Context) Redact(s string) string {
 // SetStatus is status-set with the message redacted.
 func (c *Context) SetStatus(ctx context.Context, st, msg string) error {
 	msg = c.Redact(msg)
-	c.Log.Info().Str("status", st).Str("message", msg).Msg("status")
+	// Debug: the status is visible in juju status; INFO lines cost a juju-log call each.
+	c.Log.Debug().Str("status", st).Str("message", msg).Msg("status")
 	if err := c.Tools.StatusSet(ctx, st, msg); err != nil {
 		return fmt.Errorf("set status: %w", err)
 	}
@@ -94,10 +94,11 @@ func (c *Context) Kube() (Kube, error) {
 	return c.kube, c.kubeErr
 }
 
-// jujuLogWriter routes the charm's logs the way Juju expects: in hooks everything goes to
-// stdout, which Juju records at DEBUG in `juju debug-log`, and warnings and errors also go
-// through juju-log so they show at their level; in actions nothing goes to stdout (it is the
-// action's result) and INFO and up go through juju-log. Every line is redacted first.
+// jujuLogWriter routes the charm's logs the way Juju expects: INFO and up go through juju-log so
+// they show at their level in `juju debug-log`; in hooks every line also goes to stdout, which
+// Juju records at DEBUG; in actions nothing goes to stdout (it is the action's "stdout"
+// result). Steady-state hooks log nothing at INFO, so they make no juju-log call. Every line is
+// redacted first.
 type jujuLogWriter struct {
 	c          *Context
 	stdout     io.Writer

@@ -531,3 +531,36 @@ func TestRelationsDeclared(t *testing.T) {
 		t.Errorf("charmcraft.yaml type %q", cc.Type)
 	}
 }
+
+// TestJujuLogAndCleanActionStdout: what the charm does at INFO reaches juju-log, a steady-state
+// hook makes no juju-log call, and an action's stdout (returned to the user) stays empty.
+func TestJujuLogAndCleanActionStdout(t *testing.T) {
+	u := newUnit(t, unitOpts{})
+	for _, h := range []string{"install", "config-changed", "falco-pebble-ready"} {
+		u.hook(h)
+	}
+	info := false
+	for _, l := range u.State().Logs {
+		info = info || (l.Level == "INFO" && strings.Contains(l.Message, "workload files updated"))
+	}
+	if !info {
+		t.Errorf("pushing the workload was not logged at INFO through juju-log: %+v", u.State().Logs)
+	}
+	n := len(u.State().Calls)
+	u.hook("update-status")
+	for _, c := range u.State().Calls[n:] {
+		if strings.HasPrefix(c, "juju-log") {
+			t.Errorf("steady-state hook called %q", c)
+		}
+	}
+	r, a, err := u.Action("show-rules", map[string]any{"format": "json", "filter": "shell"})
+	if err != nil || r.Code != 0 || a.Failed {
+		t.Fatalf("show-rules: %v %s %+v", err, r, a)
+	}
+	if r.Stdout != "" {
+		t.Errorf("action stdout %q, want empty (it is returned to the user)", r.Stdout)
+	}
+	if a.Results["return-code"] != "0" {
+		t.Errorf("results %v", a.Results)
+	}
+}
