@@ -546,6 +546,25 @@ func TestJujuLogAndCleanActionStdout(t *testing.T) {
 	if !info {
 		t.Errorf("pushing the workload was not logged at INFO through juju-log: %+v", u.State().Logs)
 	}
+	// Termination fits Kubernetes' 30 s: the agent drains 20 s, Pebble kills 5 s later; only the
+	// slow alive check is the liveness probe, Pebble restarts the agent on agent-restart.
+	plan := u.plan()
+	svc := plan["services"].(map[string]any)["agent"].(map[string]any)
+	wh := u.agentConfig()["webhook"].(map[string]any)
+	if svc["kill-delay"] != "25s" || wh["shutdown_timeout"] != "20s" {
+		t.Errorf("kill-delay %v, shutdown_timeout %v", svc["kill-delay"], wh["shutdown_timeout"])
+	}
+	checks := plan["checks"].(map[string]any)
+	levels := map[string]any{}
+	for name, c := range checks {
+		levels[name] = c.(map[string]any)["level"]
+	}
+	if levels["agent-alive"] != "alive" || levels["agent-ready"] != "ready" || (levels["agent-restart"] != nil && levels["agent-restart"] != "unset") {
+		t.Errorf("check levels %v", levels)
+	}
+	if fmt.Sprint(svc["on-check-failure"]) != "map[agent-restart:restart]" {
+		t.Errorf("on-check-failure %v", svc["on-check-failure"])
+	}
 	n := len(u.State().Calls)
 	u.hook("update-status")
 	for _, c := range u.State().Calls[n:] {
