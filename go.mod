@@ -22,7 +22,7 @@ require (
 	oras.land/oras-go/v2 v2.6.0
 )
 
-require github.com/ulikunitz/xz v0.5.15 // indirect
+require github.com/ulikunitz/xz v0.5.15
 
 require (
 	github.com/GehirnInc/crypt v0.0.0-20230320061759-8cc1b52080c5 // indirect
