@@ -47,10 +47,15 @@ e2e-kube: build
 
 # The Juju charm: the same static binary as dispatch, the three yaml files, manifest.yaml,
 # README.md and LICENSE (internal/charmpack; needs only Go). Deploy with
-# juju deploy ./falco-k8s.charm --resource falco-image=ubuntu:24.04 --trust
+# juju deploy ./falco-k8s.charm --resource falco-image=ubuntu:24.04
+# Both architectures charmcraft.yaml declares: falco-k8s_amd64.charm and falco-k8s_arm64.charm,
+# and falco-k8s.charm for this machine's.
 charm:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/dispatch ./cmd/falco-k8s
-	$(GO) run ./internal/charmpack/cmd -dispatch bin/dispatch -arch $$($(GO) env GOARCH) -o falco-k8s.charm .
+	for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/dispatch-$$arch ./cmd/falco-k8s && \
+		$(GO) run ./internal/charmpack/cmd -dispatch bin/dispatch-$$arch -arch $$arch -o falco-k8s_$$arch.charm . || exit 1; \
+	done
+	cp falco-k8s_$$($(GO) env GOARCH).charm falco-k8s.charm
 
 # Hook latency of the real charm binary against a real Pebble running the real agent.
 bench-charm:
@@ -91,4 +96,4 @@ run: build
 	./scripts/demo.sh
 
 clean:
-	rm -rf bin falco-k8s.charm
+	rm -rf bin falco-k8s.charm falco-k8s_amd64.charm falco-k8s_arm64.charm

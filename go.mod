@@ -26,6 +26,8 @@ require (
 	oras.land/oras-go/v2 v2.6.0
 )
 
+require github.com/ulikunitz/xz v0.5.15
+
 require (
 	github.com/asaskevich/govalidator v0.0.0-20230301143203-a9d515a09cc2 // indirect
 	github.com/blang/semver v3.5.1+incompatible // indirect

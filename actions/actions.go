@@ -57,8 +57,13 @@ func (p Params) Bool(k string) bool {
 	return v
 }
 
-// maxResultValue keeps each action-set argument under Linux's 128 KiB single-argument limit.
-const maxResultValue = 120 << 10
+// maxResultValue keeps each action-set argument under Linux's 128 KiB single-argument limit;
+// maxResultsTotal bounds a whole result, which Juju stores in its database and returns in one
+// message.
+const (
+	maxResultValue  = 120 << 10
+	maxResultsTotal = 1 << 20
+)
 
 // Run runs action name. Only hook-tool failures (the action could not even report) are
 // returned; everything else is reported with action-fail.
@@ -73,11 +78,19 @@ func Run(ctx context.Context, c *charm.Context, name string) error {
 	}
 	res, herr := h(ctx, c, Params(raw))
 	flat := charm.FlattenResults(res)
-	for k, v := range flat {
-		v = c.Redact(v)
-		if len(v) > maxResultValue {
-			v = v[:maxResultValue] + "\n… truncated: narrow the result (e.g. the filter parameter)"
+	keys := make([]string, 0, len(flat))
+	for k := range flat {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the same keys keep their values whatever the map order
+	total := 0
+	for _, k := range keys {
+		v := c.Redact(flat[k])
+		limit := min(maxResultValue, max(0, maxResultsTotal-total))
+		if len(v) > limit {
+			v = v[:limit] + "\n… truncated: narrow the result (e.g. the filter parameter)"
 		}
+		total += len(k) + len(v)
 		flat[k] = v
 	}
 	if err := c.Tools.ActionSet(ctx, flat); err != nil {

@@ -82,8 +82,8 @@ type Agent struct {
 	lastAccepted *status.Change
 	lastIgnored  *status.Change
 
-	whLn, obsLn net.Listener
-	addrReady   chan struct{}
+	whLn, obsLn, metricsLn net.Listener
+	addrReady              chan struct{}
 
 	journal    *journal.Journal // nil when disabled or unavailable (see journalErr)
 	journalErr string
@@ -156,7 +156,7 @@ func (a *Agent) openOutputs() error {
 		a.fileOut = f
 		outs = append(outs, output.Filtered{Output: f, MinPriority: prio(o.File.MinPriority), JSON: js})
 	}
-	if o.HTTP.URL != "" {
+	if o.HTTP.URL != "" || len(o.HTTP.ExtraURLs) > 0 {
 		h := o.HTTP
 		tlsCfg, err := output.ClientTLS(h.TLS.InsecureSkipVerify, h.TLS.CAFile, h.TLS.ClientCertFile, h.TLS.ClientKeyFile)
 		if err != nil {
@@ -165,9 +165,21 @@ func (a *Agent) openOutputs() error {
 			}
 			return err
 		}
-		out := output.NewHTTP(output.HTTPConfig{URL: h.URL, Timeout: h.Timeout, MaxRetries: h.MaxRetries,
-			InitialBackoff: h.InitialBackoff, MaxBackoff: h.MaxBackoff, BufferSize: h.BufferSize, TLS: tlsCfg}, a.m, a.log)
-		outs = append(outs, output.Filtered{Output: out, MinPriority: prio(h.MinPriority), JSON: true})
+		urls := h.ExtraURLs
+		if h.URL != "" {
+			urls = append([]string{h.URL}, urls...)
+		}
+		for i, u := range urls {
+			name := "http"
+			if i > 0 {
+				name = fmt.Sprintf("http-%d", i+1)
+			}
+			out := output.NewHTTP(output.HTTPConfig{URL: u, Timeout: h.Timeout, MaxRetries: h.MaxRetries, Name: name,
+				InitialBackoff: h.InitialBackoff, MaxBackoff: h.MaxBackoff, BufferSize: h.BufferSize,
+				// A copy each: the transport writes its HTTP/2 settings into the config.
+				TLS: tlsCfg.Clone()}, a.m, a.log)
+			outs = append(outs, output.Filtered{Output: out, MinPriority: prio(h.MinPriority), JSON: true})
+		}
 	}
 	outs = append(outs, a.journalOutput()...) // last: opening it cannot fail the agent
 	a.outs = output.NewSet(outs...)
@@ -274,6 +286,33 @@ func (a *Agent) observe(mux *http.ServeMux, guard func(http.Handler) http.Handle
 	mux.Handle(status.PathRules, guard(http.HandlerFunc(a.serveRules))) // the charm's show-rules action
 }
 
+// metricsHandler serves the metrics listener: /metrics and the probes only, because it is
+// meant for the pod network without authentication (no /status, /alerts, /rules, /reload or
+// /sync).
+func (a *Agent) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }) //nolint:errcheck
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n") //nolint:errcheck
+			return
+		}
+		io.WriteString(w, "ok\n") //nolint:errcheck
+	})
+	mux.Handle("/metrics", a.m.Handler())
+	return mux
+}
+
+// MetricsAddr returns the metrics listener's address once Run is listening (nil without one).
+func (a *Agent) MetricsAddr() net.Addr {
+	<-a.addrReady
+	if a.metricsLn == nil {
+		return nil
+	}
+	return a.metricsLn.Addr()
+}
+
 func (a *Agent) ready() bool { return a.cur.Load() != nil && !a.draining.Load() }
 
 // WebhookAddr returns the webhook listener's address once Run is listening (for tests).
@@ -333,6 +372,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.observe(mux, func(h http.Handler) http.Handler { return h })
 		obsSrv = newServer(mux)
 	}
+	var metricsSrv *http.Server
+	if a.cfg.Observability.MetricsListen != "" {
+		ln, err := net.Listen("tcp", a.cfg.Observability.MetricsListen)
+		if err != nil {
+			whLn.Close()
+			if a.obsLn != nil {
+				a.obsLn.Close()
+			}
+			return fmt.Errorf("observability metrics listen: %w", err)
+		}
+		a.metricsLn = ln
+		metricsSrv = newServer(a.metricsHandler())
+	}
 	close(a.addrReady)
 
 	workers := a.cfg.Rules.Workers
@@ -357,10 +409,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- serve(whSrv, whLn) }()
 	if obsSrv != nil {
 		go func() { errc <- serve(obsSrv, a.obsLn) }()
+	}
+	if metricsSrv != nil {
+		go func() { errc <- serve(metricsSrv, a.metricsLn) }()
 	}
 	a.log.Info().Str("listen", whLn.Addr().String()).Str("path", cfg.Path).Bool("tls", tlsCfg != nil).
 		Bool("mtls", cfg.TLS.ClientCAFile != "").Bool("bearer_token", cfg.BearerTokenFile != "").
@@ -372,7 +427,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	case runErr = <-errc:
 		runErr = fmt.Errorf("serve: %w", runErr)
 	}
-	return errors.Join(runErr, a.shutdown(whSrv, obsSrv, &wg, cancelSources, &srcWG))
+	err := a.shutdown(whSrv, obsSrv, &wg, cancelSources, &srcWG)
+	if metricsSrv != nil {
+		// Last, so Prometheus sees the final counters while the queue drains.
+		metricsSrv.Close()
+	}
+	return errors.Join(runErr, err)
 }
 
 func serve(s *http.Server, ln net.Listener) error {

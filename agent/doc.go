@@ -1,7 +1,10 @@
 // Package agent is the `falco-k8s agent` workload: kube-apiserver posts audit events to its
 // webhook, a bounded queue feeds evaluation workers that run the current compiled ruleset, and
 // matching events become Falco alerts on the configured outputs. /healthz, /readyz, /metrics and
-// /status report on it.
+// /status report on it. observability.metrics_listen adds a listener with only /metrics and the
+// probes (for a Prometheus on the pod network, the charm's metrics-endpoint relation);
+// outputs.output_fields adds fixed fields (the Juju topology) to every alert's output_fields, and
+// outputs.http.extra_urls more HTTP outputs (falcosidekick through the http-endpoint relation).
 //
 // # Layout
 //

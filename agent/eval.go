@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"sort"
 	"time"
 
 	"github.com/falco-k8s/falco-k8s/agent/output"
@@ -19,8 +20,12 @@ func (a *Agent) worker() {
 	var cur *active
 	var ev *engine.Evaluator
 	needJSON := a.outs.NeedJSON()
+	extra := a.extraFields()
 	match := func(r *engine.Rule) {
 		al := ev.Alert(r, a.hostname)
+		if len(extra) > 0 {
+			al.Fields = mergeFields(al.Fields, extra)
+		}
 		a.m.Alert(r.Name, r.Priority.String())
 		a.outs.Send(output.FromEngine(al, needJSON))
 	}
@@ -60,4 +65,37 @@ func (a *Agent) worker() {
 		a.q.Done(b)
 		a.m.BatchDone(time.Since(b.Queued))
 	}
+}
+
+// extraFields returns outputs.output_fields sorted by key.
+func (a *Agent) extraFields() []engine.AlertField {
+	m := a.cfg.Outputs.OutputFields
+	out := make([]engine.AlertField, 0, len(m))
+	for k, v := range m {
+		out = append(out, engine.AlertField{Key: k, Value: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// mergeFields adds the configured fields to an alert's (both sorted), keeping the order JSON
+// rendering expects. A rule's own field of the same name wins, as it describes the event.
+func mergeFields(own, extra []engine.AlertField) []engine.AlertField {
+	out := make([]engine.AlertField, 0, len(own)+len(extra))
+	i, j := 0, 0
+	for i < len(own) || j < len(extra) {
+		switch {
+		case j == len(extra) || (i < len(own) && own[i].Key < extra[j].Key):
+			out = append(out, own[i])
+			i++
+		case i == len(own) || extra[j].Key < own[i].Key:
+			out = append(out, extra[j])
+			j++
+		default: // same key
+			out = append(out, own[i])
+			i++
+			j++
+		}
+	}
+	return out
 }

@@ -40,7 +40,12 @@ type Context struct {
 func NewContext(env Env, tools Tools, version string, stdout io.Writer) *Context {
 	c := &Context{Env: env, Tools: tools, Version: version, Now: time.Now}
 	c.Exe, _ = os.Executable()
-	c.Log = zerolog.New(&jujuLogWriter{c: c, stdout: stdout}).Level(zerolog.InfoLevel).With().Timestamp().
+	w := &jujuLogWriter{c: c, stdout: stdout, minJujuLog: zerolog.InfoLevel}
+	if env.Kind == "actions" {
+		// An action's stdout is returned to the user as its "stdout" result: keep it clean.
+		w.stdout = nil
+	}
+	c.Log = zerolog.New(w).Level(zerolog.InfoLevel).With().Timestamp().
 		Str("unit", env.Unit).Str(env.Kind, env.Name).Logger()
 	c.NewWorkload = func() (Workload, error) { return NewPebble(env.PebbleSocket) }
 	c.NewKube = func() (Kube, error) { return newKubeClient(env.Kubeconfig) }
@@ -71,7 +76,8 @@ func (c *Context) Redact(s string) string {
 // SetStatus is status-set with the message redacted.
 func (c *Context) SetStatus(ctx context.Context, st, msg string) error {
 	msg = c.Redact(msg)
-	c.Log.Info().Str("status", st).Str("message", msg).Msg("status")
+	// Debug: the status is visible in juju status; INFO lines cost a juju-log call each.
+	c.Log.Debug().Str("status", st).Str("message", msg).Msg("status")
 	if err := c.Tools.StatusSet(ctx, st, msg); err != nil {
 		return fmt.Errorf("set status: %w", err)
 	}
@@ -88,12 +94,15 @@ func (c *Context) Kube() (Kube, error) {
 	return c.kube, c.kubeErr
 }
 
-// jujuLogWriter routes the charm's logs the way Juju expects: everything goes to stdout, which
-// Juju records at DEBUG in `juju debug-log`; warnings and errors also go through juju-log so
-// they show at their level. Every line is redacted first.
+// jujuLogWriter routes the charm's logs the way Juju expects: INFO and up go through juju-log so
+// they show at their level in `juju debug-log`; in hooks every line also goes to stdout, which
+// Juju records at DEBUG; in actions nothing goes to stdout (it is the action's "stdout"
+// result). Steady-state hooks log nothing at INFO, so they make no juju-log call. Every line is
+// redacted first.
 type jujuLogWriter struct {
-	c      *Context
-	stdout io.Writer
+	c          *Context
+	stdout     io.Writer
+	minJujuLog zerolog.Level
 }
 
 func (w *jujuLogWriter) Write(p []byte) (int, error) {
@@ -105,10 +114,13 @@ func (w *jujuLogWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 	if w.stdout != nil {
 		io.WriteString(w.stdout, line) //nolint:errcheck // logging must not fail a hook
 	}
-	if l >= zerolog.WarnLevel && l <= zerolog.FatalLevel && w.c.Tools != nil {
-		level := "WARNING"
-		if l >= zerolog.ErrorLevel {
+	if l >= w.minJujuLog && l <= zerolog.FatalLevel && w.c.Tools != nil {
+		level := "INFO"
+		switch {
+		case l >= zerolog.ErrorLevel:
 			level = "ERROR"
+		case l >= zerolog.WarnLevel:
+			level = "WARNING"
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -14,6 +14,12 @@ type Env struct {
 	Unit       string // falco-k8s/0
 	App        string // falco-k8s
 	Model      string // the model name, which is the Kubernetes namespace on a K8s cloud
+	ModelUUID  string
+	// RelationID is the relation of a relation hook ("logging:3"); in -relation-broken it is
+	// the relation going away, which relation-ids still lists.
+	RelationID string
+	RemoteApp  string // JUJU_REMOTE_APP in a relation hook
+	RemoteUnit string // JUJU_REMOTE_UNIT (empty for application data changes)
 	CharmDir   string
 	ActionName string
 	ActionUUID string
@@ -40,6 +46,10 @@ func ReadEnv(argv0 string) Env {
 	e := Env{
 		Unit:         os.Getenv("JUJU_UNIT_NAME"),
 		Model:        os.Getenv("JUJU_MODEL_NAME"),
+		ModelUUID:    os.Getenv("JUJU_MODEL_UUID"),
+		RelationID:   os.Getenv("JUJU_RELATION_ID"),
+		RemoteApp:    os.Getenv("JUJU_REMOTE_APP"),
+		RemoteUnit:   os.Getenv("JUJU_REMOTE_UNIT"),
 		CharmDir:     firstNonEmpty(os.Getenv("JUJU_CHARM_DIR"), os.Getenv("CHARM_DIR")),
 		ActionName:   os.Getenv("JUJU_ACTION_NAME"),
 		ActionUUID:   os.Getenv("JUJU_ACTION_UUID"),

@@ -116,6 +116,13 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return c.workloadErr(ctx, out, err)
 	}
+	// After the manifest: it caches what the other relations contributed, so a relation hook
+	// reads only its own endpoint's data.
+	in, err := c.Integrations(ctx, s, m)
+	if err != nil {
+		return out, err
+	}
+	phase("relations")
 	if err := c.resolveRefs(ctx, s, m); err != nil {
 		if errors.As(err, &be) {
 			return setStatus(Blocked, be.msg)
@@ -126,7 +133,7 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return out, err
 	}
-	d, err := BuildDesired(s, creds, c.Env, c.Exe, binID)
+	d, err := BuildDesired(s, creds, c.Env, c.Exe, binID, in)
 	if errors.As(err, &ce) {
 		return setStatus(Blocked, ce.Error())
 	}
@@ -134,6 +141,9 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		return out, err
 	}
 
+	if err := c.syncLogTargets(ctx, w, in, m); err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
 	if out.Pushed, err = c.syncFiles(ctx, w, d, m); err != nil {
 		return c.workloadErr(ctx, out, err)
 	}
@@ -192,6 +202,10 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if !st.Ready {
 		return setStatus(Waiting, "agent is loading its rules")
 	}
+	if p := in.Problem(); p != "" {
+		// The agent runs with every valid relation; the user has to fix or remove this one.
+		return setStatus(Blocked, p)
+	}
 	return setStatus(Active, StatusMessage(st, c.Now(), c.Redact))
 }
 
@@ -243,7 +257,14 @@ type manifest struct {
 	// Resolved caches index-name references (indexes key + name → full reference), so an index
 	// is fetched when the configuration changes, not on every hook.
 	Resolved map[string]string `json:"resolved,omitempty"`
-	dirty    bool
+	// LogTargets are the Pebble log targets ever put in the logging layer (name → location) and
+	// LogLayer the hash of the layer last applied (relations_workload.go).
+	LogTargets map[string]string `json:"log_targets,omitempty"`
+	LogLayer   string            `json:"log_layer,omitempty"`
+	// Relations caches each endpoint's contribution (relations.go).
+	// Present (possibly empty) once a hook has read every endpoint.
+	Relations *RelationCache `json:"relations"`
+	dirty     bool
 }
 
 // readManifest reads the workload's manifest; a missing or unreadable one is empty, which makes

@@ -155,7 +155,12 @@ func (ExecTools) ActionGet(ctx context.Context) (map[string]any, error) {
 	return m, nil
 }
 
-// ActionSet implements Tools. Keys are sorted so results are set in a stable order.
+// actionSetBatch bounds the arguments of one action-set exec: Linux limits a command line (all
+// arguments and the environment) to about 2 MiB, so large results go over several calls.
+const actionSetBatch = 512 << 10
+
+// ActionSet implements Tools. Keys are sorted so results are set in a stable order, and split
+// over several action-set calls when together they would not fit one command line.
 func (ExecTools) ActionSet(ctx context.Context, results map[string]string) error {
 	if len(results) == 0 {
 		return nil
@@ -168,12 +173,33 @@ func (ExecTools) ActionSet(ctx context.Context, results map[string]string) error
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	args := make([]string, 0, len(keys))
-	for _, k := range keys {
-		args = append(args, k+"="+results[k])
+	for _, batch := range batchArgs(keys, results, actionSetBatch) {
+		if _, err := run(ctx, "action-set", batch...); err != nil {
+			return err
+		}
 	}
-	_, err := run(ctx, "action-set", args...)
-	return err
+	return nil
+}
+
+// batchArgs groups key=value arguments so each group's total length stays under limit (a single
+// larger argument gets a group of its own).
+func batchArgs(keys []string, results map[string]string, limit int) [][]string {
+	var out [][]string
+	var cur []string
+	size := 0
+	for _, k := range keys {
+		a := k + "=" + results[k]
+		if len(cur) > 0 && size+len(a) > limit {
+			out = append(out, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, a)
+		size += len(a) + 1
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
 }
 
 // ActionFail implements Tools.

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -36,6 +37,10 @@ const (
 	// hashEnv carries the hash of everything the agent reads at start-up in the service's
 	// environment: a change makes Replan restart the agent, no change leaves it alone.
 	hashEnv = "FALCO_K8S_INPUTS_SHA256"
+	// drainTimeout is the agent's webhook.shutdown_timeout and killMargin what Pebble's
+	// kill-delay adds to it: 20 s + 5 s fits Kubernetes' 30 s termination grace period.
+	drainTimeout = 20 * time.Second
+	killMargin   = 5 * time.Second
 )
 
 // File is one file the charm keeps in the workload.
@@ -75,7 +80,13 @@ var nonFileChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 // BuildDesired renders the agent configuration and the Pebble layer. binID identifies the
 // charm's own executable (exe) cheaply: hashing ~50 MB on every hook would cost the whole
 // latency budget.
-func BuildDesired(s *Settings, c Creds, env Env, exe, binID string) (*Desired, error) {
+//
+// in carries what relations add (an HTTP output per falcosidekick); without it there is none.
+func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integrations) (*Desired, error) {
+	var integ Integrations
+	if len(in) > 0 && in[0] != nil {
+		integ = *in[0]
+	}
 	root, unit := env.WorkloadRoot, env.Unit
 	d := &Desired{StatusPort: statusPortFor(s.WebhookPort)}
 	p := func(x string) string { return root + x }
@@ -141,13 +152,20 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string) (*Desired, e
 		follow["registry_ca"] = cas
 	}
 	cfg := map[string]any{
-		"webhook":       map[string]any{"listen": fmt.Sprintf(":%d", s.WebhookPort), "tls": tls},
-		"observability": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", d.StatusPort)},
-		"rules":         map[string]any{"min_priority": s.MinPriority, "state_dir": p(StateDir)},
+		// The drain must fit in the 30 s Kubernetes gives a terminating pod (Pebble's kill-delay
+		// below is derived from it).
+		"webhook": map[string]any{"listen": fmt.Sprintf(":%d", s.WebhookPort), "tls": tls, "shutdown_timeout": drainTimeout.String()},
+		// /status, /alerts, /rules, /sync and /reload stay on loopback; only /metrics and the
+		// probes are on the pod address, for Prometheus (metrics-endpoint).
+		"observability": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", d.StatusPort),
+			"metrics_listen": fmt.Sprintf(":%d", metricsPortFor(s.WebhookPort))},
+		"rules": map[string]any{"min_priority": s.MinPriority, "state_dir": p(StateDir)},
 		"outputs": map[string]any{
 			"hostname":    unit,
 			"json_output": s.JSONOutput,
-			"http":        map[string]any{"url": s.HTTPOutput},
+			"http":        map[string]any{"url": s.HTTPOutput, "extra_urls": nonNil(integ.HTTPURLs)},
+			// As Canonical's falco charm does: alerts from several models can be told apart.
+			"output_fields": TopologyOf(env).Labels(),
 		},
 		"follow": follow,
 		// The agent records "artifacts accepted/ignored" as Events on the unit's pod.
@@ -172,6 +190,9 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string) (*Desired, e
 		return nil, &ConfigError{Option: "(agent configuration)", Problem: oneLine(err.Error()), Fix: "check the options named above"}
 	}
 	add(AgentConfigPath, 0o644, d.AgentConfig, false)
+	// Pebble sends SIGTERM, waits kill-delay, then SIGKILL: a little longer than the agent's
+	// drain, and both inside the pod's 30 s grace period.
+	killDelay := ac.Webhook.ShutdownTimeout + killMargin
 
 	d.Files = append([]File{{Path: BinaryPath, Mode: 0o755, Source: exe, Hash: "id:" + binID}}, d.Files...)
 	hashes := make([]string, 0, len(d.Files))
@@ -190,13 +211,21 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string) (*Desired, e
 			"command":     fmt.Sprintf("%s agent -c %s", p(BinaryPath), p(AgentConfigPath)),
 			"startup":     "enabled",
 			"environment": map[string]string{hashEnv: d.InputsHash, "FALCO_HOSTNAME": unit},
-			// A stuck agent is restarted by Pebble itself; Kubernetes only sees the ready level.
-			"on-check-failure": map[string]string{"agent-alive": "restart"},
-			"kill-delay":       "35s", // webhook.shutdown_timeout (30s) plus margin: drain, not kill
+			// A stuck agent is restarted by Pebble itself (agent-restart has no level, so Kubernetes
+			// does not see it); a failed liveness probe would restart the whole container and
+			// lose every pushed file until the next pebble-ready.
+			"on-check-failure": map[string]string{"agent-restart": "restart"},
+			"kill-delay":       killDelay.String(),
 		}},
 		"checks": map[string]any{
+			"agent-restart": map[string]any{
+				"override": "replace", "period": "10s", "timeout": "3s", "threshold": 3,
+				"http": map[string]any{"url": fmt.Sprintf("http://127.0.0.1:%d/healthz", d.StatusPort)},
+			},
+			// Juju's liveness probe: only when Pebble's own restarts have not helped for five
+			// minutes is the container restarted.
 			"agent-alive": map[string]any{
-				"override": "replace", "level": "alive", "period": "10s", "timeout": "3s", "threshold": 3,
+				"override": "replace", "level": "alive", "period": "30s", "timeout": "5s", "threshold": 10,
 				"http": map[string]any{"url": fmt.Sprintf("http://127.0.0.1:%d/healthz", d.StatusPort)},
 			},
 			"agent-ready": map[string]any{

@@ -147,6 +147,9 @@ type Queue struct {
 // Observability configures /healthz, /readyz, /metrics and /status.
 type Observability struct {
 	Listen string `yaml:"listen"`
+	// MetricsListen is a plain HTTP listener serving only /metrics, /healthz and /readyz, for a
+	// Prometheus on the pod network; empty disables it.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // Rules configures what is loaded and how it is evaluated.
@@ -176,6 +179,9 @@ type Outputs struct {
 	Stdout     StdoutOut  `yaml:"stdout"`
 	File       FileOut    `yaml:"file"`
 	HTTP       HTTPOutput `yaml:"http"`
+	// OutputFields are added to every alert's output_fields (Falco's
+	// append_output.extra_output_fields), e.g. the Juju topology.
+	OutputFields map[string]string `yaml:"output_fields"`
 }
 
 // ResolvedHostname applies Falco's rule: the configured name, else $FALCO_HOSTNAME, else the
@@ -207,7 +213,10 @@ type FileOut struct {
 
 // HTTPOutput posts Falco JSON alerts.
 type HTTPOutput struct {
-	URL            string        `yaml:"url"`
+	URL string `yaml:"url"`
+	// ExtraURLs are more endpoints posted to with the same settings, each with its own buffer
+	// (output names http-2, http-3, ...).
+	ExtraURLs      []string      `yaml:"extra_urls"`
 	MinPriority    string        `yaml:"min_priority"`
 	Timeout        time.Duration `yaml:"timeout"`
 	MaxRetries     int           `yaml:"max_retries"`
@@ -700,6 +709,18 @@ func (c *Config) Validate() error {
 	if w.RetryAfter <= 0 {
 		bad("webhook.retry_after", "must be at least 1s")
 	}
+	if m := c.Observability.MetricsListen; m != "" {
+		checkAddr("observability.metrics_listen", m)
+		// Port 0 (any free port, in tests) never clashes.
+		if !strings.HasSuffix(m, ":0") && (m == w.Listen || m == c.Observability.Listen) {
+			bad("observability.metrics_listen", "must differ from webhook.listen and observability.listen")
+		}
+	}
+	for k := range c.Outputs.OutputFields {
+		if k == "" || strings.ContainsAny(k, " \t\n\"") {
+			bad("outputs.output_fields", "invalid field name %q", k)
+		}
+	}
 	if c.Observability.Listen != "" {
 		checkAddr("observability.listen", c.Observability.Listen)
 		if c.Observability.Listen == w.Listen {
@@ -730,10 +751,18 @@ func (c *Config) Validate() error {
 	priority("outputs.stdout.min_priority", o.Stdout.MinPriority)
 	priority("outputs.file.min_priority", o.File.MinPriority)
 	priority("outputs.http.min_priority", o.HTTP.MinPriority)
-	if o.HTTP.URL != "" {
-		u, err := url.Parse(o.HTTP.URL)
+	for i, x := range o.HTTP.ExtraURLs {
+		u, err := url.Parse(x)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("outputs.http.url", "invalid URL %q: want http(s)://host[:port]/path", redact.URL(o.HTTP.URL))
+			bad(fmt.Sprintf("outputs.http.extra_urls[%d]", i), "invalid URL: want http(s)://host[:port]/path")
+		}
+	}
+	if o.HTTP.URL != "" || len(o.HTTP.ExtraURLs) > 0 {
+		if o.HTTP.URL != "" {
+			u, err := url.Parse(o.HTTP.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad("outputs.http.url", "invalid URL %q: want http(s)://host[:port]/path", redact.URL(o.HTTP.URL))
+			}
 		}
 		if o.HTTP.MaxRetries < 0 {
 			bad("outputs.http.max_retries", "must not be negative, got %d", o.HTTP.MaxRetries)

@@ -33,6 +33,8 @@ type HTTPConfig struct {
 	TLS *tls.Config
 	// UserAgent defaults to "falco-k8s".
 	UserAgent string
+	// Name labels the output in metrics, logs and /status; empty is "http".
+	Name string
 }
 
 // ClientTLS builds the client TLS configuration from files.
@@ -90,6 +92,9 @@ func NewHTTP(cfg HTTPConfig, m *metrics.Metrics, log zerolog.Logger) *HTTP {
 	if cfg.BufferSize <= 0 {
 		cfg.BufferSize = 1
 	}
+	if cfg.Name == "" {
+		cfg.Name = "http"
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg.TLS
 	tr.MaxIdleConnsPerHost = 2
@@ -97,7 +102,7 @@ func NewHTTP(cfg HTTPConfig, m *metrics.Metrics, log zerolog.Logger) *HTTP {
 	h := &HTTP{
 		cfg: cfg, logURL: redactURL(cfg.URL), client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
 		ch: make(chan []byte, cfg.BufferSize), m: metricsOrNop(m),
-		elog: errLog{log: log.With().Str("output", "http").Logger()},
+		elog: errLog{log: log.With().Str("output", cfg.Name).Logger()},
 		ctx:  ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	go h.run()
@@ -105,7 +110,7 @@ func NewHTTP(cfg HTTPConfig, m *metrics.Metrics, log zerolog.Logger) *HTTP {
 }
 
 // Name implements Output.
-func (h *HTTP) Name() string { return "http" }
+func (h *HTTP) Name() string { return h.cfg.Name }
 
 // Counts implements StatusCounter.
 func (h *HTTP) Counts() (sent, failed, dropped uint64) { return h.Counters.Load() }
@@ -130,7 +135,7 @@ func (h *HTTP) Send(a *Alert) {
 
 func (h *HTTP) drop(err error) {
 	h.add(0, 0, 1)
-	h.m.OutputDropped("http")
+	h.m.OutputDropped(h.cfg.Name)
 	h.elog.error(err, "alert dropped by http output")
 }
 
@@ -153,12 +158,12 @@ func (h *HTTP) post(body []byte) error {
 		wait, err := h.once1(body)
 		if err == nil {
 			h.add(1, 0, 0)
-			h.m.OutputSent("http")
+			h.m.OutputSent(h.cfg.Name)
 			return nil
 		}
 		lastErr = err
 		h.add(0, 1, 0)
-		h.m.OutputFailed("http")
+		h.m.OutputFailed(h.cfg.Name)
 		if attempt == h.cfg.MaxRetries {
 			break
 		}

@@ -1,6 +1,7 @@
 package charmtest
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -41,4 +42,39 @@ func BenchmarkHook(b *testing.B) {
 		})
 	})
 	b.Run("update-status", func(b *testing.B) { run(b, "update-status", nil) })
+
+	// A relation-changed hook with every relation in place (Prometheus, Grafana, a Loki unit,
+	// falcosidekick) as the leader: relation tools, databag writes, the dashboard, the Pebble
+	// log-targets layer. Remote Loki data alternates, so every other run changes the layer.
+	for _, rel := range []struct{ ep, app string }{{"metrics-endpoint", "prometheus"}, {"grafana-dashboard", "grafana"}, {"http-endpoint", "falcosidekick"}} {
+		id, _ := u.AddRelation(rel.ep, rel.app)
+		u.JoinUnit(id, rel.app+"/0", nil)
+	}
+	logging, _ := u.AddRelation("logging", "loki")
+	u.JoinUnit(logging, "loki/0", map[string]string{"endpoint": `{"url": "http://127.0.0.1:9/loki/api/v1/push"}`})
+	relChanged := func(b *testing.B, urlFor func(i int) string) {
+		for i := 0; b.Loop(); i++ {
+			b.StopTimer()
+			url := fmt.Sprintf(`{"url": %q}`, urlFor(i))
+			if err := u.SetRemoteUnitDataOnly(logging, "loki/0", map[string]string{"endpoint": url}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if r := u.Hook("logging-relation-changed", u.RelationEnv(logging, "loki/0")...); r.Code != 0 {
+				b.Fatal(r)
+			}
+		}
+		b.StopTimer()
+		if st := u.State().UnitStatus; st.Status != "active" {
+			b.Fatalf("unit %s %q", st.Status, st.Message)
+		}
+	}
+	// Same data: the hook reads the unit and changes nothing.
+	b.Run("logging-relation-changed/unchanged", func(b *testing.B) {
+		relChanged(b, func(int) string { return "http://127.0.0.1:9/loki/api/v1/push" })
+	})
+	// A new endpoint every time: the log-targets layer and the manifest are rewritten.
+	b.Run("logging-relation-changed/changed", func(b *testing.B) {
+		relChanged(b, func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d/loki/api/v1/push", 10+i%2) })
+	})
 }

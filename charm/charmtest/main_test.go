@@ -136,7 +136,8 @@ func startPebble(tb testing.TB) *pebble {
 	}
 }
 
-// freePorts returns a free port whose successor is free too (webhook and status ports).
+// freePorts returns a free port whose two successors are free too (webhook, status and metrics
+// ports).
 func freePorts(tb testing.TB) int {
 	tb.Helper()
 	for range 50 {
@@ -146,10 +147,16 @@ func freePorts(tb testing.TB) int {
 		}
 		p := l1.Addr().(*net.TCPAddr).Port
 		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1))
+		if err != nil {
+			l1.Close()
+			continue
+		}
+		l3, err := net.Listen("tcp", fmt.Sprintf(":%d", p+2))
 		l1.Close()
+		l2.Close()
 		if err == nil {
-			l2.Close()
-			if p+1 <= 65535 {
+			l3.Close()
+			if p+2 <= 65535 {
 				return p
 			}
 		}

@@ -1,17 +1,20 @@
 // Package fakejuju is a fake Juju hook-tool environment for process-level tests of the real
 // charm binary: one multi-call binary (cmd/fakejuju) symlinked as config-get, status-set,
 // action-get, action-set, action-fail, action-log, juju-log, is-leader, open-port, close-port,
-// opened-ports, application-version-set, secret-get and status-get, recording the model's state
-// as JSON in $FAKE_JUJU_STATE.
+// opened-ports, application-version-set, secret-get, status-get, relation-ids, relation-list,
+// relation-get, relation-set and network-get, recording the model's state as JSON in
+// $FAKE_JUJU_STATE.
 //
 // The tools check their arguments the way Juju's do (spec/juju.md §1.5): only the four settable
 // status values, --application only on the leader, action-set's key rules and reserved keys,
 // action tools only inside an action, ports without ranges (Kubernetes), secrets only when
-// granted, --format values. The harness (Env) checks its inputs the way Juju does before a hook
+// granted, --format values, secret revisions pinned per unit (--refresh, --peek), relation
+// application data written only by the leader and readable by the leader only on our side. The harness (Env) checks its inputs the way Juju does before a hook
 // runs: config values against config.yaml (unknown keys and wrong types are errors) and action
 // parameters against actions.yaml's JSON schema with defaults inserted, both through
 // github.com/juju/charm/v12. As in Juju, open-port and close-port only take effect when the
-// hook exits 0, and status-set applies immediately.
+// hook exits 0 (relation-set too: the harness restores our databags after a failed hook), and
+// status-set applies immediately.
 package fakejuju
 
 import (
@@ -60,10 +63,22 @@ type State struct {
 	// PendingPorts are open/close requests of the running hook, committed on exit 0.
 	PendingPorts []string                     `json:"pending-ports"`
 	AppVersion   string                       `json:"app-version"`
-	Secrets      map[string]map[string]string `json:"secrets"` // secret ID → content
+	Secrets      map[string]map[string]string `json:"secrets"` // secret ID → latest content
 	Granted      map[string]bool              `json:"granted"`
-	Action       *Action                      `json:"action,omitempty"`
-	Logs         []LogLine                    `json:"logs"`
+	// SecretRevisions holds every revision of a secret (index = revision-1; a secret only in
+	// Secrets has one revision). Tracked is the revision this unit is pinned to: the first
+	// secret-get pins the latest, --refresh moves to the latest, --peek reads it without moving.
+	SecretRevisions map[string][]map[string]string `json:"secret-revisions,omitempty"`
+	Tracked         map[string]int                 `json:"tracked,omitempty"`
+	// Relations are the application's relations; Endpoints every relation endpoint in
+	// metadata.yaml (relation-ids and network-get check names against it); Address the pod's
+	// address network-get reports.
+	Relations      []*Relation `json:"relations,omitempty"`
+	Endpoints      []string    `json:"endpoints,omitempty"`
+	Address        string      `json:"address,omitempty"`
+	NextRelationID int         `json:"next-relation-id,omitempty"`
+	Action         *Action     `json:"action,omitempty"`
+	Logs           []LogLine   `json:"logs"`
 	// Calls is every tool invocation, argv joined, in order.
 	Calls []string `json:"calls"`
 }

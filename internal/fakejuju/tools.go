@@ -17,7 +17,8 @@ import (
 // Tools lists the hook tools the fake implements; the harness symlinks each to the binary.
 var Tools = []string{"config-get", "status-set", "status-get", "action-get", "action-set", "action-fail",
 	"action-log", "juju-log", "is-leader", "open-port", "close-port", "opened-ports",
-	"application-version-set", "secret-get"}
+	"application-version-set", "secret-get", "relation-ids", "relation-list", "relation-get", "relation-set",
+	"network-get"}
 
 // usageError is a command-line error: Juju's tools exit 2 for those, 1 for failures.
 type usageError struct{ msg string }
@@ -104,6 +105,10 @@ func (f *flags) format(allowed ...string) (string, error) {
 // Main runs the tool named by argv[0] against the state in $FAKE_JUJU_STATE and returns the
 // exit status.
 func Main(argv []string, stdout, stderr io.Writer) int {
+	return mainWith(argv, os.Stdin, stdout, stderr)
+}
+
+func mainWith(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	tool := filepath.Base(argv[0])
 	path := os.Getenv("FAKE_JUJU_STATE")
 	if path == "" {
@@ -116,7 +121,7 @@ func Main(argv []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	st.Calls = append(st.Calls, strings.Join(append([]string{tool}, argv[1:]...), " "))
-	err = runTool(st, tool, argv[1:], stdout)
+	err = runTool(st, tool, argv[1:], stdin, stdout)
 	if serr := st.Save(path); serr != nil && err == nil {
 		err = serr
 	}
@@ -132,7 +137,10 @@ func Main(argv []string, stdout, stderr io.Writer) int {
 
 var formats = []string{"smart", "json", "yaml"}
 
-func runTool(st *State, tool string, args []string, out io.Writer) error {
+func runTool(st *State, tool string, args []string, stdin io.Reader, out io.Writer) error {
+	if contains(RelationTools, tool) {
+		return runRelationTool(st, tool, args, out, stdin)
+	}
 	inAction := os.Getenv("JUJU_ACTION_NAME") != "" && st.Action != nil
 	switch tool {
 	case "config-get":
@@ -397,13 +405,13 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		if !ok {
 			return usagef("secret URI %q not valid", f.posArgs[0])
 		}
-		content, found := st.Secrets[id]
-		if !found {
+		if _, found := st.Secrets[id]; !found {
 			return fmt.Errorf("secret %q not found", id)
 		}
 		if !st.Granted[id] {
 			return fmt.Errorf("permission denied")
 		}
+		content := st.secretRevision(id, f.on("peek"), f.on("refresh"))
 		if len(f.posArgs) == 2 {
 			v, ok := content[f.posArgs[1]]
 			if !ok {
@@ -414,6 +422,29 @@ func runTool(st *State, tool string, args []string, out io.Writer) error {
 		return emit(out, fm, content)
 	}
 	return fmt.Errorf("fakejuju: unknown tool %q", tool)
+}
+
+// secretRevision returns the content a consumer sees: the tracked revision (pinned to the
+// latest on first read), the latest with --refresh (which moves the pin) or --peek (which does
+// not).
+func (st *State) secretRevision(id string, peek, refresh bool) map[string]string {
+	revs := st.SecretRevisions[id]
+	if len(revs) == 0 {
+		revs = []map[string]string{st.Secrets[id]}
+	}
+	latest := len(revs)
+	if st.Tracked == nil {
+		st.Tracked = map[string]int{}
+	}
+	rev, pinned := st.Tracked[id]
+	switch {
+	case peek:
+		return revs[latest-1]
+	case refresh || !pinned || rev < 1 || rev > latest:
+		st.Tracked[id] = latest
+		return revs[latest-1]
+	}
+	return revs[rev-1]
 }
 
 var (

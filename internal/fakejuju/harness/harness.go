@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +67,15 @@ func New(tb testing.TB, toolBin, charmBin, srcDir string) *Env {
 		}
 	}
 	sort.Strings(st.ConfigOptions)
+	meta := ch.Meta()
+	for _, rels := range []map[string]jujucharm.Relation{meta.Provides, meta.Requires, meta.Peers} {
+		for name := range rels {
+			st.Endpoints = append(st.Endpoints, name)
+		}
+	}
+	sort.Strings(st.Endpoints)
+	// Tests reach the workload on loopback, so that is the pod address network-get reports.
+	st.Address = "127.0.0.1"
 	must(tb, st.Save(e.StatePath))
 	return e
 }
@@ -126,10 +134,20 @@ func (e *Env) SetConfig(values map[string]any) error {
 	})
 }
 
-// AddSecret creates (or updates) a user secret; granted says whether the application may read
-// it. It returns the secret's URI.
+// AddSecret creates a user secret or, for an existing one, adds a new revision (`juju
+// update-secret`); granted says whether the application may read it. It returns the secret's URI.
 func (e *Env) AddSecret(id string, content map[string]string, granted bool) string {
-	if err := e.update(func(st *fakejuju.State) { st.Secrets[id] = content; st.Granted[id] = granted }); err != nil {
+	if err := e.update(func(st *fakejuju.State) {
+		if st.SecretRevisions == nil {
+			st.SecretRevisions = map[string][]map[string]string{}
+		}
+		if _, ok := st.Secrets[id]; ok && len(st.SecretRevisions[id]) == 0 {
+			st.SecretRevisions[id] = []map[string]string{st.Secrets[id]}
+		}
+		st.SecretRevisions[id] = append(st.SecretRevisions[id], content)
+		st.Secrets[id] = content
+		st.Granted[id] = granted
+	}); err != nil {
 		panic(err)
 	}
 	return "secret:" + id
@@ -165,9 +183,17 @@ func (e *Env) Action(name string, params map[string]any) (Run, *fakejuju.Action,
 	r := e.run([]string{"JUJU_DISPATCH_PATH=actions/" + name, "JUJU_ACTION_NAME=" + name,
 		"JUJU_ACTION_UUID=1f6fd7c4-0000-4000-8000-000000000001", "JUJU_ACTION_TAG=action-1"})
 	a := e.State().Action
+	// Juju adds the process's output to the results and fails the task on a non-zero exit with
+	// "exit status N" unless action-fail gave a message (spec/juju.md §1.1, jubilant Task).
+	a.Results["return-code"] = fmt.Sprint(r.Code)
+	if r.Stdout != "" {
+		a.Results["stdout"] = r.Stdout
+	}
+	if r.Stderr != "" {
+		a.Results["stderr"] = r.Stderr
+	}
 	if r.Code != 0 && !a.Failed {
-		// A non-zero exit fails the task with the error text (spec/juju.md §1.1).
-		a.Failed, a.Message = true, strings.TrimSpace(r.Stderr)
+		a.Failed, a.Message = true, fmt.Sprintf("exit status %d", r.Code)
 	}
 	return r, a, nil
 }
@@ -208,6 +234,7 @@ func (e *Env) run(extra []string) Run {
 	cmd.Env = append(cmd.Env, extra...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	bags := snapshotBags(e.State())
 	start := time.Now()
 	err := cmd.Run()
 	r := Run{Elapsed: time.Since(start), Stdout: stdout.String(), Stderr: stderr.String()}
@@ -224,6 +251,13 @@ func (e *Env) run(extra []string) Run {
 			}
 		}
 		st.PendingPorts = nil
+		if !commit {
+			for _, rel := range st.Relations {
+				if b, ok := bags[rel.ID]; ok {
+					rel.LocalApp, rel.LocalUnit = b[0], b[1]
+				}
+			}
+		}
 	}); err != nil {
 		panic(err)
 	}

@@ -1,0 +1,434 @@
+package charm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// Relation endpoints in metadata.yaml.
+const (
+	EndpointMetrics   = "metrics-endpoint"  // provides prometheus_scrape
+	EndpointDashboard = "grafana-dashboard" // provides grafana_dashboard
+	EndpointLogging   = "logging"           // requires loki_push_api
+	EndpointHTTP      = "http-endpoint"     // requires falcosidekick_http_endpoint
+	// CharmName is metadata.yaml's name, the juju_charm topology label.
+	CharmName = "falco-k8s"
+)
+
+// Topology is the Juju topology every alert, metric series and log line carries, so that data
+// from several models can be told apart downstream.
+type Topology struct {
+	Model, ModelUUID, App, Unit, Charm string
+}
+
+// TopologyOf is the unit's topology.
+func TopologyOf(env Env) Topology {
+	return Topology{Model: env.Model, ModelUUID: env.ModelUUID, App: env.App, Unit: env.Unit, Charm: CharmName}
+}
+
+// Labels are the topology as the COS libraries label data (juju_model, ..., juju_charm).
+func (t Topology) Labels() map[string]string {
+	return map[string]string{"juju_model": t.Model, "juju_model_uuid": t.ModelUUID, "juju_application": t.App,
+		"juju_unit": t.Unit, "juju_charm": t.Charm}
+}
+
+// LokiTarget is one Loki unit's push endpoint.
+type LokiTarget struct {
+	Name string // Pebble log-target name, from the Loki unit
+	URL  string
+}
+
+// Integrations is what the relations contribute to the workload, plus the problems found in
+// remote data (each naming its relation; that relation's data is ignored).
+type Integrations struct {
+	Loki     []LokiTarget
+	HTTPURLs []string
+	Problems []string
+}
+
+// Problem is the status message for ignored relation data, "" when there is none.
+func (in *Integrations) Problem() string {
+	if in == nil || len(in.Problems) == 0 {
+		return ""
+	}
+	return "ignoring relation data: " + strings.Join(in.Problems, "; ")
+}
+
+// relation is one relation as the hook sees it.
+type relation struct {
+	ID, App string
+	Units   []string
+}
+
+// relations lists an endpoint's live relations: in -relation-broken, Juju still lists the
+// relation going away, so it is left out here.
+func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint string) ([]relation, error) {
+	ids, err := rt.RelationIDs(ctx, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("relation-ids %s: %w", endpoint, err)
+	}
+	broken := strings.HasSuffix(c.Env.Name, "-relation-broken") && c.Env.Kind == "hooks"
+	var out []relation
+	for _, id := range ids {
+		if broken && id == c.Env.RelationID {
+			continue
+		}
+		r := relation{ID: id}
+		if r.Units, err = rt.RelationList(ctx, id); err != nil {
+			return nil, fmt.Errorf("relation-list %s: %w", id, err)
+		}
+		// The remote application is known without asking when a unit or the hook names it.
+		switch {
+		case len(r.Units) > 0:
+			r.App, _, _ = strings.Cut(r.Units[0], "/")
+		case id == c.Env.RelationID && c.Env.RemoteApp != "":
+			r.App = c.Env.RemoteApp
+		default:
+			if r.App, err = rt.RelationApp(ctx, id); err != nil {
+				return nil, fmt.Errorf("relation-list --app %s: %w", id, err)
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// RelationCache is what the remote applications contributed, per relation and (for Loki) per
+// unit, kept in the workload manifest so that a relation hook re-reads only what it is about.
+type RelationCache struct {
+	// Loki: relation ID → remote unit → its endpoint (or the problem with it).
+	Loki map[string]map[string]RemoteEntry `json:"loki"`
+	// HTTP: relation ID → the provider's url (or the problem with it).
+	HTTP map[string]RemoteEntry `json:"http"`
+}
+
+// RemoteEntry is one remote contribution: a URL, or why it is ignored. App names the remote
+// application for status messages.
+type RemoteEntry struct {
+	App     string `json:"app"`
+	URL     string `json:"url,omitempty"`
+	Problem string `json:"problem,omitempty"`
+}
+
+// Integrations reads the relations, publishes our side of each (application data on the
+// leader, unit data on every unit) and returns what the workload needs from them. Malformed
+// remote data never fails the hook: that relation is ignored and named in Problems. Only hook
+// tool failures are errors.
+//
+// Every hook tool is a process and a round trip to the controller, so a relation hook does only
+// its own work: -created publishes our data on that relation, -joined/-changed re-read the one
+// remote unit (or application) that changed, -departed and -broken forget it; the rest comes
+// from the cache in the workload manifest. Every other hook (config-changed, leader-elected,
+// upgrade-charm, pebble-ready, update-status...), and any hook without a cache (a new
+// container), reads and publishes everything, so a missed or changed value (leadership,
+// webhook-port, follow-interval) is always corrected.
+func (c *Context) Integrations(ctx context.Context, s *Settings, m *manifest) (*Integrations, error) {
+	in := &Integrations{}
+	rt, ok := c.Tools.(RelationTools)
+	if !ok {
+		return in, nil
+	}
+	if m == nil {
+		m = &manifest{}
+	}
+	before, _ := json.Marshal(m.Relations)
+	hookEP, kind := c.relationHook()
+	var err error
+	if hookEP != "" && m.Relations != nil {
+		err = c.relationHookUpdate(ctx, rt, s, m.Relations, hookEP, kind)
+	} else {
+		m.Relations, err = c.fullUpdate(ctx, rt, s)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if after, _ := json.Marshal(m.Relations); string(after) != string(before) {
+		m.dirty = true // the cache is saved with the manifest
+	}
+	cache := m.Relations
+	for _, id := range sortedKeys(cache.Loki) {
+		units := cache.Loki[id]
+		var targets []LokiTarget
+		problem := ""
+		for _, u := range sortedKeys(units) {
+			e := units[u]
+			if e.Problem != "" && problem == "" {
+				problem = fmt.Sprintf("%s (%s) %s %s", id, e.App, u, e.Problem)
+			}
+			if e.URL != "" {
+				targets = append(targets, LokiTarget{Name: "loki-" + strings.ReplaceAll(u, "/", "-"), URL: e.URL})
+			}
+		}
+		if problem != "" { // one bad unit: the whole relation is ignored
+			in.Problems = append(in.Problems, problem)
+			continue
+		}
+		in.Loki = append(in.Loki, targets...)
+	}
+	for _, id := range sortedKeys(cache.HTTP) {
+		e := cache.HTTP[id]
+		switch {
+		case e.Problem != "":
+			in.Problems = append(in.Problems, fmt.Sprintf("%s (%s) url: %s", id, e.App, e.Problem))
+		case e.URL != "":
+			in.HTTPURLs = append(in.HTTPURLs, e.URL)
+		}
+	}
+	sort.Slice(in.Loki, func(i, j int) bool { return in.Loki[i].Name < in.Loki[j].Name })
+	sort.Strings(in.HTTPURLs)
+	if p := in.Problem(); p != "" {
+		c.Log.Warn().Str("problem", p).Msg("relation data ignored")
+	}
+	return in, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fullUpdate reads every relation and publishes our data on all of them.
+func (c *Context) fullUpdate(ctx context.Context, rt RelationTools, s *Settings) (*RelationCache, error) {
+	cache := &RelationCache{Loki: map[string]map[string]RemoteEntry{}, HTTP: map[string]RemoteEntry{}}
+	all := map[string][]relation{}
+	some := false
+	for _, ep := range []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP} {
+		rels, err := c.relations(ctx, rt, ep)
+		if err != nil {
+			return nil, err
+		}
+		all[ep] = rels
+		some = some || len(rels) > 0
+	}
+	if !some {
+		return cache, nil
+	}
+	leader, err := rt.IsLeader(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("is-leader: %w", err)
+	}
+	for ep, rels := range all {
+		if err := c.publish(ctx, rt, s, ep, rels, leader); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range all[EndpointLogging] {
+		cache.Loki[r.ID] = map[string]RemoteEntry{}
+		for _, u := range r.Units {
+			e, err := c.lokiEntry(ctx, rt, r.ID, r.App, u)
+			if err != nil {
+				return nil, err
+			}
+			cache.Loki[r.ID][u] = e
+		}
+	}
+	for _, r := range all[EndpointHTTP] {
+		e, err := c.httpEntry(ctx, rt, r.ID, r.App)
+		if err != nil {
+			return nil, err
+		}
+		cache.HTTP[r.ID] = e
+	}
+	return cache, nil
+}
+
+// relationHookUpdate does a relation hook's own part (see Integrations).
+func (c *Context) relationHookUpdate(ctx context.Context, rt RelationTools, s *Settings, cache *RelationCache, ep, kind string) error {
+	if cache.Loki == nil {
+		cache.Loki = map[string]map[string]RemoteEntry{}
+	}
+	if cache.HTTP == nil {
+		cache.HTTP = map[string]RemoteEntry{}
+	}
+	id, app, unit := c.Env.RelationID, c.Env.RemoteApp, c.Env.RemoteUnit
+	switch kind {
+	case "created":
+		leader, err := rt.IsLeader(ctx)
+		if err != nil {
+			return fmt.Errorf("is-leader: %w", err)
+		}
+		return c.publish(ctx, rt, s, ep, []relation{{ID: id, App: app}}, leader)
+	case "broken":
+		delete(cache.Loki, id)
+		delete(cache.HTTP, id)
+		return nil
+	case "departed":
+		if ep == EndpointLogging {
+			delete(cache.Loki[id], unit)
+		}
+		return nil
+	}
+	// joined or changed
+	switch ep {
+	case EndpointLogging:
+		if unit == "" {
+			return nil // application data: Loki's endpoints are per unit
+		}
+		e, err := c.lokiEntry(ctx, rt, id, app, unit)
+		if err != nil {
+			return err
+		}
+		if cache.Loki[id] == nil {
+			cache.Loki[id] = map[string]RemoteEntry{}
+		}
+		cache.Loki[id][unit] = e
+	case EndpointHTTP:
+		e, err := c.httpEntry(ctx, rt, id, app)
+		if err != nil {
+			return err
+		}
+		cache.HTTP[id] = e
+	}
+	return nil
+}
+
+// publish writes our databags for an endpoint's relations.
+func (c *Context) publish(ctx context.Context, rt RelationTools, s *Settings, ep string, rels []relation, leader bool) error {
+	if len(rels) == 0 {
+		return nil
+	}
+	topo := TopologyOf(c.Env)
+	var app, unit map[string]string
+	var err error
+	switch ep {
+	case EndpointMetrics:
+		addr, err := rt.IngressAddress(ctx, EndpointMetrics)
+		if err != nil {
+			return fmt.Errorf("network-get %s: %w", EndpointMetrics, err)
+		}
+		unit = map[string]string{"prometheus_scrape_unit_address": addr, "prometheus_scrape_unit_name": c.Env.Unit}
+		if leader {
+			app, err = ScrapeAppData(topo, metricsPortFor(s.WebhookPort), s.FollowInterval.Seconds())
+		}
+	case EndpointDashboard:
+		if leader {
+			app, err = DashboardAppData(topo)
+		}
+	case EndpointLogging:
+		if leader {
+			app, err = LokiAppData(topo)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range rels {
+		if leader && len(app) > 0 {
+			if err := rt.RelationSet(ctx, r.ID, true, app); err != nil {
+				return fmt.Errorf("relation-set --app %s: %w", r.ID, err)
+			}
+		}
+		if len(unit) > 0 {
+			if err := rt.RelationSet(ctx, r.ID, false, unit); err != nil {
+				return fmt.Errorf("relation-set %s: %w", r.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// lokiEntry reads one Loki unit's endpoint ({"url": ...}); a unit that has not published yet
+// gives an empty entry.
+func (c *Context) lokiEntry(ctx context.Context, rt RelationTools, id, app, u string) (RemoteEntry, error) {
+	data, err := rt.RelationGet(ctx, id, u, false)
+	if err != nil {
+		return RemoteEntry{}, fmt.Errorf("relation-get %s %s: %w", id, u, err)
+	}
+	e := RemoteEntry{App: app}
+	raw, ok := data["endpoint"]
+	if !ok || raw == "" {
+		return e, nil
+	}
+	var ep struct {
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal([]byte(raw), &ep); err != nil {
+		e.Problem = `endpoint is not JSON {"url": ...}`
+		return e, nil
+	}
+	if err := checkURL(ep.URL); err != nil {
+		e.Problem = "endpoint url: " + err.Error()
+		return e, nil
+	}
+	e.URL = ep.URL
+	return e, nil
+}
+
+// httpEntry reads the falcosidekick provider's url from its application data.
+func (c *Context) httpEntry(ctx context.Context, rt RelationTools, id, app string) (RemoteEntry, error) {
+	data, err := rt.RelationGet(ctx, id, app, true)
+	if err != nil {
+		return RemoteEntry{}, fmt.Errorf("relation-get %s %s: %w", id, app, err)
+	}
+	e := RemoteEntry{App: app}
+	raw, ok := data["url"]
+	if !ok || raw == "" {
+		return e, nil // the provider has not published yet
+	}
+	u, err := parseEndpointURL(raw)
+	if err != nil {
+		e.Problem = err.Error()
+		return e, nil
+	}
+	e.URL = u
+	return e, nil
+}
+
+// relationHook returns the endpoint and kind (created, joined, changed, departed, broken) of a
+// relation hook on one of our endpoints, or "" outside one.
+func (c *Context) relationHook() (endpoint, kind string) {
+	if c.Env.Kind != "hooks" {
+		return "", ""
+	}
+	for _, ep := range []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP} {
+		if k, ok := strings.CutPrefix(c.Env.Name, ep+"-relation-"); ok {
+			return ep, k
+		}
+	}
+	return "", ""
+}
+
+// parseEndpointURL reads falcosidekick's url: a plain string (what the falco charms write) or a
+// JSON-encoded one (ops' relation.save convention).
+func parseEndpointURL(raw string) (string, error) {
+	s := strings.TrimSpace(raw)
+	if strings.HasPrefix(s, `"`) {
+		if err := json.Unmarshal([]byte(s), &s); err != nil {
+			return "", fmt.Errorf("not a JSON string")
+		}
+	}
+	if err := checkURL(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// checkURL accepts absolute http(s) URLs with a host. Errors never quote the URL: it may carry
+// credentials.
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("not an http(s) URL")
+	}
+	return nil
+}
+
+// metricsPortFor is the agent's metrics listener (/metrics and probes only, on the pod
+// address): two after the webhook port, or below it near the top of the range.
+func metricsPortFor(webhook int) int {
+	st := statusPortFor(webhook)
+	for _, p := range []int{webhook + 2, webhook - 1, webhook - 2} {
+		if p >= 1 && p <= 65535 && p != webhook && p != st {
+			return p
+		}
+	}
+	return webhook + 2
+}
