@@ -2,6 +2,7 @@ package charm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -191,7 +192,12 @@ func (c *Context) serviceIP(ctx context.Context) (string, error) {
 func (c *Context) RemoveAdmissionWebhook(ctx context.Context) error {
 	ak, err := c.admissionKube()
 	if err != nil {
-		c.Log.Warn().Err(err).Msg("remove: cannot reach the Kubernetes API to delete the admission webhook configuration")
+		// Outside a pod (no API at all) the charm cannot have created one either.
+		ev := c.Log.Warn()
+		if errors.Is(err, ErrNoCluster) {
+			ev = c.Log.Debug()
+		}
+		ev.Err(err).Msg("remove: cannot reach the Kubernetes API to delete the admission webhook configuration")
 		return nil
 	}
 	return ak.DeleteValidatingWebhook(ctx, AdmissionWebhookName(c.Env))

@@ -42,6 +42,9 @@ func (e withDiff) RulesetDiff() *status.RulesetDiff { return e.diff }
 // the first failure refuses the candidate, naming the case and the rule.
 func (f *Follower) testCandidate(cand *agent.Candidate, pulled map[int]*pulledArtifact) error {
 	for _, i := range sortedKeys(pulled) {
+		if len(pulled[i].tests) == 0 {
+			continue
+		}
 		if err := ruletest.Check(cand.Ruleset(), pulled[i].tests); err != nil {
 			return unusableError{withDiff{fmt.Errorf("%s@%s: %w", f.names[i], pulled[i].digest, err), cand.Diff()}}
 		}

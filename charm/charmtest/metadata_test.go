@@ -129,7 +129,7 @@ func checkCharm(t *testing.T, ch jujucharm.Charm) {
 	if !slices.Equal(names, want) {
 		t.Errorf("config.yaml options %v, charm validates %v", names, want)
 	}
-	types := map[string]string{"webhook-port": "int", "json-output": "boolean", "allow-rule-removal": "boolean", "registry-credentials": "secret", "webhook-tls": "secret"}
+	types := map[string]string{"webhook-port": "int", "json-output": "boolean", "allow-rule-removal": "boolean", "manage-admission-webhook": "boolean", "registry-credentials": "secret", "webhook-tls": "secret"}
 	for n, o := range opts {
 		wt := types[n]
 		if wt == "" {
