@@ -65,15 +65,8 @@ func (st *State) appName() string { a, _, _ := strings.Cut(st.Unit, "/"); return
 func runRelationTool(st *State, tool string, args []string, out io.Writer, stdin io.Reader) error {
 	switch tool {
 	case "relation-ids":
-		f, err := parse(args, nil, map[string]string{"format": "format"})
+		f, fm, err := parseFormatted(args, nil, map[string]string{"format": "format"}, 1)
 		if err != nil {
-			return err
-		}
-		fm, err := f.format(formats...)
-		if err != nil {
-			return err
-		}
-		if err := f.atMost(1); err != nil {
 			return err
 		}
 		name := os.Getenv("JUJU_RELATION")
@@ -95,15 +88,8 @@ func runRelationTool(st *State, tool string, args []string, out io.Writer, stdin
 		return emitList(out, fm, ids)
 
 	case "relation-list":
-		f, err := parse(args, []string{"app"}, map[string]string{"format": "format", "r": "r", "relation": "r"})
+		f, fm, err := parseFormatted(args, []string{"app"}, map[string]string{"format": "format", "r": "r", "relation": "r"}, 0)
 		if err != nil {
-			return err
-		}
-		fm, err := f.format(formats...)
-		if err != nil {
-			return err
-		}
-		if err := f.atMost(0); err != nil {
 			return err
 		}
 		r, err := st.relation(f.set["r"])
@@ -118,15 +104,8 @@ func runRelationTool(st *State, tool string, args []string, out io.Writer, stdin
 		return emitList(out, fm, units)
 
 	case "relation-get":
-		f, err := parse(args, []string{"app"}, map[string]string{"format": "format", "r": "r", "relation": "r"})
+		f, fm, err := parseFormatted(args, []string{"app"}, map[string]string{"format": "format", "r": "r", "relation": "r"}, 2)
 		if err != nil {
-			return err
-		}
-		fm, err := f.format(formats...)
-		if err != nil {
-			return err
-		}
-		if err := f.atMost(2); err != nil {
 			return err
 		}
 		r, err := st.relation(f.set["r"])

@@ -81,6 +81,23 @@ func parse(args []string, bools []string, strs map[string]string) (*flags, error
 func (f *flags) on(name string) bool { return f.set[name] == "true" }
 
 // atMost refuses positional arguments beyond the first n, in Juju's words.
+// parseFormatted is parse for the tools that print (--format), checked in Juju's order: flags,
+// then the format's value, then surplus positional arguments beyond maxPos.
+func parseFormatted(args []string, bools []string, strs map[string]string, maxPos int) (*flags, string, error) {
+	f, err := parse(args, bools, strs)
+	if err != nil {
+		return nil, "", err
+	}
+	fm, err := f.format(formats...)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := f.atMost(maxPos); err != nil {
+		return nil, "", err
+	}
+	return f, fm, nil
+}
+
 func (f *flags) atMost(n int) error {
 	if len(f.posArgs) > n {
 		return usagef("unrecognized args: %q", f.posArgs[n:])
@@ -144,15 +161,8 @@ func runTool(st *State, tool string, args []string, stdin io.Reader, out io.Writ
 	inAction := os.Getenv("JUJU_ACTION_NAME") != "" && st.Action != nil
 	switch tool {
 	case "config-get":
-		f, err := parse(args, []string{"all", "a"}, map[string]string{"format": "format"})
+		f, fm, err := parseFormatted(args, []string{"all", "a"}, map[string]string{"format": "format"}, 1)
 		if err != nil {
-			return err
-		}
-		fm, err := f.format(formats...)
-		if err != nil {
-			return err
-		}
-		if err := f.atMost(1); err != nil {
 			return err
 		}
 		if len(f.posArgs) == 1 && f.posArgs[0] != "" && (f.on("all") || f.on("a")) {
@@ -236,15 +246,8 @@ func runTool(st *State, tool string, args []string, stdin io.Reader, out io.Writ
 		if !inAction {
 			return fmt.Errorf("not running an action")
 		}
-		f, err := parse(args, nil, map[string]string{"format": "format"})
+		f, fm, err := parseFormatted(args, nil, map[string]string{"format": "format"}, 1)
 		if err != nil {
-			return err
-		}
-		fm, err := f.format(formats...)
-		if err != nil {
-			return err
-		}
-		if err := f.atMost(1); err != nil {
 			return err
 		}
 		var v any = st.Action.Params
