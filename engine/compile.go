@@ -42,7 +42,7 @@ func (cp *compiler) diag(sev Severity, code Code, msg string, cx ctx, f *yamlFil
 		last := cx[n-1]
 		if last.ItemType == ItemConditionExpression {
 			snippet = "" // filled by exprCtx
-		} else if f != nil && last.Position.Name == f.name && n > 1 {
+		} else if f != nil && last.Position.Name == f.name {
 			snippet = f.snippet(last.Position)
 		}
 	}
@@ -75,15 +75,8 @@ func exprCtx(parent ctx, text string, p condition.Pos) (ctx, string) {
 		mark = parent[len(parent)-1].Position
 	}
 	c := parent.with(ItemConditionExpression, "", Position{Name: name, Line: mark.Line + p.Line, Column: mark.Column + p.Col, Offset: max(mark.Offset, 0) + p.Idx})
-	// The snippet comes from the expression itself: the line holding the position.
-	lineStart := strings.LastIndexByte(text[:min(p.Idx, len(text))], '\n') + 1
-	lineEnd := strings.IndexByte(text[lineStart:], '\n')
-	if lineEnd < 0 {
-		lineEnd = len(text)
-	} else {
-		lineEnd += lineStart
-	}
-	return c, caretSnippet(text[lineStart:lineEnd], min(p.Idx, len(text))-lineStart)
+	// The snippet is cut from the expression itself at the summed offset (see falcoSnippet).
+	return c, falcoSnippet(text, max(mark.Offset, 0)+p.Idx)
 }
 
 func (cp *compiler) compileLists() {
@@ -227,7 +220,8 @@ func (cp *compiler) compileMacros() error {
 		// at the first macro met twice while expanding (a macro sees itself only once redefined).
 		resolved, err := cp.substitute(cm.ast, visible, nil, true)
 		if err != nil {
-			c, snip := exprCtx(cm.info.condCtx, cm.info.cond, err.pos)
+			// Falco locates macro resolution errors from the item, not its condition.
+			c, snip := exprCtx(cm.info.ctx, cm.info.cond, err.pos)
 			return &exprErr{code: ErrValidate, msg: err.msg, ctx: c, snippet: snip}
 		}
 		cm.ast, cm.resolved = resolved, true

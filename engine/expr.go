@@ -419,6 +419,15 @@ var typeNames = map[k8saudit.Type]string{
 	k8saudit.TypeString: "string", k8saudit.TypeUint64: "uint64", k8saudit.TypeBool: "bool", k8saudit.TypeAbsTime: "abstime",
 }
 
+// sinspType names a slot's type as libsinsp's ptype names do in its messages.
+func sinspType(s fieldSlot) string {
+	t := map[k8saudit.Type]string{k8saudit.TypeString: "CHARBUF", k8saudit.TypeUint64: "UINT64", k8saudit.TypeBool: "BOOL", k8saudit.TypeAbsTime: "ABSTIME"}[s.typ]
+	if s.list {
+		t += " (list)"
+	}
+	return t
+}
+
 // opsByType lists the operators each field type supports, as libsinsp's flt_is_comparable.
 var opsByType = map[k8saudit.Type]map[string]bool{
 	k8saudit.TypeString: {"=": true, "==": true, "!=": true, "<": true, "<=": true, ">": true, ">=": true,
@@ -444,10 +453,10 @@ func (c *exprCompiler) compileCheck(n *condition.CheckExpr) (evalNode, error) {
 	}
 	node.op = op
 	if s.list && op != opIn && op != opIntersects && op != opExists {
-		return nil, c.errorf(n.Pos, "'%s' operator not supported list filters", n.Op)
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported list filters", n.Op)
 	}
 	if !opsByType[s.typ][n.Op] {
-		return nil, c.errorf(n.Pos, "'%s' operator not supported for field type %s (%s)", n.Op, typeNames[s.typ], s.key)
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", n.Op, typeNames[s.typ])
 	}
 	if op == opExists {
 		return node, nil
@@ -468,7 +477,8 @@ func (c *exprCompiler) compileCheck(n *condition.CheckExpr) (evalNode, error) {
 		r := c.rs.slots[rslot]
 		if r.typ != s.typ || r.list != s.list {
 			if !(r.list && (op == opIn || op == opIntersects) && r.typ == s.typ) {
-				return nil, c.errorf(n.Pos, "field comparison of %s (%s) with %s (%s) requires the same type and list-ness", s.key, typeNames[s.typ], r.key, typeNames[r.typ])
+				// libsinsp's words, with its ptype names.
+				return nil, c.errorf(n.Pos, "field '%s' has type '%s' while the right-hand side field '%s' has incompatible type '%s'", s.key, sinspType(s), r.key, sinspType(r))
 			}
 		}
 		node.rhsSlot = rslot

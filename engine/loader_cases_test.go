@@ -119,9 +119,9 @@ var loaderCases = []loaderCase{
 
 	// Item classification and unknown keys (§1.2).
 	{file: "unknown_item.yaml", valid: true, diags: []wantDiag{W(engine.WarnUnknownItem, 1, 3, kItem, "", "=Unknown top level item")}},
-	{file: "unknown_key.yaml", valid: true, diags: []wantDiag{W(wUnkKey, 7, 3, kRule, "with extra key", "=Unknown key 'description'. The key will be ignored.")}},
+	{file: "unknown_key.yaml", valid: true, diags: []wantDiag{W(wUnkKey, 1, 3, kRule, "with extra key", "=Unknown key 'description'. The key will be ignored.")}},
 	{file: "list_and_macro_keys.yaml", valid: true, diags: []wantDiag{
-		W(wUnkKey, 2, 3, kList, "both", "=Unknown key 'macro'. The key will be ignored."),
+		W(wUnkKey, 1, 3, kList, "both", "=Unknown key 'macro'. The key will be ignored."),
 		W(wUnusedL, 1, 3, kList, "both", "=List not referred to by any other rule/macro"),
 	}},
 
@@ -251,11 +251,12 @@ var loaderCases = []loaderCase{
 	{file: "rule_redefinition_source.yaml", diags: []wantDiag{E(cVal, 7, 3, kRule, "r", "=Rule has been re-defined with a different source")}},
 
 	// Order dependence, macros and lists (§1.11, §2.1).
-	{file: "macro_used_before_defined.yaml", diags: []wantDiag{E(cVal, 2, 14, kMacro, "outer", "=Undefined macro 'inner' used in filter.").at(1, 19)}},
+	// Falco locates macro resolution errors from the item (rule or macro), not from its condition.
+	{file: "macro_used_before_defined.yaml", diags: []wantDiag{E(cVal, 1, 3, kMacro, "outer", "=Undefined macro 'inner' used in filter.").at(1, 19)}},
 	{file: "rule_uses_later_macro.yaml", valid: true},
-	{file: "undefined_macro_in_rule.yaml", diags: []wantDiag{E(cVal, 3, 14, kRule, "r", "=Undefined macro 'no_such_macro' used in filter.").at(1, 19)}},
-	{file: "macro_self_reference.yaml", diags: []wantDiag{E(cVal, 2, 14, kMacro, "selfish", "=Undefined macro 'selfish' used in filter.").at(1, 1)}},
-	{file: "macro_loop.yaml", diags: []wantDiag{E(cVal, 6, 14, kMacro, "ma", "=reference loop in macro 'mb'").at(1, 1)}},
+	{file: "undefined_macro_in_rule.yaml", diags: []wantDiag{E(cVal, 1, 3, kRule, "r", "=Undefined macro 'no_such_macro' used in filter.").at(1, 19)}},
+	{file: "macro_self_reference.yaml", diags: []wantDiag{E(cVal, 1, 3, kMacro, "selfish", "=Undefined macro 'selfish' used in filter.").at(1, 1)}},
+	{file: "macro_loop.yaml", diags: []wantDiag{E(cVal, 5, 3, kMacro, "ma", "=reference loop in macro 'mb'").at(1, 1)}},
 	{file: "undefined_list_is_literal.yaml", valid: true},
 	{file: "list_in_list.yaml", valid: true, check: func(t *testing.T, rs *engine.Ruleset) {
 		if got := ruleNamed(t, rs, "r").ExpandedCondition; !strings.Contains(got, "get, list, watch") {

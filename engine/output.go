@@ -68,7 +68,7 @@ func compileOutput(ec *exprCompiler, text string) (*outputFormat, *outputError) 
 		rest := text[i:]
 		op, n, err := condition.ParseOperandPrefix(rest)
 		if err != nil || n == 0 {
-			return nil, &outputError{msg: "unknown filter: " + firstToken(rest), unknownField: true}
+			return nil, &outputError{msg: errOutputUnknownField, unknownField: true}
 		}
 		slot, used, cerr := outputSlot(ec, rest, op, n)
 		if cerr != nil {
@@ -104,8 +104,12 @@ func outputSlot(ec *exprCompiler, rest string, op condition.Operand, n int) (slo
 			return id, l, nil
 		}
 	}
-	return 0, 0, &outputError{msg: "unknown filter: " + rest[:n], unknownField: true}
+	return 0, 0, &outputError{msg: errOutputUnknownField, unknownField: true}
 }
+
+// errOutputUnknownField is Falco 0.44's message for an output naming a field no plugin provides:
+// always these words, whatever the field (libsinsp's formatter cuts its own message short).
+const errOutputUnknownField = "unknown filter: unexpected token after '"
 
 func firstToken(s string) string {
 	if i := strings.IndexAny(s, " \t\n"); i >= 0 {

@@ -50,8 +50,8 @@ const (
 	errNoPrevList       = "List uses 'append' or 'override.items: append' but no list by that name already exists"
 	errNoPrevRuleAppend = "Rule uses 'append' or 'override.<key>: append' but no rule by that name already exists"
 	errNoPrevRuleRepl   = "An 'override.<key>: replace' to a rule was requested but no rule by that name already exists"
-	errInvalidMacroName = "Macro has an invalid name. Macro names must match a regular expression: "
-	errInvalidListName  = "List has an invalid name. List names must match a regular expression: "
+	errInvalidMacroName = "Macro has an invalid name. Macro names should match a regular expression: "
+	errInvalidListName  = "List has an invalid name. List names should match a regular expression: "
 )
 
 // Keys each item kind may carry; anything else draws LOAD_UNKNOWN_KEY (Falco 0.44).
@@ -158,7 +158,7 @@ func (r *reader) checkUnknownKeys(item *yaml.Node, kind string, c ctx) {
 		if k.Kind != yaml.ScalarNode || allowed[k.Value] {
 			continue
 		}
-		r.warn(WarnUnknownKey, fmt.Sprintf("Unknown key '%s'. The key will be ignored.", k.Value), c.with(ItemValueFor, k.Value, r.f.pos(k)))
+		r.warn(WarnUnknownKey, fmt.Sprintf("Unknown key '%s'. The key will be ignored.", k.Value), c)
 	}
 }
 

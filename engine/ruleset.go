@@ -207,7 +207,7 @@ func Load(files []File, opts Options) (*Ruleset, []FileResult, error) {
 func (l *Loader) diag(sev Severity, code Code, msg string, cx ctx, snippet string) Diagnostic {
 	locs := make([]Location, len(cx))
 	copy(locs, cx)
-	if snippet == "" && len(cx) > 1 {
+	if snippet == "" && len(cx) > 0 {
 		p := cx[len(cx)-1].Position
 		if f := l.files[p.Name]; f != nil {
 			snippet = f.snippet(p)
@@ -255,6 +255,23 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 		r.ExceptionFields = fields
 		text = cp.resolveLists(text)
 		r.ExpandedCondition = text
+		// Falco validates the output before it parses the condition: with both broken, the
+		// output's error is the one reported.
+		ec := &exprCompiler{rs: rs}
+		var out *outputFormat
+		if !ri.unknownSource {
+			var oerr *outputError
+			out, oerr = compileOutput(ec, ri.output)
+			if oerr != nil {
+				if oerr.unknownField && ri.skipIfUnknown {
+					warnings = append(warnings, l.diag(SeverityWarning, WarnUnknownFilter, oerr.msg, ri.outputCtx, ""))
+					r.Skipped = true
+					rs.rules = append(rs.rules, r)
+					continue
+				}
+				return nil, warnings, &exprErr{code: ErrCompileOutput, msg: oerr.msg, ctx: ri.outputCtx}
+			}
+		}
 		ast, err := cp.parse(text, ri.condCtx)
 		if err != nil {
 			return nil, warnings, err
@@ -270,10 +287,10 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 		}
 		resolved, merr := cp.substitute(ast, allMacros, nil, true)
 		if merr != nil {
-			c, snip := exprCtx(ri.condCtx, text, merr.pos)
+			// Falco locates macro resolution errors from the item, not its condition.
+			c, snip := exprCtx(ri.ctx, text, merr.pos)
 			return nil, warnings, &exprErr{code: ErrValidate, msg: merr.msg, ctx: c, snippet: snip}
 		}
-		ec := &exprCompiler{rs: rs}
 		node, err := ec.compile(resolved)
 		if err != nil {
 			var ce *compileError
@@ -292,16 +309,6 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 		for _, w := range ec.warnings {
 			c, snip := exprCtx(ri.condCtx, text, w.pos)
 			warnings = append(warnings, l.diag(SeverityWarning, w.code, w.msg, c, snip))
-		}
-		out, oerr := compileOutput(ec, ri.output)
-		if oerr != nil {
-			if oerr.unknownField && ri.skipIfUnknown {
-				warnings = append(warnings, l.diag(SeverityWarning, WarnUnknownFilter, oerr.msg, ri.outputCtx, ""))
-				r.Skipped = true
-				rs.rules = append(rs.rules, r)
-				continue
-			}
-			return nil, warnings, &exprErr{code: ErrCompileOutput, msg: oerr.msg, ctx: ri.outputCtx}
 		}
 		r.node, r.output = node, out
 		r.Active = r.Enabled && r.Priority <= l.opts.MinPriority

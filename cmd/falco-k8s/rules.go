@@ -205,7 +205,7 @@ func toJSONDiags(ds []engine.Diagnostic) []jsonDiag {
 		var j jsonDiag
 		j.Context.Locations = d.Locations
 		j.Context.Snippet = d.Snippet
-		j.Code, j.CodeDesc, j.Message = d.Code, d.Code.Desc(), d.Message
+		j.Code, j.CodeDesc, j.Message = d.Code, d.Code.JSONDesc(), d.Message
 		out = append(out, j)
 	}
 	return out
