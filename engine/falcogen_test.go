@@ -42,7 +42,7 @@ func newDocGen(seed uint64, prefix string) *docGen {
 	return g
 }
 
-func (g *docGen) pct(p int) bool          { return g.r.IntN(100) < p }
+func (g *docGen) pct(p int) bool           { return g.r.IntN(100) < p }
 func (g *docGen) pick(xs ...string) string { return xs[g.r.IntN(len(xs))] }
 
 // name makes a fresh item name, unique to this document so batched documents cannot interact.
