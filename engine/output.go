@@ -147,7 +147,9 @@ type AlertField struct {
 // Alert renders r for the event passed to the current Match call.
 func (e *Evaluator) Alert(r *Rule, hostname string) *Alert {
 	ev := e.ev
-	ts := time.Unix(0, ev.Time)
+	// libsinsp holds the time as uint64: a pre-1970 stamp renders as a date in 2554.
+	u := uint64(ev.Time)
+	ts := time.Unix(int64(u/1e9), int64(u%1e9))
 	var b strings.Builder
 	for _, p := range r.output.parts {
 		if p.slot < 0 {
