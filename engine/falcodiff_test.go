@@ -213,6 +213,7 @@ func diffFatal(fatal *falcooracle.FatalError, ours []falcooracle.FileResult) str
 }
 
 func TestFalcoDiffLoaderCorpus(t *testing.T) {
+	t.Parallel() // each test waits on its own Falco process: let them overlap
 	o := falcooracle.Require(t)
 	dir := filepath.Join("testdata", "loader")
 	entries, err := os.ReadDir(dir)
@@ -334,6 +335,7 @@ func diffBatch(t *testing.T, o *falcooracle.Oracle, dir string, cases []genCase,
 // TestFalcoDiffLoaderGenerated judges seeded generated rules documents with both loaders.
 // FALCO_DIFF_DOCS and FALCO_DIFF_SEED change the count and seed.
 func TestFalcoDiffLoaderGenerated(t *testing.T) {
+	t.Parallel() // each test waits on its own Falco process: let them overlap
 	o := falcooracle.Require(t)
 	n, seed := envInt("FALCO_DIFF_DOCS", 2000), uint64(envInt("FALCO_DIFF_SEED", 15))
 	if testing.Short() {
