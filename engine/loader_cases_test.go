@@ -137,6 +137,8 @@ var loaderCases = []loaderCase{
 	{file: "rule_condition_not_scalar.yaml", diags: []wantDiag{E(cYAML, 3, 14, kRule, "sequence condition", "=Value is not a scalar value")}},
 	{file: "list_items_not_sequence.yaml", diags: []wantDiag{E(cYAML, 2, 10, kList, "scalar_items", "=Value is not a sequence")}},
 	{file: "list_item_not_scalar.yaml", diags: []wantDiag{E(cYAML, 4, 7, kList, "nested_items", "=sequence value is not scalar")}},
+	// yaml-cpp reads a plain scalar ending in ':' in a flow sequence as a one-pair mapping.
+	{file: "list_item_flow_implicit_key.yaml", diags: []wantDiag{E(cYAML, 2, 11, kList, "l", "=sequence value is not scalar")}},
 	{file: "tags_null.yaml", diags: []wantDiag{E(cYAML, 7, 9, kRule, "null tags", "=Value is not a sequence")}},
 	{file: "bool_invalid.yaml", diags: []wantDiag{E(cYAML, 7, 12, kRule, "bad bool", "=Can't decode YAML scalar value")}},
 	{file: "bool_yaml_cpp_forms.yaml", valid: true, check: func(t *testing.T, rs *engine.Ruleset) {

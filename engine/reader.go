@@ -213,12 +213,19 @@ func (r *reader) decodeSeq(item *yaml.Node, key string, c ctx, optional bool) (v
 	vals = make([]string, 0, len(n.Content))
 	for _, v := range n.Content {
 		v = deref(v)
-		if v.Kind != yaml.ScalarNode {
+		if v.Kind != yaml.ScalarNode || flowImplicitKey(n, v) {
 			return nil, true, r.validate("sequence value is not scalar", vc.with(ItemListItem, "", r.f.pos(v)))
 		}
 		vals = append(vals, v.Value)
 	}
 	return vals, true, nil
+}
+
+// flowImplicitKey reports an item yaml.v3 reads as a plain scalar ending in ':' inside a flow
+// sequence (`[a:, b]`), which yaml-cpp, and so Falco, reads as a one-pair mapping {a: null}: the
+// item is then not a scalar. Found by the differential tests against Falco.
+func flowImplicitKey(seq, v *yaml.Node) bool {
+	return seq.Style&yaml.FlowStyle != 0 && v.Style == 0 && strings.HasSuffix(v.Value, ":")
 }
 
 // decodeOverrides reads `override: {key: append|replace}`.
