@@ -448,13 +448,14 @@ func (c *exprCompiler) compileCheck(n *condition.CheckExpr) (evalNode, error) {
 	s := c.rs.slots[slot]
 	node := &checkNode{slot: slot, list: s.list, typ: s.typ, rhsSlot: -1}
 	op, ok := opKinds[n.Op]
-	if !ok {
-		return nil, c.errorf(n.Pos, "'%s' operator not supported for field %s", n.Op, s.key)
-	}
-	node.op = op
-	if s.list && op != opIn && op != opIntersects && op != opExists {
+	// libsinsp checks list fields first, then the operator against the field type.
+	if s.list && !(ok && (op == opIn || op == opIntersects || op == opExists)) {
 		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported list filters", n.Op)
 	}
+	if !ok {
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", n.Op, typeNames[s.typ])
+	}
+	node.op = op
 	if !opsByType[s.typ][n.Op] {
 		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", n.Op, typeNames[s.typ])
 	}

@@ -93,7 +93,9 @@ func outputSlot(ec *exprCompiler, rest string, op condition.Operand, n int) (slo
 	if id, err := ec.operandSlot(op); err == nil {
 		return id, n, nil
 	} else if ce, ok := err.(*compileError); ok && !ce.unknownField {
-		return 0, 0, &outputError{msg: ce.msg}
+		// Falco reports every field problem in an output (a bad or missing argument as much
+		// as an unknown field) with the same words, which skip-if-unknown-filter downgrades.
+		return 0, 0, &outputError{msg: errOutputUnknownField, unknownField: true}
 	}
 	for l := n - 1; l > 0; l-- {
 		op2, m, err := condition.ParseOperandPrefix(rest[:l])
