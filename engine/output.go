@@ -113,13 +113,6 @@ func outputSlot(ec *exprCompiler, rest string, op condition.Operand, n int) (slo
 // always these words, whatever the field (libsinsp's formatter cuts its own message short).
 const errOutputUnknownField = "unknown filter: unexpected token after '"
 
-func firstToken(s string) string {
-	if i := strings.IndexAny(s, " \t\n"); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
-
 // maxListRender caps a rendered list field, as libsinsp does.
 const maxListRender = 1023
 
