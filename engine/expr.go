@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -336,20 +337,24 @@ func parseUint(b []byte) (uint64, bool) {
 // parseNumber accepts the literal forms libsinsp accepts for numeric fields: decimal (optionally
 // signed, fractional part truncated) and 0x hex.
 func parseNumber(s string) (uint64, error) {
-	t := strings.TrimPrefix(s, "+")
-	if strings.HasPrefix(t, "0x") || strings.HasPrefix(t, "0X") {
-		return strconv.ParseUint(t[2:], 16, 64)
+	// libsinsp reads numeric operands with strtoull and insists on the whole text: leading
+	// blanks and one sign are allowed, a minus wraps ("-1" is 2^64-1), too many digits clamp to
+	// 2^64-1, and anything else (hex, fractions, exponents, trailing text) is refused.
+	t := strings.TrimLeft(s, " \t\n\v\f\r")
+	neg := false
+	if t != "" && (t[0] == '+' || t[0] == '-') {
+		neg = t[0] == '-'
+		t = t[1:]
 	}
-	if i := strings.IndexAny(t, ".eE"); i >= 0 {
-		f, err := strconv.ParseFloat(t, 64)
-		if err != nil || f < 0 {
-			return 0, fmt.Errorf("'%s' is not a valid number", s)
-		}
-		return uint64(f), nil
+	if t == "" || strings.TrimLeft(t, "0123456789") != "" {
+		return 0, fmt.Errorf("%s is not a valid number", s)
 	}
 	v, err := strconv.ParseUint(t, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("'%s' is not a valid number", s)
+		return math.MaxUint64, nil // out of range: strtoull's ULLONG_MAX, not negated
+	}
+	if neg {
+		v = -v
 	}
 	return v, nil
 }
