@@ -448,7 +448,7 @@ func (c *collector) validateException(source string, checkFields bool, ex *excep
 	}
 	op, mod := splitModifier(strings.TrimSpace(ex.comps.item))
 	if !(mod == "" && listOperators[op]) && !(mod != "" && isExceptionComp(ex.comps.item)) {
-		return c.fail("When fields is a single value, comps must be one of (in, pmatch, intersects) or a string comparison operator with a modifier (oneof, anyof, allof)", ex.ctx)
+		return c.fail("When fields is a single value, comps must be one of (in, pmatch, intersects) or a modifier operator (e.g. startswith oneof)", ex.ctx)
 	}
 	if checkFields && !c.lhsCheck(source, ex.fields.item) {
 		return c.fail(fmt.Sprintf("'%s' is not a supported filter field", ex.fields.item), ex.ctx)

@@ -44,7 +44,7 @@ func (cp *compiler) diag(sev Severity, code Code, msg string, cx ctx, f *yamlFil
 		last := cx[n-1]
 		if last.ItemType == ItemConditionExpression {
 			snippet = "" // filled by exprCtx
-		} else if f != nil && last.Position.Name == f.name && n > 1 {
+		} else if f != nil && last.Position.Name == f.name {
 			snippet = f.snippet(last.Position)
 		}
 	}
@@ -77,15 +77,8 @@ func exprCtx(parent ctx, text string, p condition.Pos) (ctx, string) {
 		mark = parent[len(parent)-1].Position
 	}
 	c := parent.with(ItemConditionExpression, "", Position{Name: name, Line: mark.Line + p.Line, Column: mark.Column + p.Col, Offset: max(mark.Offset, 0) + p.Idx})
-	// The snippet comes from the expression itself: the line holding the position.
-	lineStart := strings.LastIndexByte(text[:min(p.Idx, len(text))], '\n') + 1
-	lineEnd := strings.IndexByte(text[lineStart:], '\n')
-	if lineEnd < 0 {
-		lineEnd = len(text)
-	} else {
-		lineEnd += lineStart
-	}
-	return c, caretSnippet(text[lineStart:lineEnd], min(p.Idx, len(text))-lineStart)
+	// The snippet is cut from the expression itself at the summed offset (see falcoSnippet).
+	return c, falcoSnippet(text, max(mark.Offset, 0)+p.Idx)
 }
 
 func (cp *compiler) compileLists() {
@@ -263,7 +256,13 @@ func (cp *compiler) compileMacros() error {
 		x := &expansion{limit: cp.opts.maxConditionNodes()}
 		resolved, err := cp.substitute(cm.ast, visible, nil, true, x)
 		if err != nil {
-			c, snip := exprCtx(cm.info.condCtx, cm.info.cond, err.pos)
+			// Falco locates macro resolution errors from the item, not its condition; a
+			// condition too big to expand is ours, located at the condition.
+			ictx := cm.info.ctx
+			if err.tooBig {
+				ictx = cm.info.condCtx
+			}
+			c, snip := exprCtx(ictx, cm.info.cond, err.pos)
 			return &exprErr{code: err.code(), msg: err.msg, ctx: c, snippet: snip}
 		}
 		cm.ast, cm.resolved, cm.size = resolved, true, x.nodes

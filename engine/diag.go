@@ -68,17 +68,46 @@ var codeDescs = map[Code]string{
 	WarnUnknownKey:             "Unknown key in item definition",
 }
 
-// Desc is Falco's short description of the code.
+// Desc is Falco's short description of the code (the text layout's "CODE (desc)").
 func (c Code) Desc() string { return codeDescs[c] }
+
+// warningJSONDescs are the longer descriptions Falco puts in a warning's "codedesc" in JSON
+// load results (falco_load_result.cpp's warning_descs). For errors Falco's JSON carries the short
+// description (its error_desc returns the error string), so Desc serves there.
+var warningJSONDescs = map[Code]string{
+	WarnUnknownSource:          "A rule has a unknown event source. This can occur when reading rules content without having a corresponding plugin loaded, etc. The rule will be silently ignored.",
+	WarnUnsafeNACheck:          "Comparing a field value with <NA> is unsafe and can lead to unpredictable behavior of the rule condition. If you need to check for the existence of a field, consider using the 'exists' operator instead.",
+	WarnNoEvttype:              "A rule condition matches too many evt.type values. This has a significant performance penalty. Make the condition more specific by adding an evt.type field or further restricting the number of evt.type values in the condition.",
+	WarnUnknownFilter:          "A rule condition or output refers to a field or evt.type that does not exist. This is normally an error, but if a rule has a skip-if-unknown-filter property, the error is downgraded to a warning.",
+	WarnUnusedMacro:            "A macro is defined in the rules content but is not used by any other macro or rule.",
+	WarnUnusedList:             "A list is defined in the rules content but is not used by any other list, macro, or rule.",
+	WarnUnknownItem:            "An unknown top-level object is in the rules content. It will be ignored.",
+	WarnDeprecatedItem:         "A deprecated item is employed by lists, macros, or rules.",
+	WarnExtension:              "An extension item has a warning",
+	WarnAppendNoValues:         "A rule exception is overriding/appending with no values",
+	WarnExceptionNameNotUnique: "A rule is defining multiple exceptions with the same name",
+	WarnInvalidMacroName:       "A macro is defined with an invalid name",
+	WarnInvalidListName:        "A list is defined with an invalid name",
+	WarnCompileCondition:       "A rule condition or output have been parsed with a warning",
+	WarnUnknownKey:             "An item in the rules content contains an unrecognized key. The key will be ignored. This may indicate a typo or a property placed on the wrong item type.",
+}
+
+// JSONDesc is the "codedesc" Falco writes for the code in `-o json_output=true` load results.
+func (c Code) JSONDesc() string {
+	if d, ok := warningJSONDescs[c]; ok {
+		return d
+	}
+	return codeDescs[c]
+}
 
 // Item types of a location, spelled as Falco prints them.
 const (
 	ItemRulesContent        = "rules content"
 	ItemRulesContentItem    = "rules content item"
 	ItemEngineVersion       = "required_engine_version"
-	ItemPluginVersions      = "required_plugin_versions"
-	ItemPluginVersionsEntry = "required_plugin_versions entry"
-	ItemPluginVersionsAlt   = "required_plugin_versions alternative"
+	ItemPluginVersions      = "required plugin versions"
+	ItemPluginVersionsEntry = "required plugin versions entry"
+	ItemPluginVersionsAlt   = "required plugin versions alternative"
 	ItemList                = "list"
 	ItemListItem            = "list item"
 	ItemMacro               = "macro"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -336,20 +337,24 @@ func parseUint(b []byte) (uint64, bool) {
 // parseNumber accepts the literal forms libsinsp accepts for numeric fields: decimal (optionally
 // signed, fractional part truncated) and 0x hex.
 func parseNumber(s string) (uint64, error) {
-	t := strings.TrimPrefix(s, "+")
-	if strings.HasPrefix(t, "0x") || strings.HasPrefix(t, "0X") {
-		return strconv.ParseUint(t[2:], 16, 64)
+	// libsinsp reads numeric operands with strtoull and insists on the whole text: leading
+	// blanks and one sign are allowed, a minus wraps ("-1" is 2^64-1), too many digits clamp to
+	// 2^64-1, and anything else (hex, fractions, exponents, trailing text) is refused.
+	t := strings.TrimLeft(s, " \t\n\v\f\r")
+	neg := false
+	if t != "" && (t[0] == '+' || t[0] == '-') {
+		neg = t[0] == '-'
+		t = t[1:]
 	}
-	if i := strings.IndexAny(t, ".eE"); i >= 0 {
-		f, err := strconv.ParseFloat(t, 64)
-		if err != nil || f < 0 {
-			return 0, fmt.Errorf("'%s' is not a valid number", s)
-		}
-		return uint64(f), nil
+	if t == "" || strings.TrimLeft(t, "0123456789") != "" {
+		return 0, fmt.Errorf("%s is not a valid number", s)
 	}
 	v, err := strconv.ParseUint(t, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("'%s' is not a valid number", s)
+		return math.MaxUint64, nil // out of range: strtoull's ULLONG_MAX, not negated
+	}
+	if neg {
+		v = -v
 	}
 	return v, nil
 }
@@ -419,6 +424,15 @@ var typeNames = map[k8saudit.Type]string{
 	k8saudit.TypeString: "string", k8saudit.TypeUint64: "uint64", k8saudit.TypeBool: "bool", k8saudit.TypeAbsTime: "abstime",
 }
 
+// sinspType names a slot's type as libsinsp's ptype names do in its messages.
+func sinspType(s fieldSlot) string {
+	t := map[k8saudit.Type]string{k8saudit.TypeString: "CHARBUF", k8saudit.TypeUint64: "UINT64", k8saudit.TypeBool: "BOOL", k8saudit.TypeAbsTime: "ABSTIME"}[s.typ]
+	if s.list {
+		t += " (list)"
+	}
+	return t
+}
+
 // opsByType lists the operators each field type supports, as libsinsp's flt_is_comparable.
 var opsByType = map[k8saudit.Type]map[string]bool{
 	k8saudit.TypeString: {"=": true, "==": true, "!=": true, "<": true, "<=": true, ">": true, ">=": true,
@@ -439,15 +453,16 @@ func (c *exprCompiler) compileCheck(n *condition.CheckExpr) (evalNode, error) {
 	s := c.rs.slots[slot]
 	node := &checkNode{slot: slot, list: s.list, typ: s.typ, rhsSlot: -1}
 	op, ok := opKinds[n.Op]
+	// libsinsp checks list fields first, then the operator against the field type.
+	if s.list && !(ok && (op == opIn || op == opIntersects || op == opExists)) {
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported list filters", n.Op)
+	}
 	if !ok {
-		return nil, c.errorf(n.Pos, "'%s' operator not supported for field %s", n.Op, s.key)
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", n.Op, typeNames[s.typ])
 	}
 	node.op = op
-	if s.list && op != opIn && op != opIntersects && op != opExists {
-		return nil, c.errorf(n.Pos, "'%s' operator not supported list filters", n.Op)
-	}
 	if !opsByType[s.typ][n.Op] {
-		return nil, c.errorf(n.Pos, "'%s' operator not supported for field type %s (%s)", n.Op, typeNames[s.typ], s.key)
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", n.Op, typeNames[s.typ])
 	}
 	if op == opExists {
 		return node, nil
@@ -468,7 +483,8 @@ func (c *exprCompiler) compileCheck(n *condition.CheckExpr) (evalNode, error) {
 		r := c.rs.slots[rslot]
 		if r.typ != s.typ || r.list != s.list {
 			if !(r.list && (op == opIn || op == opIntersects) && r.typ == s.typ) {
-				return nil, c.errorf(n.Pos, "field comparison of %s (%s) with %s (%s) requires the same type and list-ness", s.key, typeNames[s.typ], r.key, typeNames[r.typ])
+				// libsinsp's words, with its ptype names.
+				return nil, c.errorf(n.Pos, "field '%s' has type '%s' while the right-hand side field '%s' has incompatible type '%s'", s.key, sinspType(s), r.key, sinspType(r))
 			}
 		}
 		node.rhsSlot = rslot

@@ -18,7 +18,7 @@ var hints = []struct{ prefix, hint string }{
 	{"Undefined macro", "define the macro (before any macro that uses it), load the file that defines it first, or fix the name"},
 	{"reference loop in macro", "break the cycle: a macro cannot refer to itself, directly or through others"},
 	{"filter_check called with nonexistent field", "run 'falco-k8s rules fields' for the supported fields, or set skip-if-unknown-filter: true"},
-	{"unknown filter", "use %<field> with a field from 'falco-k8s rules fields'; there is no escape for a literal %"},
+	{"unknown filter", "check each %field and its [argument] against 'falco-k8s rules fields'; there is no escape for a literal %"},
 	{"invalid formatting syntax", "a literal % cannot end the output"},
 	{"Rule has been re-defined with a different source", "add the original rule's source (e.g. source: k8s_audit) to this item"},
 	{"Rule uses 'append'", "define the rule before appending to it, or load the file that defines it first"},

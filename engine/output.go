@@ -68,7 +68,7 @@ func compileOutput(ec *exprCompiler, text string) (*outputFormat, *outputError) 
 		rest := text[i:]
 		op, n, err := condition.ParseOperandPrefix(rest)
 		if err != nil || n == 0 {
-			return nil, &outputError{msg: "unknown filter: " + firstToken(rest), unknownField: true}
+			return nil, &outputError{msg: errOutputUnknownField, unknownField: true}
 		}
 		slot, used, cerr := outputSlot(ec, rest, op, n)
 		if cerr != nil {
@@ -93,7 +93,9 @@ func outputSlot(ec *exprCompiler, rest string, op condition.Operand, n int) (slo
 	if id, err := ec.operandSlot(op); err == nil {
 		return id, n, nil
 	} else if ce, ok := err.(*compileError); ok && !ce.unknownField {
-		return 0, 0, &outputError{msg: ce.msg}
+		// Falco reports every field problem in an output (a bad or missing argument as much
+		// as an unknown field) with the same words, which skip-if-unknown-filter downgrades.
+		return 0, 0, &outputError{msg: errOutputUnknownField, unknownField: true}
 	}
 	for l := n - 1; l > 0; l-- {
 		op2, m, err := condition.ParseOperandPrefix(rest[:l])
@@ -104,15 +106,12 @@ func outputSlot(ec *exprCompiler, rest string, op condition.Operand, n int) (slo
 			return id, l, nil
 		}
 	}
-	return 0, 0, &outputError{msg: "unknown filter: " + rest[:n], unknownField: true}
+	return 0, 0, &outputError{msg: errOutputUnknownField, unknownField: true}
 }
 
-func firstToken(s string) string {
-	if i := strings.IndexAny(s, " \t\n"); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
+// errOutputUnknownField is Falco 0.44's message for an output naming a field no plugin provides:
+// always these words, whatever the field (libsinsp's formatter cuts its own message short).
+const errOutputUnknownField = "unknown filter: unexpected token after '"
 
 // maxListRender caps a rendered list field, as libsinsp does.
 const maxListRender = 1023
@@ -143,7 +142,9 @@ type AlertField struct {
 // Alert renders r for the event passed to the current Match call.
 func (e *Evaluator) Alert(r *Rule, hostname string) *Alert {
 	ev := e.ev
-	ts := time.Unix(0, ev.Time)
+	// libsinsp holds the time as uint64: a pre-1970 stamp renders as a date in 2554.
+	u := uint64(ev.Time)
+	ts := time.Unix(int64(u/1e9), int64(u%1e9))
 	var b strings.Builder
 	for _, p := range r.output.parts {
 		if p.slot < 0 {

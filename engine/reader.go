@@ -50,8 +50,8 @@ const (
 	errNoPrevList       = "List uses 'append' or 'override.items: append' but no list by that name already exists"
 	errNoPrevRuleAppend = "Rule uses 'append' or 'override.<key>: append' but no rule by that name already exists"
 	errNoPrevRuleRepl   = "An 'override.<key>: replace' to a rule was requested but no rule by that name already exists"
-	errInvalidMacroName = "Macro has an invalid name. Macro names must match a regular expression: "
-	errInvalidListName  = "List has an invalid name. List names must match a regular expression: "
+	errInvalidMacroName = "Macro has an invalid name. Macro names should match a regular expression: "
+	errInvalidListName  = "List has an invalid name. List names should match a regular expression: "
 )
 
 // Keys each item kind may carry; anything else draws LOAD_UNKNOWN_KEY (Falco 0.44).
@@ -168,7 +168,7 @@ func (r *reader) checkUnknownKeys(item *yaml.Node, kind string, c ctx) {
 		if k.Kind != yaml.ScalarNode || allowed[k.Value] {
 			continue
 		}
-		r.warn(WarnUnknownKey, fmt.Sprintf("Unknown key '%s'. The key will be ignored.", k.Value), c.with(ItemValueFor, k.Value, r.f.pos(k)))
+		r.warn(WarnUnknownKey, fmt.Sprintf("Unknown key '%s'. The key will be ignored.", k.Value), c)
 	}
 }
 
@@ -223,12 +223,19 @@ func (r *reader) decodeSeq(item *yaml.Node, key string, c ctx, optional bool) (v
 	vals = make([]string, 0, len(n.Content))
 	for _, v := range n.Content {
 		v = deref(v)
-		if v.Kind != yaml.ScalarNode {
+		if v.Kind != yaml.ScalarNode || flowImplicitKey(n, v) {
 			return nil, true, r.validate("sequence value is not scalar", vc.with(ItemListItem, "", r.f.pos(v)))
 		}
 		vals = append(vals, v.Value)
 	}
 	return vals, true, nil
+}
+
+// flowImplicitKey reports an item yaml.v3 reads as a plain scalar ending in ':' inside a flow
+// sequence (`[a:, b]`), which yaml-cpp, and so Falco, reads as a one-pair mapping {a: null}: the
+// item is then not a scalar. Found by the differential tests against Falco.
+func flowImplicitKey(seq, v *yaml.Node) bool {
+	return seq.Style&yaml.FlowStyle != 0 && v.Style == 0 && strings.HasSuffix(v.Value, ":")
 }
 
 // decodeOverrides reads `override: {key: append|replace}`.

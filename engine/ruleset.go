@@ -221,7 +221,7 @@ func Load(files []File, opts Options) (*Ruleset, []FileResult, error) {
 func (l *Loader) diag(sev Severity, code Code, msg string, cx ctx, snippet string) Diagnostic {
 	locs := make([]Location, len(cx))
 	copy(locs, cx)
-	if snippet == "" && len(cx) > 1 {
+	if snippet == "" && len(cx) > 0 {
 		p := cx[len(cx)-1].Position
 		if f := l.files[p.Name]; f != nil {
 			snippet = f.snippet(p)
@@ -278,6 +278,23 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 			return nil, warnings, &loadErr{code: ErrCompileCondition, msg: rerr.Error(), ctx: ri.condCtx}
 		}
 		r.ExpandedCondition = text
+		// Falco validates the output before it parses the condition: with both broken, the
+		// output's error is the one reported.
+		ec := &exprCompiler{rs: rs}
+		var out *outputFormat
+		if !ri.unknownSource {
+			var oerr *outputError
+			out, oerr = compileOutput(ec, ri.output)
+			if oerr != nil {
+				if oerr.unknownField && ri.skipIfUnknown {
+					warnings = append(warnings, l.diag(SeverityWarning, WarnUnknownFilter, oerr.msg, ri.outputCtx, ""))
+					r.Skipped = true
+					rs.rules = append(rs.rules, r)
+					continue
+				}
+				return nil, warnings, &exprErr{code: ErrCompileOutput, msg: oerr.msg, ctx: ri.outputCtx}
+			}
+		}
 		ast, err := cp.parse(text, ri.condCtx)
 		if err != nil {
 			return nil, warnings, err
@@ -299,10 +316,15 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 				"the rules' conditions expand to more than %d nodes in all once macros are substituted: use fewer or smaller macros, or split the rules files", total.limit)}
 		}
 		if merr != nil {
-			c, snip := exprCtx(ri.condCtx, text, merr.pos)
+			// Falco locates macro resolution errors from the item, not its condition; a
+			// condition too big to expand is ours, located at the condition.
+			ictx := ri.ctx
+			if merr.tooBig {
+				ictx = ri.condCtx
+			}
+			c, snip := exprCtx(ictx, text, merr.pos)
 			return nil, warnings, &exprErr{code: merr.code(), msg: merr.msg, ctx: c, snippet: snip}
 		}
-		ec := &exprCompiler{rs: rs}
 		node, err := ec.compile(resolved)
 		if err != nil {
 			var ce *compileError
@@ -321,16 +343,6 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 		for _, w := range ec.warnings {
 			c, snip := exprCtx(ri.condCtx, text, w.pos)
 			warnings = append(warnings, l.diag(SeverityWarning, w.code, w.msg, c, snip))
-		}
-		out, oerr := compileOutput(ec, ri.output)
-		if oerr != nil {
-			if oerr.unknownField && ri.skipIfUnknown {
-				warnings = append(warnings, l.diag(SeverityWarning, WarnUnknownFilter, oerr.msg, ri.outputCtx, ""))
-				r.Skipped = true
-				rs.rules = append(rs.rules, r)
-				continue
-			}
-			return nil, warnings, &exprErr{code: ErrCompileOutput, msg: oerr.msg, ctx: ri.outputCtx}
 		}
 		r.node, r.output = node, out
 		r.Active = r.Enabled && r.Priority <= l.opts.MinPriority

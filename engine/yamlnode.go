@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 
@@ -34,49 +35,91 @@ func (f *yamlFile) pos(n *yaml.Node) Position {
 	if line < len(f.lineStarts) {
 		off = f.lineStarts[line] + col
 	}
+	if n.Kind == yaml.ScalarNode && n.Value == "" && n.Style == 0 && n.Tag == "!!null" && off >= 0 {
+		// An empty (implicit null) value has no text of its own: yaml-cpp marks it at the next
+		// token, where yaml.v3 stops right after the key.
+		return f.nextToken(off)
+	}
 	return Position{Name: f.name, Line: line, Column: col, Offset: off}
 }
 
-// snippet renders the source line at p with a caret under the column, as Falco does.
-func (f *yamlFile) snippet(p Position) string {
-	if p.Line < 0 || p.Line >= len(f.lineStarts) {
-		return ""
+// nextToken is the position of the first character at or after off that is not blank, a line
+// break or part of a comment.
+func (f *yamlFile) nextToken(off int) Position {
+	c := f.content
+	for off < len(c) {
+		switch c[off] {
+		case ' ', '\t', '\r', '\n':
+			off++
+			continue
+		case '#':
+			for off < len(c) && c[off] != '\n' {
+				off++
+			}
+			continue
+		}
+		break
 	}
-	start := f.lineStarts[p.Line]
-	end := len(f.content)
-	if p.Line+1 < len(f.lineStarts) {
-		end = f.lineStarts[p.Line+1] - 1
-	}
-	return caretSnippet(string(f.content[start:end]), p.Column)
+	line := sort.SearchInts(f.lineStarts, off+1) - 1
+	return Position{Name: f.name, Line: line, Column: off - f.lineStarts[line], Offset: off}
 }
 
-// caretSnippet cuts long lines around the column (Falco keeps about 160 characters).
-func caretSnippet(line string, col int) string {
-	const max = 160
-	line = strings.TrimRight(line, "\r")
-	if col > len(line) {
-		col = len(line)
+// snippet renders the source line at p with a caret under it, as Falco does.
+func (f *yamlFile) snippet(p Position) string { return falcoSnippet(string(f.content), p.Offset) }
+
+// snippetWidth is Falco's default snippet width: at most half of it on each side of the position.
+const snippetWidth = 160
+
+// falcoSnippet is rule_loader::context::snippet's algorithm, quirks included: pos is a byte offset
+// into content (for a condition expression Falco passes the YAML mark's offset plus the parser's,
+// which usually lands past the end and so marks the last character); walks stop at newlines or
+// half the width; cut ends become "...". Unsigned arithmetic is kept where Falco's size_t wraps.
+func falcoSnippet(content string, offset int) string {
+	if content == "" {
+		return "<No context available>\n"
 	}
-	if len(line) > max {
-		from := 0
-		if col > max/2 {
-			from = col - max/2
-		}
-		to := from + max
-		if to > len(line) {
-			to = len(line)
-		}
-		prefix, suffix := "", ""
-		if from > 0 {
-			prefix = "..."
-		}
-		if to < len(line) {
-			suffix = "..."
-		}
-		col = col - from + len(prefix)
-		line = prefix + line[from:to] + suffix
+	size := uint64(len(content))
+	pos := uint64(offset) // -1 (unknown) wraps to the end, as Falco's size_t would
+	if pos >= size {
+		pos = size - 1 // where Falco's backward walk gets to
 	}
-	return line + "\n" + strings.Repeat(" ", col) + "^\n"
+	for pos > 0 && (pos >= size || content[pos] == '\n') {
+		pos--
+	}
+	half := uint64(snippetWidth / 2)
+	from := pos
+	for from > 0 && content[from] != '\n' && pos-from < half {
+		from--
+	}
+	to := pos
+	for to < size-1 && content[to] != '\n' && to-pos < half {
+		to++
+	}
+	if from < size && content[from] == '\n' {
+		from++
+	}
+	if to < size && content[to] == '\n' {
+		to-- // may wrap below zero, as in Falco
+	}
+	n := to - from + 1
+	var ret string
+	if from < size {
+		ret = content[from:min(size, from+n)]
+	}
+	if ret == "" {
+		return "<No context available>\n"
+	}
+	if pos-from >= half {
+		ret = "..." + ret[min(3, len(ret)):]
+	}
+	if to-pos >= half {
+		ret = ret[:max(0, len(ret)-3)] + "..."
+	}
+	ret += "\n"
+	if pos-from <= uint64(len(ret)-1) {
+		ret += strings.Repeat(" ", int(pos-from)) + "^\n"
+	}
+	return ret
 }
 
 // deref follows aliases so that anchors behave as yaml-cpp's resolved nodes.

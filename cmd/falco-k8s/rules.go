@@ -148,19 +148,20 @@ func newRulesFieldsCmd() *cobra.Command {
 					List       bool   `json:"list"`
 					Arg        string `json:"arg"`
 					Plugin     string `json:"plugin"`
+					Version    string `json:"plugin_version,omitempty"`
 					Deprecated bool   `json:"deprecated"`
 					Desc       string `json:"desc"`
 				}
 				out := make([]jf, 0, len(fields))
 				for _, f := range fields {
-					out = append(out, jf{f.Name, f.Type.String(), f.List, f.Arg.String(), f.Plugin, f.Deprecated, f.Desc})
+					out = append(out, jf{f.Name, f.Type.String(), f.List, f.Arg.String(), f.Plugin, engine.BuiltinPlugins[f.Plugin], f.Deprecated, f.Desc})
 				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "FIELD\tTYPE\tARG\tDESCRIPTION")
+			fmt.Fprintln(tw, "FIELD\tTYPE\tARG\tPROVIDED BY\tDESCRIPTION")
 			for _, f := range fields {
 				t := f.Type.String()
 				if f.List {
@@ -170,7 +171,7 @@ func newRulesFieldsCmd() *cobra.Command {
 				if f.Deprecated {
 					desc = "(deprecated) " + desc
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, t, f.Arg.String(), desc)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Name, t, f.Arg.String(), fieldProvider(f), desc)
 			}
 			return tw.Flush()
 		},
@@ -178,4 +179,13 @@ func newRulesFieldsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&source, "source", engine.SourceK8sAudit, "event source")
 	cmd.Flags().StringVarP(&format, "output", "o", "table", "output format: table or json")
 	return cmd
+}
+
+// fieldProvider names the plugin and version whose semantics a field follows (the versions a
+// rules file's required_plugin_versions is checked against), or Falco itself for evt.* fields.
+func fieldProvider(f k8saudit.Field) string {
+	if f.Plugin == "" {
+		return "falco (engine " + engine.EngineVersion + ")"
+	}
+	return f.Plugin + " " + engine.BuiltinPlugins[f.Plugin]
 }

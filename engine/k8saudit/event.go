@@ -31,6 +31,13 @@ type Event struct {
 	tmp   []byte            // staging buffer for MarshalTo before copying into the arena
 
 	parser *fastjson.Parser // only for standalone events made by NewEvent
+
+	// The json plugin's own view of the event: it parses the stored payload (Raw) once per
+	// event and walks that parse for every json.*/jevt.* field, so object and array values
+	// it renders keep the payload's escapes (e.g. \u0074) where no key lookup touched them.
+	jparser fastjson.Parser
+	jroot   *fastjson.Value
+	jok     bool
 }
 
 // NewEvent parses one JSON document into a standalone Event, for tests and tools. Unlike the
@@ -61,6 +68,7 @@ func (ev *Event) reset(root *fastjson.Value) {
 	ev.hasAuditID = root.Get("auditID") != nil
 	ev.rawOK = false
 	ev.prettyOK = false
+	ev.jroot, ev.jok = nil, false
 	ev.arena.reset()
 }
 
@@ -76,6 +84,15 @@ func (ev *Event) Raw() []byte {
 		ev.rawOK = true
 	}
 	return ev.raw
+}
+
+// jsonRoot is the json plugin's parse of the payload (see jparser), or nil when it fails.
+func (ev *Event) jsonRoot() *fastjson.Value {
+	if !ev.jok {
+		ev.jroot, _ = ev.jparser.ParseBytes(ev.Raw())
+		ev.jok = true
+	}
+	return ev.jroot
 }
 
 // prettyJSON is json.obj: the payload indented by encoding/json, as the json plugin does.
@@ -205,6 +222,11 @@ func stageTimestamp(root *fastjson.Value) (int64, error) {
 		// on a copy so the error can outlive the payload.
 		_, err = time.Parse(time.RFC3339Nano, string(s))
 		return 0, err
+	}
+	if t.IsZero() {
+		// The plugin SDK stamps an event whose time is Go's zero time with the time it is
+		// read, as Falco shows.
+		return time.Now().UnixNano(), nil
 	}
 	return t.UnixNano(), nil
 }

@@ -42,7 +42,10 @@ func jsonValue(arg string, _ int) Extractor {
 	}
 	segs := splitPointer(arg)
 	return func(ev *Event, dst [][]byte) ([][]byte, bool) {
-		v := ev.root
+		v := ev.jsonRoot()
+		if v == nil {
+			return dst, false
+		}
 		for _, s := range segs {
 			if v = v.Get(s); v == nil {
 				return dst, false

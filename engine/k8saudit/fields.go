@@ -1,6 +1,7 @@
 package k8saudit
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 )
@@ -154,7 +155,29 @@ func Compile(name, arg string, hasArg bool) (Extractor, error) {
 	} else if f.Arg.required() {
 		return nil, fmt.Errorf("filter '%s': %s requires an argument but none provided", name, name)
 	}
-	return f.build(arg, idx), nil
+	x := f.build(arg, idx)
+	if f.Type == TypeString && f.Plugin != "" {
+		x = cutAtNUL(x)
+	}
+	return x, nil
+}
+
+// cutAtNUL ends each string value at its first NUL byte: libsinsp copies a plugin's string
+// field as a C string, so Falco's rules and outputs never see past one (an attacker's
+// "admin\u0000x" user name is "admin" to Falco, and so it is here).
+func cutAtNUL(x Extractor) Extractor {
+	return func(ev *Event, dst [][]byte) ([][]byte, bool) {
+		n := len(dst)
+		out, ok := x(ev, dst)
+		if ok {
+			for i := n; i < len(out); i++ {
+				if j := bytes.IndexByte(out[i], 0); j >= 0 {
+					out[i] = out[i][:j:j]
+				}
+			}
+		}
+		return out, ok
+	}
 }
 
 // parseIndexArg applies libsinsp's index rules (digits only, no leading zero except "0",

@@ -90,7 +90,7 @@ func toJSONDiags(ds []engine.Diagnostic) []JSONDiag {
 		var j JSONDiag
 		j.Context.Locations = d.Locations
 		j.Context.Snippet = d.Snippet
-		j.Code, j.CodeDesc, j.Message = d.Code, d.Code.Desc(), d.Message
+		j.Code, j.CodeDesc, j.Message = d.Code, d.Code.JSONDesc(), d.Message
 		out = append(out, j)
 	}
 	return out
