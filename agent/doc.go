@@ -31,7 +31,7 @@
 // # Memory
 //
 // Peak memory follows from the configuration: config.MemoryBound is webhook.memory_budget +
-// webhook.queue.max_bytes + 128 MiB, and `falco-k8s agent` sets the Go memory limit 64 MiB below
+// webhook.queue.max_bytes + 128 MiB + 2 x workers x 32 MiB (kept parsers, below), and `falco-k8s agent` sets the Go memory limit 64 MiB below
 // it (unless GOMEMLIMIT is set) so garbage is collected before it can double the heap. The parts:
 //
 //   - webhook.memory_budget (queue.Budget) is shared by everything that holds a request's bytes
@@ -42,14 +42,20 @@
 //     body). A reservation waits up to queue.wait and then gets 429; one that could never fit,
 //     or a batch over webhook.max_events, gets 413 before it is parsed. Once queued, the body
 //     is accounted by the queue instead, and the worker reserves the parse cost again (waiting,
-//     never refusing) while it decodes the batch. Decoders that parsed more than 4 MiB are not
-//     reused, so their memory goes back with the reservation.
+//     never refusing) while it decodes the batch. Decoders that parsed more than
+//     config.KeptParserCost (32 MiB of charged cost; kube-apiserver's default 400-event batch
+//     costs about 30 MiB) are not reused, so their memory goes back with the reservation.
 //   - webhook.queue.max_bytes bounds the bodies admitted and not yet evaluated.
 //   - webhook.max_inflight bounds parsing (CPU) only. A body being received takes no slot: it
 //     must arrive within webhook.body_timeout and, after webhook.body_grace, at
 //     webhook.min_body_rate bytes/s on average, enforced with read deadlines (a client that
 //     stops sending is cut off too) and answered 408, so slow uploads cannot make real batches
 //     wait.
+//   - Kept parsers: each evaluation worker, and the webhook (as many as there are workers), keep
+//     the decoder of a batch whose parse cost was at most config.KeptParserCost for the next
+//     batch, outside the budget: a fresh parser per batch cost a third of the CPU (the webhook
+//     ran at a quarter of its throughput). Each retains at most that cost (about 10 MiB real for
+//     a default kube-apiserver batch).
 //   - The rest (rules, evaluators, output and journal buffers, the runtime) is about 40 MiB.
 //
 // Rules are bounded too: the engine refuses conditions that expand past its limits (a macro

@@ -5,13 +5,11 @@ import (
 	"sort"
 	"time"
 
+	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/agent/output"
 	"github.com/falco-k8s/falco-k8s/engine"
 	"github.com/falco-k8s/falco-k8s/engine/k8saudit"
 )
-
-// maxKeptDecoderCost is the largest batch (parse cost) after which a worker keeps its decoder.
-const maxKeptDecoderCost = 4 << 20
 
 // worker evaluates batches until the queue is closed and drained. Each worker has its own
 // decoder and evaluator; a batch's events are evaluated in order by one worker.
@@ -55,7 +53,7 @@ func (a *Agent) worker() {
 			// unless the decoder is not deterministic, which must be loud.
 			a.log.Error().Err(err).Int("expected", b.Events).Int("evaluated", n).Msg("batch decoded differently by the worker")
 		}
-		if b.Cost > maxKeptDecoderCost {
+		if b.Cost > config.KeptParserCost {
 			// The decoder keeps its parser's memory for reuse; after a big batch, let it go
 			// with the reservation instead of holding it uncounted.
 			dec = k8saudit.Decoder{MaxEventSize: maxEventSize, Hostname: a.hostname}

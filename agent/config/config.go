@@ -20,6 +20,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,7 +114,8 @@ type Webhook struct {
 // queue's bytes (admitted bodies) and BaseMemory for the rest. agent/doc.go ("Memory") explains
 // each part; TestPeakRSSFollowsConfiguration measures it.
 func (c *Config) MemoryBound() int64 {
-	return int64(c.Webhook.MemoryBudget) + int64(c.Webhook.Queue.MaxBytes) + BaseMemory
+	return int64(c.Webhook.MemoryBudget) + int64(c.Webhook.Queue.MaxBytes) + BaseMemory +
+		int64(2*c.EvaluationWorkers())*KeptParserCost
 }
 
 // GoMemLimit is the Go runtime's soft memory limit the agent sets unless GOMEMLIMIT is: the
@@ -121,6 +123,21 @@ func (c *Config) MemoryBound() int64 {
 // the Go heap), so the garbage collector works harder as the heap nears the bound instead of
 // letting garbage double it.
 func (c *Config) GoMemLimit() int64 { return c.MemoryBound() - BaseMemory/2 }
+
+// KeptParserCost is the largest parse (charged cost, webhook.CostPerToken per JSON token)
+// whose parser is kept for the next batch, by each evaluation worker and by the webhook (as many
+// as there are workers): a fresh parser per batch costs a third of the CPU, and kube-apiserver's
+// default batch (400 events) costs about 30 MiB. A kept parser retains at most this much (about
+// a third of it for real audit events), outside the memory budget.
+const KeptParserCost = 32 << 20
+
+// EvaluationWorkers is rules.workers, or one evaluation worker per core when it is 0.
+func (c *Config) EvaluationWorkers() int {
+	if c.Rules.Workers > 0 {
+		return c.Rules.Workers
+	}
+	return runtime.GOMAXPROCS(0)
+}
 
 // BaseMemory is the allowance for everything but request bodies and their parsing: rules,
 // evaluators, output and journal buffers, the runtime and the binary (about 40 MiB measured

@@ -31,7 +31,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +50,12 @@ type Config struct {
 	// MaxInflight bounds requests being parsed and checked at once (bodies being read do not
 	// take a slot: their memory is in Budget).
 	MaxInflight int
+	// KeptParsers is how many decoders are kept for reuse between requests (the agent passes
+	// its worker count: more cannot parse at once on that many cores).
+	KeptParsers int
+	// MaxKeptCost is the largest parse (charged cost) whose decoder is kept
+	// (config.KeptParserCost); 0 keeps none.
+	MaxKeptCost int64
 	// MaxEvents refuses (413) a request holding more events; 0 is no limit.
 	MaxEvents int
 	// Budget is the memory budget shared with the evaluation workers; nil is unbounded.
@@ -78,7 +83,10 @@ type Handler struct {
 	log   zerolog.Logger
 	sem   chan struct{}
 	token atomic.Pointer[[]byte]
-	pool  sync.Pool // *k8saudit.Decoder
+	// kept holds decoders for reuse (a parser grows to the batches it parses; a fresh one per
+	// batch costs a third of the CPU): at most KeptParsers, each from a parse of at most
+	// maxPooledCost, so what they retain is bounded (agent/doc.go, the memory model).
+	kept chan *k8saudit.Decoder
 }
 
 // New returns a handler feeding q.
@@ -89,8 +97,11 @@ func New(cfg Config, q *queue.Queue, m *metrics.Metrics, log zerolog.Logger) *Ha
 	if cfg.Budget == nil {
 		cfg.Budget = queue.NewBudget(math.MaxInt64 / 2)
 	}
-	h := &Handler{cfg: cfg, q: q, m: m, log: log, sem: make(chan struct{}, cfg.MaxInflight)}
-	h.pool.New = func() any { return &k8saudit.Decoder{MaxEventSize: cfg.MaxEventSize} }
+	if cfg.KeptParsers <= 0 {
+		cfg.KeptParsers = 1
+	}
+	h := &Handler{cfg: cfg, q: q, m: m, log: log, sem: make(chan struct{}, cfg.MaxInflight),
+		kept: make(chan *k8saudit.Decoder, cfg.KeptParsers)}
 	return h
 }
 
@@ -367,9 +378,6 @@ func readAll(r io.Reader, size int) ([]byte, error) {
 	}
 }
 
-// maxPooledCost is the largest parse after which a decoder is reused.
-const maxPooledCost = 4 << 20
-
 func bodyErrCode(err error) int {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
@@ -382,11 +390,21 @@ func bodyErrCode(err error) int {
 // will be evaluated and recording per-event drops. The decoder is deterministic, so the workers
 // see the same events and the handler's count is the number that will be evaluated.
 func (h *Handler) check(body []byte, cost int64) (events, oversized int, err error) {
-	d := h.pool.Get().(*k8saudit.Decoder)
-	if cost <= maxPooledCost {
-		// A decoder keeps its parser's memory: only small ones go back to the pool, so memory
-		// charged to the budget is given back when the reservation is.
-		defer h.pool.Put(d)
+	var d *k8saudit.Decoder
+	select {
+	case d = <-h.kept:
+	default:
+		d = &k8saudit.Decoder{MaxEventSize: h.cfg.MaxEventSize}
+	}
+	if cost <= h.cfg.MaxKeptCost {
+		// A decoder keeps its parser's memory: only those of ordinary batches are kept, so
+		// a huge batch's memory is given back with its reservation.
+		defer func() {
+			select {
+			case h.kept <- d:
+			default:
+			}
+		}()
 	}
 	var oversize, badTS int
 	d.OnDrop = func(err error) {
