@@ -44,6 +44,11 @@ func webhookConfig(ctx context.Context, c *charm.Context, p Params) (map[string]
 			return nil, err
 		}
 	}
+	if ca == nil && s.Enforce.Mode != "off" { // then the charm's own CA (charm/charmca.go)
+		if ca, err = c.CharmCA(ctx); err != nil {
+			return nil, err
+		}
+	}
 	scheme := "http"
 	if ca != nil {
 		scheme = "https"

@@ -124,6 +124,13 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 			return c.workloadErr(ctx, out, err)
 		}
 	}
+	// Then the charm's own CA, only when admission needs https (kube-apiserver calls admission
+	// webhooks over https only; audit alone may stay plain http).
+	if len(creds.TLSCert) == 0 && s.Enforce.Mode != "off" {
+		if creds.TLSCert, creds.TLSKey, creds.TLSCA, err = c.CharmTLS(ctx); err != nil {
+			return out, err
+		}
+	}
 	// After the manifest: it caches what the other relations contributed, so a relation hook
 	// reads only its own endpoint's data.
 	in, err := c.Integrations(ctx, s, m)

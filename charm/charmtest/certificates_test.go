@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"math/big"
 	"net/http"
 	"os"
@@ -213,4 +214,78 @@ func poolOf(ca *testCA) *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(ca.cert)
 	return p
+}
+
+// TestCharmCA: without webhook-tls and without a certificates relation, an admission webhook
+// (enforce-mode warn) gets https from the charm's own CA: only the leader creates it, in an
+// application-owned Juju secret; a non-leader uses the leader's; webhook-config returns that
+// CA; enforce-mode off goes back to plain http.
+func TestCharmCA(t *testing.T) {
+	u := newUnit(t, unitOpts{})
+	if err := u.SetLeader(false); err != nil {
+		t.Fatal(err)
+	}
+	u.config(map[string]any{"enforce-mode": "warn", "enforce-rules": "tag:mitre_privilege_escalation"})
+	for _, h := range []string{"install", "config-changed", "falco-pebble-ready"} {
+		u.hook(h)
+	}
+	if len(u.State().SecretLabels) != 0 {
+		t.Fatalf("a non-leader created a secret: %v", u.State().SecretLabels)
+	}
+	if code, _ := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", u.port)); code != 404 {
+		t.Fatalf("plain http before the leader made the CA: %d", code)
+	}
+
+	if err := u.SetLeader(true); err != nil {
+		t.Fatal(err)
+	}
+	u.hook("leader-elected")
+	u.wantStatus("active", "")
+	st := u.State()
+	id := st.SecretLabels[charm.CharmCALabel]
+	if id == "" || st.Owned[id] != "application" {
+		t.Fatalf("no application-owned %s secret: %v %v", charm.CharmCALabel, st.SecretLabels, st.Owned)
+	}
+	sec := st.Secrets[id]
+	b, _ := pem.Decode([]byte(sec["ca-certificate"]))
+	if b == nil {
+		t.Fatalf("secret without ca-certificate: keys %v", slices.Sorted(maps.Keys(sec)))
+	}
+	caCert, err := x509.ParseCertificate(b.Bytes)
+	if err != nil || !caCert.IsCA {
+		t.Fatalf("CA: %v", err)
+	}
+	ca := &testCA{cert: caCert, pem: sec["ca-certificate"]}
+	for _, name := range []string{"falco-k8s.audit.svc", "falco-k8s.audit.svc.cluster.local"} {
+		if _, err := servedSerial(ca, u.port, name); err != nil {
+			t.Fatalf("TLS for %s with the charm's CA: %v", name, err)
+		}
+	}
+	if strings.Contains(u.outputs.String(), "PRIVATE KEY") {
+		t.Errorf("private key logged")
+	}
+	res := u.action("webhook-config", map[string]any{"server": "10.0.0.1"})
+	if !strings.HasPrefix(res["server"].(string), "https://") ||
+		!strings.Contains(res["kubeconfig"].(string), base64.StdEncoding.EncodeToString([]byte(ca.pem))) {
+		t.Errorf("webhook-config with the charm's CA: %v", res)
+	}
+
+	// Another hook keeps the same certificate (no new revision); a non-leader uses it.
+	u.hook("update-status")
+	if err := u.SetLeader(false); err != nil {
+		t.Fatal(err)
+	}
+	u.hook("update-status")
+	if revs := len(u.State().SecretRevisions[id]); revs != 1 {
+		t.Errorf("%d revisions, want 1", revs)
+	}
+	if _, err := servedSerial(ca, u.port, "falco-k8s.audit.svc"); err != nil {
+		t.Fatalf("TLS on the non-leader: %v", err)
+	}
+
+	u.config(map[string]any{"enforce-mode": "off"})
+	u.hook("config-changed")
+	if code, _ := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", u.port)); code != 404 {
+		t.Fatalf("plain http with enforce-mode off: %d", code)
+	}
 }

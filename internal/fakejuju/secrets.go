@@ -9,7 +9,7 @@ import (
 )
 
 // OwnedSecretTools create and update secrets the charm owns (secret-get reads them too).
-var OwnedSecretTools = []string{"secret-add", "secret-set"}
+var OwnedSecretTools = []string{"secret-add", "secret-set", "secret-info-get"}
 
 // secretKeyRe is Juju's rule for secret content keys (coresecrets.validateKey).
 var secretKeyRe = regexp.MustCompile(`^([a-z](?:-?[a-z0-9]){2,})$`)
@@ -121,8 +121,41 @@ func runOwnedSecretTool(st *State, tool string, args []string, out io.Writer) er
 			st.SecretLabels[l] = id
 		}
 		return nil
+	case "secret-info-get":
+		// Juju prints {ID: {label, owner, revision}} for a secret the unit's application owns.
+		f, fm, err := parseFormatted(args, nil, map[string]string{"format": "format", "label": "label"}, 1)
+		if err != nil {
+			return err
+		}
+		id := ""
+		switch {
+		case f.set["label"] != "" && len(f.posArgs) == 0:
+			id = st.SecretLabels[f.set["label"]]
+		case len(f.posArgs) == 1 && f.set["label"] == "":
+			id, _ = parseSecretURI(f.posArgs[0])
+		default:
+			return usagef("specify either a secret URI or label but not both")
+		}
+		owner, owned := st.Owned[id]
+		if !owned {
+			return fmt.Errorf("secret %q not found", firstNonEmpty(f.set["label"], firstArg(f.posArgs)))
+		}
+		info := map[string]any{"owner": owner, "revision": len(st.SecretRevisions[id])}
+		for l, lid := range st.SecretLabels {
+			if lid == id {
+				info["label"] = l
+			}
+		}
+		return emit(out, fm, map[string]any{id: info})
 	}
 	return fmt.Errorf("fakejuju: unknown tool %q", tool)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func (st *State) ensureSecrets() {

@@ -50,6 +50,7 @@ func TestOwnedSecrets(t *testing.T) {
 		{name: "leader sets", leader: true, argv: []string{"secret-set", "URI", "certificate=two", "private-key=k2"}},
 		{name: "owner reads latest", argv: []string{"secret-get", "--label", "ca", "--format=json"}, out: `{"certificate":"two","private-key":"k2"}`},
 		{name: "by URI", argv: []string{"secret-get", "URI", "certificate", "--format=json"}, out: `"two"`},
+		{name: "info by label", argv: []string{"secret-info-get", "--label", "ca", "--format=json"}, out: `"owner":"application","revision":2`},
 		{name: "unknown label", argv: []string{"secret-get", "--label", "nope"}, code: 1, err: "not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 var Tools = []string{"config-get", "status-set", "status-get", "action-get", "action-set", "action-fail",
 	"action-log", "juju-log", "is-leader", "open-port", "close-port", "opened-ports",
 	"application-version-set", "secret-get", "relation-ids", "relation-list", "relation-get", "relation-set",
-	"network-get", "secret-add", "secret-set"}
+	"network-get", "secret-add", "secret-set", "secret-info-get"}
 
 // usageError is a command-line error: Juju's tools exit 2 for those, 1 for failures.
 type usageError struct{ msg string }
