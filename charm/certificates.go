@@ -147,14 +147,28 @@ func (c *Context) issued(ctx context.Context, rt RelationTools, rel relation, cs
 	if raw == "" {
 		return nil, nil
 	}
-	var certs []providerCert
-	if err := json.Unmarshal([]byte(raw), &certs); err != nil {
-		c.Log.Warn().Str("relation", rel.ID).Str("provider", rel.App).Msg("certificates is not a JSON list of certificates; ignored")
+	pc, err := issuedFor(raw, csr)
+	if err != nil {
+		c.Log.Warn().Str("relation", rel.ID).Str("provider", rel.App).Err(err).Msg("provider data ignored")
 		return nil, nil
 	}
+	return pc, nil
+}
+
+// errProviderData is provider application data that is not the v4 library's certificates list.
+var errProviderData = errors.New("certificates is not a JSON list of {certificate, certificate_signing_request, ca, chain}")
+
+// issuedFor picks the entry of the provider's certificates (JSON) that answers csr; nil when
+// none does. The CA defaults to the chain's last element.
+func issuedFor(raw, csr string) (*providerCert, error) {
+	var certs []providerCert
+	if err := json.Unmarshal([]byte(raw), &certs); err != nil {
+		return nil, errProviderData
+	}
+	want := strings.TrimSpace(csr)
 	for i := range certs {
 		pc := &certs[i]
-		if strings.TrimSpace(pc.CSR) != strings.TrimSpace(csr) || pc.Revoked {
+		if want == "" || strings.TrimSpace(pc.CSR) != want || pc.Revoked || pc.Certificate == "" {
 			continue
 		}
 		if pc.CA == "" && len(pc.Chain) > 0 {
