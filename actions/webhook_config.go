@@ -39,6 +39,16 @@ func webhookConfig(ctx context.Context, c *charm.Context, p Params) (map[string]
 	if err != nil {
 		return nil, err
 	}
+	if ca == nil { // webhook-tls wins; else the certificates relation's CA
+		if ca, err = c.RelationCA(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if ca == nil && s.Enforce.Mode != "off" { // then the charm's own CA (charm/charmca.go)
+		if ca, err = c.CharmCA(ctx); err != nil {
+			return nil, err
+		}
+	}
 	scheme := "http"
 	if ca != nil {
 		scheme = "https"

@@ -169,7 +169,7 @@ func (c *Context) syncAdmissionWebhook(ctx context.Context, s *Settings, ca []by
 		return ak.DeleteValidatingWebhook(ctx, AdmissionWebhookName(c.Env))
 	}
 	if len(ca) == 0 {
-		return blocked("enforce-mode %s needs webhook-tls: kube-apiserver calls admission webhooks over https only", s.Enforce.Mode)
+		return blocked("enforce-mode %s needs webhook-tls or a certificates relation (juju integrate %s self-signed-certificates): kube-apiserver calls admission webhooks over https only", s.Enforce.Mode, c.Env.App)
 	}
 	ip, err := c.serviceIP(ctx)
 	if err != nil {

@@ -32,6 +32,8 @@ type Workload interface {
 	Replan(ctx context.Context) error
 	// ServiceStatus is "active", "inactive", "backoff", "error" or "" when unknown.
 	ServiceStatus(ctx context.Context, service string) (string, error)
+	// Signal sends a signal (e.g. "SIGHUP") to a running service.
+	Signal(ctx context.Context, service, signal string) error
 }
 
 // ErrPebbleNotReady means the workload container (or its Pebble) is not up yet.
@@ -207,4 +209,15 @@ func (p *Pebble) ServiceStatus(ctx context.Context, service string) (string, err
 		}
 	}
 	return "", nil
+}
+
+// Signal implements Workload.
+func (p *Pebble) Signal(ctx context.Context, service, signal string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := p.c.SendSignal(&client.SendSignalOptions{Signal: signal, Services: []string{service}}); err != nil {
+		return pebbleErr("signal "+service, err)
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ type Outcome struct {
 	Status, Message string
 	Pushed          []string // workload paths written
 	Replanned       bool
+	Reloaded        bool // SIGHUP sent for a renewed webhook certificate
 	Settings        *Settings
 }
 
@@ -116,6 +118,19 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return c.workloadErr(ctx, out, err)
 	}
+	// The certificates relation, when webhook-tls does not give the webhook its certificate.
+	if len(creds.TLSCert) == 0 {
+		if creds.TLSCert, creds.TLSKey, creds.TLSCA, err = c.RelationTLS(ctx, w); err != nil {
+			return c.workloadErr(ctx, out, err)
+		}
+	}
+	// Then the charm's own CA, only when admission needs https (kube-apiserver calls admission
+	// webhooks over https only; audit alone may stay plain http).
+	if len(creds.TLSCert) == 0 && s.Enforce.Mode != "off" {
+		if creds.TLSCert, creds.TLSKey, creds.TLSCA, err = c.CharmTLS(ctx); err != nil {
+			return out, err
+		}
+	}
 	// After the manifest: it caches what the other relations contributed, so a relation hook
 	// reads only its own endpoint's data.
 	in, err := c.Integrations(ctx, s, m)
@@ -173,6 +188,14 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		}
 		out.Replanned = true
 		c.Log.Info().Str("inputs", d.InputsHash).Str("was", svc).Msg("agent layer applied, replanned")
+	} else if slices.Contains(out.Pushed, TLSCertPath) || slices.Contains(out.Pushed, TLSKeyPath) {
+		// A renewed certificate (the same paths, so the same inputs hash): SIGHUP makes the
+		// agent swap it in behind its listener, which never stops accepting requests.
+		if err := w.Signal(ctx, ServiceName, "SIGHUP"); err != nil {
+			return c.workloadErr(ctx, out, err)
+		}
+		out.Reloaded = true
+		c.Log.Info().Msg("webhook certificate renewed; agent reloaded it without a restart")
 	}
 
 	phase("layer")

@@ -197,7 +197,13 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integ
 	d.Files = append([]File{{Path: BinaryPath, Mode: 0o755, Source: exe, Hash: "id:" + binID}}, d.Files...)
 	hashes := make([]string, 0, len(d.Files))
 	for _, f := range d.Files {
-		hashes = append(hashes, f.Path+"="+f.Hash)
+		h := f.Hash
+		if f.Path == TLSCertPath || f.Path == TLSKeyPath {
+			// A renewed certificate is reloaded on SIGHUP, never by a restart: only whether
+			// TLS is on belongs in the layer's inputs.
+			h = "tls"
+		}
+		hashes = append(hashes, f.Path+"="+h)
 	}
 	sort.Strings(hashes)
 	d.InputsHash = sha([]byte(strings.Join(hashes, "\n")))[:32]

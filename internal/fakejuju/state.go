@@ -70,6 +70,10 @@ type State struct {
 	// secret-get pins the latest, --refresh moves to the latest, --peek reads it without moving.
 	SecretRevisions map[string][]map[string]string `json:"secret-revisions,omitempty"`
 	Tracked         map[string]int                 `json:"tracked,omitempty"`
+	// Owned marks the secrets the charm created (secret-add): ID → owner ("application" or
+	// "unit"); SecretLabels maps the owner's labels to IDs (secret-get --label).
+	Owned        map[string]string `json:"owned,omitempty"`
+	SecretLabels map[string]string `json:"secret-labels,omitempty"`
 	// Relations are the application's relations; Endpoints every relation endpoint in
 	// metadata.yaml (relation-ids and network-get check names against it); Address the pod's
 	// address network-get reports.

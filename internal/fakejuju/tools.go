@@ -18,7 +18,7 @@ import (
 var Tools = []string{"config-get", "status-set", "status-get", "action-get", "action-set", "action-fail",
 	"action-log", "juju-log", "is-leader", "open-port", "close-port", "opened-ports",
 	"application-version-set", "secret-get", "relation-ids", "relation-list", "relation-get", "relation-set",
-	"network-get"}
+	"network-get", "secret-add", "secret-set", "secret-info-get"}
 
 // usageError is a command-line error: Juju's tools exit 2 for those, 1 for failures.
 type usageError struct{ msg string }
@@ -157,6 +157,9 @@ var formats = []string{"smart", "json", "yaml"}
 func runTool(st *State, tool string, args []string, stdin io.Reader, out io.Writer) error {
 	if contains(RelationTools, tool) {
 		return runRelationTool(st, tool, args, out, stdin)
+	}
+	if contains(OwnedSecretTools, tool) {
+		return runOwnedSecretTool(st, tool, args, out)
 	}
 	inAction := os.Getenv("JUJU_ACTION_NAME") != "" && st.Action != nil
 	switch tool {
@@ -401,12 +404,26 @@ func runTool(st *State, tool string, args []string, stdin io.Reader, out io.Writ
 		if f.on("peek") && f.on("refresh") {
 			return usagef("specify one of --peek or --refresh but not both")
 		}
-		if len(f.posArgs) < 1 || len(f.posArgs) > 2 {
-			return usagef("require a secret URI and optionally a key")
-		}
-		id, ok := parseSecretURI(f.posArgs[0])
-		if !ok {
-			return usagef("secret URI %q not valid", f.posArgs[0])
+		var id string
+		key := ""
+		if label := f.set["label"]; label != "" && (len(f.posArgs) == 0 || len(f.posArgs) == 1) && !strings.HasPrefix(firstArg(f.posArgs), "secret:") {
+			// By the owner's label alone (Juju: "secret-get --label L [key]").
+			var found bool
+			if id, found = st.SecretLabels[label]; !found {
+				return fmt.Errorf("secret %q not found", label)
+			}
+			key = firstArg(f.posArgs)
+		} else {
+			if len(f.posArgs) < 1 || len(f.posArgs) > 2 {
+				return usagef("require a secret URI and optionally a key")
+			}
+			var ok bool
+			if id, ok = parseSecretURI(f.posArgs[0]); !ok {
+				return usagef("secret URI %q not valid", f.posArgs[0])
+			}
+			if len(f.posArgs) == 2 {
+				key = f.posArgs[1]
+			}
 		}
 		if _, found := st.Secrets[id]; !found {
 			return fmt.Errorf("secret %q not found", id)
@@ -415,16 +432,26 @@ func runTool(st *State, tool string, args []string, stdin io.Reader, out io.Writ
 			return fmt.Errorf("permission denied")
 		}
 		content := st.secretRevision(id, f.on("peek"), f.on("refresh"))
-		if len(f.posArgs) == 2 {
-			v, ok := content[f.posArgs[1]]
+		if _, owned := st.Owned[id]; owned {
+			content = st.Secrets[id] // the owner always reads its latest revision
+		}
+		if key != "" {
+			v, ok := content[key]
 			if !ok {
-				return fmt.Errorf("secret key %q not found", f.posArgs[1])
+				return fmt.Errorf("secret key %q not found", key)
 			}
 			return emit(out, fm, v)
 		}
 		return emit(out, fm, content)
 	}
 	return fmt.Errorf("fakejuju: unknown tool %q", tool)
+}
+
+func firstArg(a []string) string {
+	if len(a) == 0 {
+		return ""
+	}
+	return a[0]
 }
 
 // secretRevision returns the content a consumer sees: the tracked revision (pinned to the

@@ -1,0 +1,264 @@
+package charm
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The charm-made CA: without webhook-tls and without a certificates relation, an admission
+// webhook (enforce-mode warn/deny) still needs https, so the leader makes a CA and one serving
+// certificate for the Service's names, kept in an application-owned Juju secret every unit
+// reads. The serving certificate is renewed a third of its life before it expires.
+const (
+	CharmCALabel     = "webhook-ca"
+	charmCertLife    = 90 * 24 * time.Hour
+	charmCARenew     = 30 * 24 * time.Hour
+	charmCALife      = 10 * 365 * 24 * time.Hour
+	charmSecretOwner = "application"
+)
+
+// ErrOwnedSecretMissing is a secret the charm would own that does not exist (yet).
+var ErrOwnedSecretMissing = errors.New("owned secret not found")
+
+// OwnedSecretTools are the hook tools for secrets the charm owns, kept apart from Tools like
+// RelationTools.
+type OwnedSecretTools interface {
+	// SecretGetLabel reads an owned secret's latest content by label.
+	SecretGetLabel(ctx context.Context, label string) (map[string]string, error)
+	// SecretIDLabel is the URI of an owned secret (secret-info-get --label).
+	SecretIDLabel(ctx context.Context, label string) (string, error)
+	// SecretAdd creates an application-owned secret (leader only) and returns its URI.
+	SecretAdd(ctx context.Context, label string, content map[string]string) (string, error)
+	// SecretSet writes a new revision (leader only for application-owned secrets).
+	SecretSet(ctx context.Context, uri string, content map[string]string) error
+}
+
+var _ OwnedSecretTools = ExecTools{}
+
+func ownedMissing(err error, what string) error {
+	var te *ToolError
+	if errors.As(err, &te) && strings.Contains(te.Stderr, "not found") {
+		return fmt.Errorf("%s: %w", what, ErrOwnedSecretMissing)
+	}
+	return err
+}
+
+func contentArgs(content map[string]string) []string {
+	args := make([]string, 0, len(content))
+	for _, k := range sortedKeys(content) {
+		args = append(args, k+"="+content[k])
+	}
+	return args
+}
+
+// SecretGetLabel implements OwnedSecretTools.
+func (ExecTools) SecretGetLabel(ctx context.Context, label string) (map[string]string, error) {
+	m := map[string]string{}
+	if err := runJSON(ctx, &m, "secret-get", "--format=json", "--label", label); err != nil {
+		return nil, ownedMissing(err, label)
+	}
+	return m, nil
+}
+
+// SecretIDLabel implements OwnedSecretTools.
+func (ExecTools) SecretIDLabel(ctx context.Context, label string) (string, error) {
+	m := map[string]json.RawMessage{}
+	if err := runJSON(ctx, &m, "secret-info-get", "--format=json", "--label", label); err != nil {
+		return "", ownedMissing(err, label)
+	}
+	for id := range m {
+		return "secret:" + id, nil
+	}
+	return "", fmt.Errorf("%s: %w", label, ErrOwnedSecretMissing)
+}
+
+// SecretAdd implements OwnedSecretTools.
+func (ExecTools) SecretAdd(ctx context.Context, label string, content map[string]string) (string, error) {
+	out, err := run(ctx, "secret-add", append([]string{"--owner", charmSecretOwner, "--label", label}, contentArgs(content)...)...)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// SecretSet implements OwnedSecretTools.
+func (ExecTools) SecretSet(ctx context.Context, uri string, content map[string]string) error {
+	_, err := run(ctx, "secret-set", append([]string{uri}, contentArgs(content)...)...)
+	return err
+}
+
+// CharmTLS returns the charm-made serving certificate, key and CA, creating or renewing them on
+// the leader. A non-leader uses what the leader stored (all nil until it has).
+func (c *Context) CharmTLS(ctx context.Context) (cert, key, ca []byte, err error) {
+	ot, ok := c.Tools.(OwnedSecretTools)
+	if !ok {
+		return nil, nil, nil, nil
+	}
+	m, err := ot.SecretGetLabel(ctx, CharmCALabel)
+	exists := err == nil
+	if err != nil && !errors.Is(err, ErrOwnedSecretMissing) {
+		return nil, nil, nil, fmt.Errorf("secret-get --label %s: %w", CharmCALabel, err)
+	}
+	for _, k := range []string{"private-key", "ca-private-key"} {
+		c.AddSecret(m[k])
+	}
+	sans := WebhookSANs(c.Env)[:2] // one certificate for every unit: the Service's names
+	fresh := exists && charmCertFresh(m, sans, c.Now())
+	if fresh {
+		return []byte(m["certificate"]), []byte(m["private-key"]), []byte(m["ca-certificate"]), nil
+	}
+	lt, ok := c.Tools.(interface {
+		IsLeader(ctx context.Context) (bool, error)
+	})
+	leader := false
+	if ok {
+		if leader, err = lt.IsLeader(ctx); err != nil {
+			return nil, nil, nil, fmt.Errorf("is-leader: %w", err)
+		}
+	}
+	if !leader {
+		if exists && charmPairValid(m) {
+			return []byte(m["certificate"]), []byte(m["private-key"]), []byte(m["ca-certificate"]), nil
+		}
+		return nil, nil, nil, nil // the leader makes it; the next hook picks it up
+	}
+	next, err := issueCharmCert(m, sans, c.Now())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, k := range []string{"private-key", "ca-private-key"} {
+		c.AddSecret(next[k])
+	}
+	if exists {
+		uri, err := ot.SecretIDLabel(ctx, CharmCALabel)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("secret-info-get --label %s: %w", CharmCALabel, err)
+		}
+		if err := ot.SecretSet(ctx, uri, next); err != nil {
+			return nil, nil, nil, fmt.Errorf("secret-set %s: %w", CharmCALabel, err)
+		}
+	} else if _, err := ot.SecretAdd(ctx, CharmCALabel, next); err != nil {
+		return nil, nil, nil, fmt.Errorf("secret-add %s: %w", CharmCALabel, err)
+	}
+	c.Log.Info().Msg("webhook certificate issued by the charm's own CA")
+	return []byte(next["certificate"]), []byte(next["private-key"]), []byte(next["ca-certificate"]), nil
+}
+
+// CharmCA is the charm-made CA (nil when there is none), for webhook-config.
+func (c *Context) CharmCA(ctx context.Context) ([]byte, error) {
+	ot, ok := c.Tools.(OwnedSecretTools)
+	if !ok {
+		return nil, nil
+	}
+	m, err := ot.SecretGetLabel(ctx, CharmCALabel)
+	if errors.Is(err, ErrOwnedSecretMissing) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret-get --label %s: %w", CharmCALabel, err)
+	}
+	c.AddSecret(m["private-key"])
+	c.AddSecret(m["ca-private-key"])
+	return []byte(m["ca-certificate"]), nil
+}
+
+func charmPairValid(m map[string]string) bool {
+	_, err := tls.X509KeyPair([]byte(m["certificate"]), []byte(m["private-key"]))
+	return err == nil && m["ca-certificate"] != ""
+}
+
+// charmCertFresh: a valid pair for these names, more than charmCARenew from expiry.
+func charmCertFresh(m map[string]string, sans []string, now time.Time) bool {
+	if !charmPairValid(m) {
+		return false
+	}
+	c := parseCertPEM(m["certificate"])
+	return c != nil && slices.Equal(c.DNSNames, sans) && now.Add(charmCARenew).Before(c.NotAfter)
+}
+
+func parseCertPEM(s string) *x509.Certificate {
+	b, _ := pem.Decode([]byte(s))
+	if b == nil {
+		return nil
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// issueCharmCert signs a new serving certificate, with the stored CA when it is usable and
+// outlives the new certificate, else a new CA.
+func issueCharmCert(old map[string]string, sans []string, now time.Time) (map[string]string, error) {
+	var caKey *ecdsa.PrivateKey
+	caCert := parseCertPEM(old["ca-certificate"])
+	if b, _ := pem.Decode([]byte(old["ca-private-key"])); b != nil && caCert != nil && now.Add(charmCertLife).Before(caCert.NotAfter) {
+		if k, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
+			caKey, _ = k.(*ecdsa.PrivateKey)
+		}
+	}
+	caPEM := old["ca-certificate"]
+	caKeyPEM := old["ca-private-key"]
+	if caKey == nil || !caKey.PublicKey.Equal(caCert.PublicKey) {
+		var err error
+		if caKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return nil, fmt.Errorf("generate the webhook CA key: %w", err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "falco-k8s webhook CA"},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(charmCALife), IsCA: true, BasicConstraintsValid: true,
+			MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &caKey.PublicKey, caKey)
+		if err != nil {
+			return nil, fmt.Errorf("create the webhook CA: %w", err)
+		}
+		if caCert, err = x509.ParseCertificate(der); err != nil {
+			return nil, err
+		}
+		kder, err := x509.MarshalPKCS8PrivateKey(caKey)
+		if err != nil {
+			return nil, err
+		}
+		caPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		caKeyPEM = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate the webhook key: %w", err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: sans[0]}, DNSNames: sans,
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(charmCertLife),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("sign the webhook certificate: %w", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{
+		"certificate":    string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		"private-key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})),
+		"ca-certificate": caPEM,
+		"ca-private-key": caKeyPEM,
+	}, nil
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)) //nolint:errcheck // crypto/rand never fails on Linux
+	return n
+}
