@@ -105,7 +105,8 @@ func vmHWM(t *testing.T, pid int) int64 {
 // TestPeakRSSFollowsConfiguration posts 8 concurrent 12 MiB batches (the default max_body_size)
 // of tiny and of realistic events to an agent process, retrying 429s as kube-apiserver does, and
 // checks that its peak RSS stays under the bound the configuration documents
-// (Config.MemoryBound: memory_budget + queue.max_bytes + 128 MiB). It logs the figures.
+// (Config.MemoryBound: memory_budget + queue.max_bytes + 128 MiB + kept parsers). It logs the
+// figures.
 //
 // FALCO_K8S_RSS_BINARY=/path/to/falco-k8s measures another build (e.g. before a change) instead
 // of this one; FALCO_K8S_RSS_NO_BOUND=1 then only reports.
@@ -219,8 +220,8 @@ func TestPeakRSSFollowsConfiguration(t *testing.T) {
 			}
 			peak := vmHWM(t, cmd.Process.Pid)
 			bound := cfg.MemoryBound()
-			t.Logf("%s: peak RSS %d MiB (bound %d MiB: memory_budget %s + queue.max_bytes %s + 128 MiB); answers %v after %d retries",
-				sc.name, peak>>20, bound>>20, cfg.Webhook.MemoryBudget, cfg.Webhook.Queue.MaxBytes, codes, retries)
+			t.Logf("%s: peak RSS %d MiB (bound %d MiB: memory_budget %s + queue.max_bytes %s + 128 MiB + 2 x %d workers x 32 MiB kept parsers); answers %v after %d retries",
+				sc.name, peak>>20, bound>>20, cfg.Webhook.MemoryBudget, cfg.Webhook.Queue.MaxBytes, cfg.EvaluationWorkers(), codes, retries)
 			if os.Getenv("FALCO_K8S_RSS_NO_BOUND") == "" && peak > bound {
 				t.Errorf("peak RSS %d MiB over the documented bound %d MiB", peak>>20, bound>>20)
 			}
