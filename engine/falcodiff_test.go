@@ -42,10 +42,7 @@ func oracleDiags(ds []engine.Diagnostic) []falcooracle.Diagnostic {
 		var o falcooracle.Diagnostic
 		o.Code, o.CodeDesc, o.Message = string(d.Code), d.Code.JSONDesc(), d.Message
 		o.Context.Snippet = d.Snippet
-		for _, l := range d.Locations {
-			o.Context.Locations = append(o.Context.Locations, falcooracle.Location{ItemType: l.ItemType, ItemName: l.ItemName,
-				Position: falcooracle.Position{Name: l.Position.Name, Line: l.Position.Line, Column: l.Position.Column, Offset: l.Position.Offset}})
-		}
+		o.Context.Locations = append(o.Context.Locations, d.Locations...)
 		out = append(out, o)
 	}
 	return out

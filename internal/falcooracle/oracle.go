@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/falco-k8s/falco-k8s/engine"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,19 +89,13 @@ func firstLine(b []byte) string {
 	return s
 }
 
-// Position, Location, Diagnostic and FileResult mirror falco_load_results' JSON.
-type Position struct {
-	Name   string `json:"name"`
-	Line   int    `json:"line"`
-	Column int    `json:"column"`
-	Offset int    `json:"offset"`
-}
-
-type Location struct {
-	ItemType string   `json:"item_type"`
-	ItemName string   `json:"item_name"`
-	Position Position `json:"position"`
-}
+// Position and Location are the engine's own: falco-k8s writes falco_load_results' JSON with
+// them, so Falco's parse into the same types. Diagnostic and FileResult mirror the rest of it
+// (the code as Falco's string).
+type (
+	Position = engine.Position
+	Location = engine.Location
+)
 
 type Diagnostic struct {
 	Code     string `json:"code"`
