@@ -34,6 +34,8 @@ type Context struct {
 	secrets []string
 	kube    Kube
 	kubeErr error
+	// relIDs caches relation-ids per endpoint for the hook (relationIDs).
+	relIDs map[string]relIDsResult
 }
 
 // NewContext returns the Context of the running process.

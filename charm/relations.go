@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Relation endpoints in metadata.yaml.
@@ -67,7 +68,7 @@ type relation struct {
 // relations lists an endpoint's live relations: in -relation-broken, Juju still lists the
 // relation going away, so it is left out here.
 func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint string) ([]relation, error) {
-	ids, err := rt.RelationIDs(ctx, endpoint)
+	ids, err := c.relationIDs(ctx, rt, endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("relation-ids %s: %w", endpoint, err)
 	}
@@ -95,6 +96,45 @@ func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint stri
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// allEndpoints are the charm's relation endpoints that every reconcile looks at.
+var allEndpoints = []string{EndpointCertificates, EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP}
+
+type relIDsResult struct {
+	ids []string
+	err error
+}
+
+// relationIDs is relation-ids for endpoint. Every hook tool is a process and a round trip to
+// the controller, and every reconcile asks for all endpoints: the first call asks for all of
+// them at once, concurrently (the unit agent serves hook tools in parallel), and the hook's
+// later calls read the answers. Relations do not change during a hook.
+func (c *Context) relationIDs(ctx context.Context, rt RelationTools, endpoint string) ([]string, error) {
+	c.mu.Lock()
+	if c.relIDs == nil {
+		c.relIDs = make(map[string]relIDsResult, len(allEndpoints))
+		results := make([]relIDsResult, len(allEndpoints))
+		var wg sync.WaitGroup
+		for i, ep := range allEndpoints {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ids, err := rt.RelationIDs(ctx, ep)
+				results[i] = relIDsResult{ids, err}
+			}()
+		}
+		wg.Wait()
+		for i, ep := range allEndpoints {
+			c.relIDs[ep] = results[i]
+		}
+	}
+	r, ok := c.relIDs[endpoint]
+	c.mu.Unlock()
+	if !ok {
+		return rt.RelationIDs(ctx, endpoint)
+	}
+	return r.ids, r.err
 }
 
 // RelationCache is what the remote applications contributed, per relation and (for Loki) per

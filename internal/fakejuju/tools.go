@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"gopkg.in/yaml.v3"
 )
@@ -132,6 +133,14 @@ func mainWith(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ERROR FAKE_JUJU_STATE is not set")
 		return 1
 	}
+	// The unit agent serves hook tools concurrently (the charm asks for all relation IDs at
+	// once): each tool's read-modify-write of the state is one critical section.
+	unlock, err := lockState(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "ERROR", err)
+		return 1
+	}
+	defer unlock()
 	st, err := Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, "ERROR", err)
@@ -150,6 +159,19 @@ func mainWith(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// lockState takes an exclusive flock beside the state file until unlock.
+func lockState(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("fake juju state lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fake juju state lock: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 var formats = []string{"smart", "json", "yaml"}
