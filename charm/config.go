@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/falco-k8s/falco-k8s/internal/redact"
 	"net/url"
 	"path"
 	"regexp"
@@ -233,7 +234,7 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 	if u := str("http-output"); u != "" {
 		pu, err := url.Parse(u)
 		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			return nil, bad("http-output", "http://falcosidekick:2801/", "%q is not an http(s) URL", redactURL(u))
+			return nil, bad("http-output", "http://falcosidekick:2801/", "%q is not an http(s) URL", redact.URL(u))
 		}
 		if pu.User != nil {
 			return nil, bad("http-output", "http://falcosidekick:2801/", "credentials in the URL are not supported")
@@ -343,18 +344,6 @@ func validPEMCerts(p string) bool {
 		n++
 	}
 	return n > 0
-}
-
-// redactURL drops userinfo so a mistyped URL with a password is never echoed. It cuts at the
-// last '@': a password may itself contain '@' (url.Parse also takes the last one).
-func redactURL(u string) string {
-	if i := strings.LastIndex(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "***@" + u[i+1:]
-		}
-		return "***@" + u[i+1:]
-	}
-	return u
 }
 
 // StatusPort is the agent's local status port for these settings.

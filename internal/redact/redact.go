@@ -7,14 +7,18 @@ package redact
 import "strings"
 
 // URL returns u without user info ("user:password@" becomes "***@"), with a query replaced by
-// "?..." and the fragment dropped. Whatever u is, no byte of its user info or query is kept.
-// A reference such as ghcr.io/org/rules@sha256:... keeps its digest: only an '@' before the
-// first '/' of the authority is user info.
+// "?..." and the fragment dropped. It works on text that does not parse (a malformed URL is what
+// an error prints), so user info is everything up to the last '@', whatever the password holds
+// ('/', '?', '#', '@'), except the '@' of a reference's digest (ghcr.io/org/rules@sha256:...),
+// which is kept.
 func URL(u string) string {
 	rest := u
-	scheme := ""
-	if i := strings.Index(u, "://"); i >= 0 {
+	scheme, user := "", ""
+	if i := strings.Index(u, "://"); i >= 0 && !strings.ContainsAny(u[:i], "/?#@") {
 		scheme, rest = u[:i+3], u[i+3:]
+	}
+	if i := userInfoEnd(rest); i >= 0 {
+		user, rest = "***@", rest[i+1:]
 	}
 	suffix := ""
 	if i := strings.IndexAny(rest, "?#"); i >= 0 {
@@ -23,12 +27,17 @@ func URL(u string) string {
 		}
 		rest = rest[:i]
 	}
-	auth := rest
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		auth = rest[:i]
+	return scheme + user + rest + suffix
+}
+
+// userInfoEnd is the index of the last '@' of s that is not followed by a digest (the OCI
+// algorithms sha256, sha384, sha512), or -1.
+func userInfoEnd(s string) int {
+	for i := strings.LastIndexByte(s, '@'); i >= 0; i = strings.LastIndexByte(s[:i], '@') {
+		d := s[i+1:]
+		if !strings.HasPrefix(d, "sha256:") && !strings.HasPrefix(d, "sha384:") && !strings.HasPrefix(d, "sha512:") {
+			return i
+		}
 	}
-	if i := strings.LastIndexByte(auth, '@'); i >= 0 {
-		rest = "***@" + rest[i+1:]
-	}
-	return scheme + rest + suffix
+	return -1
 }
