@@ -81,7 +81,10 @@ type Agent struct {
 	lastAccepted *status.Change
 	lastIgnored  *status.Change
 
-	whLn, obsLn, metricsLn net.Listener
+	peer     *peerAuth // nil without peer.listen
+	peerCert atomic.Pointer[tls.Certificate]
+
+	whLn, obsLn, metricsLn, peerLn net.Listener
 	addrReady              chan struct{}
 
 	journal    *journal.Journal // nil when disabled or unavailable (see journalErr)
@@ -123,6 +126,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Agent, error) 
 		BodyTimeout: cfg.Webhook.BodyTimeout, BodyGrace: cfg.Webhook.BodyGrace, MinBodyRate: int64(cfg.Webhook.MinBodyRate),
 	}, a.q, a.m, a.log.With().Str("component", "webhook").Logger())
 	a.adm = a.newAdmission()
+	if cfg.Peer.Listen != "" {
+		a.peer = &peerAuth{path: cfg.Peer.TokenFile, log: a.log.With().Str("component", "peer").Logger()}
+	}
 	if err := a.loadCredentials(); err != nil {
 		a.outs.Close(ctx) //nolint:errcheck // already failing
 		return nil, err
@@ -207,6 +213,18 @@ func (a *Agent) loadCredentials() error {
 		}
 		a.cert.Store(&c)
 	}
+	if a.peer != nil {
+		if err := a.peer.load(); err != nil {
+			return err
+		}
+		if t := a.cfg.Peer.TLS; t.Enabled() {
+			c, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return fmt.Errorf("load peer TLS certificate: %w", err)
+			}
+			a.peerCert.Store(&c)
+		}
+	}
 	return nil
 }
 
@@ -221,7 +239,12 @@ func trimSpace(b []byte) []byte {
 }
 
 func (a *Agent) serverTLS() (*tls.Config, error) {
-	t := a.cfg.Webhook.TLS
+	return serverTLSFor(a.cfg.Webhook.TLS, &a.cert, "webhook.tls", tls.VerifyClientCertIfGiven)
+}
+
+// serverTLSFor is a listener's TLS configuration: its certificate through cert (so SIGHUP can
+// rotate it), and with t.ClientCAFile client certificates verified with clientAuth.
+func serverTLSFor(t config.ServerTLS, cert *atomic.Pointer[tls.Certificate], key string, clientAuth tls.ClientAuthType) (*tls.Config, error) {
 	c := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// HTTP/1.1 only: over HTTP/2 kube-apiserver's audit client multiplexes every batch on
@@ -230,21 +253,21 @@ func (a *Agent) serverTLS() (*tls.Config, error) {
 		// connections serve AdmissionReviews without a handshake per request anyway.
 		NextProtos: []string{"http/1.1"},
 		// Through a pointer so SIGHUP can rotate the certificate without a restart.
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.cert.Load(), nil },
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert.Load(), nil },
 	}
 	if t.ClientCAFile != "" {
 		pem, err := os.ReadFile(t.ClientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read webhook.tls.client_ca_file: %w", err)
+			return nil, fmt.Errorf("read %s.client_ca_file: %w", key, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("webhook.tls.client_ca_file %s: no PEM certificates", t.ClientCAFile)
+			return nil, fmt.Errorf("%s.client_ca_file %s: no PEM certificates", key, t.ClientCAFile)
 		}
 		c.ClientCAs = pool
-		// Verify a certificate when one is given; the webhook handler then requires one, while
-		// health checks on the same port (Pebble, kubelet) need none.
-		c.ClientAuth = tls.VerifyClientCertIfGiven
+		// On the webhook's port, verify a certificate when one is given; the webhook handler
+		// then requires one, while health checks on the same port (Pebble, kubelet) need none.
+		c.ClientAuth = clientAuth
 	}
 	return c, nil
 }
@@ -385,6 +408,20 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.metricsLn = ln
 		metricsSrv = newServer(a.metricsHandler())
 	}
+	var peerSrv *http.Server
+	if a.peer != nil {
+		ln, err := a.listenPeer()
+		if err != nil {
+			for _, l := range []net.Listener{whLn, a.obsLn, a.metricsLn} {
+				if l != nil {
+					l.Close()
+				}
+			}
+			return err
+		}
+		a.peerLn = ln
+		peerSrv = newServer(a.peerHandler())
+	}
 	close(a.addrReady)
 
 	workers := a.cfg.EvaluationWorkers()
@@ -406,13 +443,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- serve(whSrv, whLn) }()
 	if obsSrv != nil {
 		go func() { errc <- serve(obsSrv, a.obsLn) }()
 	}
 	if metricsSrv != nil {
 		go func() { errc <- serve(metricsSrv, a.metricsLn) }()
+	}
+	if peerSrv != nil {
+		go func() { errc <- serve(peerSrv, a.peerLn) }()
+		a.log.Info().Str("listen", a.peerLn.Addr().String()).Bool("tls", a.cfg.Peer.TLS.Enabled()).Msg("peer API serving (GET /alerts, /status; bearer token)")
 	}
 	a.log.Info().Str("listen", whLn.Addr().String()).Str("path", cfg.Path).Bool("tls", tlsCfg != nil).
 		Bool("mtls", cfg.TLS.ClientCAFile != "").Bool("bearer_token", cfg.BearerTokenFile != "").
@@ -425,6 +466,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("serve: %w", runErr)
 	}
 	err := a.shutdown(whSrv, obsSrv, &wg, cancelSources, &srcWG)
+	if peerSrv != nil {
+		peerSrv.Close()
+	}
 	if metricsSrv != nil {
 		// Last, so Prometheus sees the final counters while the queue drains.
 		metricsSrv.Close()
@@ -481,7 +525,7 @@ func (a *Agent) shutdown(whSrv, obsSrv *http.Server, workers *sync.WaitGroup, ca
 // the configured files. Failures are logged and recorded; the agent keeps running as before.
 func (a *Agent) HUP(ctx context.Context) {
 	if err := a.loadCredentials(); err != nil {
-		a.log.Error().Err(err).Msg("reloading webhook credentials failed; keeping the previous ones")
+		a.log.Error().Err(err).Msg("reloading credentials failed; keeping the previous ones")
 	}
 	a.ReopenOutputs()
 	if err := a.reload(ctx, TriggerSIGHUP); err != nil {
