@@ -85,7 +85,7 @@ type Agent struct {
 	peerCert atomic.Pointer[tls.Certificate]
 
 	whLn, obsLn, metricsLn, peerLn net.Listener
-	addrReady              chan struct{}
+	addrReady                      chan struct{}
 
 	journal    *journal.Journal // nil when disabled or unavailable (see journalErr)
 	journalErr string
