@@ -19,6 +19,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/agent/journal"
 	"github.com/falco-k8s/falco-k8s/agent/metrics"
+	"github.com/falco-k8s/falco-k8s/agent/notice"
 	"github.com/falco-k8s/falco-k8s/agent/output"
 	"github.com/falco-k8s/falco-k8s/agent/queue"
 	"github.com/falco-k8s/falco-k8s/agent/status"
@@ -81,7 +82,8 @@ type Agent struct {
 	lastAccepted *status.Change
 	lastIgnored  *status.Change
 
-	peer     *peerAuth // nil without peer.listen
+	notifier *notice.Notifier // Pebble custom notices; nil when notify is off
+	peer     *peerAuth        // nil without peer.listen
 	peerCert atomic.Pointer[tls.Certificate]
 
 	whLn, obsLn, metricsLn, peerLn net.Listener
@@ -126,6 +128,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Agent, error) 
 		BodyTimeout: cfg.Webhook.BodyTimeout, BodyGrace: cfg.Webhook.BodyGrace, MinBodyRate: int64(cfg.Webhook.MinBodyRate),
 	}, a.q, a.m, a.log.With().Str("component", "webhook").Logger())
 	a.adm = a.newAdmission()
+	if sock := cfg.Notify.ResolvedPebbleSocket(); sock != "" {
+		n, err := notice.New(sock, a.log.With().Str("component", "pebble-notice").Logger())
+		if err != nil {
+			a.outs.Close(ctx) //nolint:errcheck // already failing
+			return nil, fmt.Errorf("notify.pebble_socket: %w", err)
+		}
+		a.notifier = n
+	}
 	if cfg.Peer.Listen != "" {
 		a.peer = &peerAuth{path: cfg.Peer.TokenFile, log: a.log.With().Str("component", "peer").Logger()}
 	}
@@ -431,6 +441,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); a.worker() }()
 	}
 
+	noticeCtx, stopNotices := context.WithCancel(context.Background())
+	defer stopNotices()
+	if a.notifier != nil {
+		go a.notifier.Run(noticeCtx, 2*time.Second)
+	}
+
 	srcCtx, cancelSources := context.WithCancel(ctx)
 	var srcWG sync.WaitGroup
 	for _, s := range a.sources {
@@ -466,6 +482,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("serve: %w", runErr)
 	}
 	err := a.shutdown(whSrv, obsSrv, &wg, cancelSources, &srcWG)
+	if a.notifier != nil {
+		// The sources have stopped: send what they last recorded, briefly.
+		stopNotices()
+		select {
+		case <-a.notifier.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
 	if peerSrv != nil {
 		peerSrv.Close()
 	}
