@@ -16,14 +16,15 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
 )
 
 // Follow modes (follow.mode).
 const (
-	ModePoll   = "poll"
-	ModePinned = "pinned"
+	ModePoll   = config.FollowPoll
+	ModePinned = config.FollowPinned
 )
 
 // MaxPinsFile bounds the pins file: a few hundred bytes per reference.
