@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -178,36 +179,38 @@ func readBounded(path string, limit int64) ([]byte, error) {
 }
 
 // notePins records, after a pinned round (f.mu held), which pinned digest each reference
-// could not apply and why, for /status.
-func (f *Follower) notePins(results map[int]*status.SyncResult) {
+// could not apply and why, for /status. A dry run's results change nothing.
+func (f *Follower) notePins(results map[int]*status.SyncResult, dryRun bool) {
 	for i := range f.refs {
 		h := &f.health[i]
 		h.Mode = ModePinned
 		d, ok := f.pins[f.names[i]]
 		h.PinnedDigest = d
-		if !ok {
-			h.PinError = f.waitingReason()
-			continue
-		}
-		if r := results[i]; r != nil {
+		if r := results[i]; r != nil && ok && !dryRun {
 			switch r.Result {
 			case ResultAccepted, ResultUnchanged:
-				h.PinError = ""
+				f.pinFail[i] = ""
 			default:
-				h.PinError = fmt.Sprintf("pinned digest %s not applied: %s; the last good rules keep running", d, r.Reason)
+				f.pinFail[i] = fmt.Sprintf("pinned digest %s not applied: %s; the last good rules keep running", d, r.Reason)
 			}
 		}
-		if f.pinsErr != "" {
-			h.PinError = joinReasons(f.pinsErr, h.PinError)
+		why := f.pinFail[i]
+		if !ok {
+			why = f.waitingReason()
 		}
+		h.PinError = joinReasons(f.pinsErr, why)
 	}
 }
 
-func joinReasons(a, b string) string {
-	if b == "" {
-		return a
+// joinReasons joins the non-empty reasons with "; ".
+func joinReasons(reasons ...string) string {
+	var out []string
+	for _, r := range reasons {
+		if r != "" {
+			out = append(out, r)
+		}
 	}
-	return a + "; " + b
+	return strings.Join(out, "; ")
 }
 
 // runPinned is Run in pinned mode: no scheduled registry checks. A round runs at start, when
@@ -271,7 +274,7 @@ const pinsReread = time.Minute
 func (f *Follower) reportPins() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.notePins(map[int]*status.SyncResult{})
+	f.notePins(nil, false)
 	f.reportHealth()
 }
 
