@@ -221,7 +221,9 @@ func (f *Follower) runPinned(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	done := make(chan struct{})
 	defer func() { <-done }()
-	go func() { defer close(done); f.watchPins(ctx, wake) }()
+	// Watching before the first read: a change in between is not lost.
+	w := f.newPinsWatcher()
+	go func() { defer close(done); f.watchPins(ctx, w, wake) }()
 	all := make([]int, len(f.refs))
 	for i := range all {
 		all[i] = i
@@ -278,21 +280,30 @@ func (f *Follower) reportPins() {
 	f.reportHealth()
 }
 
-// watchPins signals wake (debounced) when the pins file's directory changes: the charm replaces
-// the file by rename, which a watch on the file itself would lose.
-func (f *Follower) watchPins(ctx context.Context, wake chan<- struct{}) {
+// newPinsWatcher watches the pins file's directory: the charm replaces the file by rename,
+// which a watch on the file itself would lose. Nil when it cannot (the periodic re-read
+// remains).
+func (f *Follower) newPinsWatcher() *fsnotify.Watcher {
 	dir := filepath.Dir(f.o.PinsFile)
 	w, err := fsnotify.NewWatcher()
 	if err == nil {
 		if err = os.MkdirAll(dir, 0o755); err == nil {
 			err = w.Add(dir)
 		}
+		if err != nil {
+			w.Close()
+		}
 	}
 	if err != nil {
 		f.log.Error().Err(err).Str("dir", dir).Dur("reread", pinsReread).Msg("cannot watch the pins file; re-reading it periodically only")
-		if w != nil {
-			w.Close()
-		}
+		return nil
+	}
+	return w
+}
+
+// watchPins signals wake (debounced) when w reports a change of the pins file.
+func (f *Follower) watchPins(ctx context.Context, w *fsnotify.Watcher, wake chan<- struct{}) {
+	if w == nil {
 		return
 	}
 	defer w.Close()
