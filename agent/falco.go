@@ -43,8 +43,8 @@ type falcoEngine struct {
 	timeout time.Duration
 	version string
 
-	mu      sync.Mutex   // guards the fields below
-	current []falcoFile  // what rules_dir holds (the last published set)
+	mu      sync.Mutex  // guards the fields below
+	current []falcoFile // what rules_dir holds (the last published set)
 	refusal *status.FalcoRefusal
 }
 
