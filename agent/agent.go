@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -310,6 +311,11 @@ func (a *Agent) observe(mux *http.ServeMux, guard func(http.Handler) http.Handle
 	if a.falco != nil {
 		// Falco's http_output: the token in the path is the credential (Falco sends no headers).
 		mux.HandleFunc("POST "+status.PathFalcoAlerts+"{token}", a.serveFalcoAlerts)
+		noToken := func(w http.ResponseWriter, _ *http.Request) {
+			status.WriteError(w, http.StatusUnauthorized, "unauthorized: the path must end in the token of falco.alerts_token_file")
+		}
+		mux.HandleFunc("POST "+status.PathFalcoAlerts, noToken)
+		mux.HandleFunc("POST "+strings.TrimSuffix(status.PathFalcoAlerts, "/"), noToken)
 	}
 }
 
