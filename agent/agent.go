@@ -2,11 +2,14 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +28,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/agent/webhook"
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
 
 // Options are the agent's non-configuration inputs.
@@ -222,7 +226,7 @@ func (a *Agent) loadCredentials() error {
 		a.cert.Store(&c)
 	}
 	if a.falco != nil {
-		tok, err := os.ReadFile(a.cfg.Falco.AlertsTokenFile)
+		tok, err := readOrCreateToken(a.cfg.Falco.AlertsTokenFile)
 		if err != nil {
 			return fmt.Errorf("read falco.alerts_token_file: %w", err)
 		}
@@ -232,6 +236,24 @@ func (a *Agent) loadCredentials() error {
 		a.falcoToken.Store(&tok)
 	}
 	return nil
+}
+
+// readOrCreateToken reads a token file, first creating it (0600, 32 random bytes in hex) when
+// it does not exist: Falco's forwarder reads the same file, so nobody else has to make one.
+func readOrCreateToken(path string) ([]byte, error) {
+	tok, err := os.ReadFile(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return tok, err
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	tok = []byte(hex.EncodeToString(b[:]))
+	if err := atomicfile.WriteFileWith(path, append(tok, '\n'), 0o600, atomicfile.Options{MkdirAll: true}); err != nil {
+		return nil, err
+	}
+	return tok, nil
 }
 
 func trimSpace(b []byte) []byte {

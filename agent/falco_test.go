@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -328,4 +330,89 @@ func (s *syncWriter) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.String()
+}
+
+// configMapCreate is an audit event the ConfigMap Created rule matches.
+func configMapCreate(name string) []byte {
+	return []byte(fmt.Sprintf(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":%q,"stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/configmaps","verb":"create","user":{"username":"alice"},"objectRef":{"resource":"configmaps","namespace":"default","name":%q,"apiVersion":"v1"},"responseStatus":{"code":201},"requestReceivedTimestamp":"2026-12-03T15:00:00.000000Z","stageTimestamp":"2026-12-03T15:00:00.100000Z"}`, "id-"+name, name))
+}
+
+// TestRealFalcoReloadsAfterPromotion runs the real Falco as the workload: its k8saudit webhook on
+// an ephemeral port, rules_files = the agent's rules directory, watch_config_files, and its alerts
+// sent to the agent's /falco/alerts/<token> (program_output with curl: the shared Falco is a
+// MINIMAL_BUILD without http_output; the charm uses falco-k8s falco-forward). A promoted rule
+// set makes Falco reload and alert on the new rule; the time from the promotion to the first
+// alert is logged (a figure, not an assertion).
+func TestRealFalcoReloadsAfterPromotion(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		testshared.Missing(t, "curl not installed (Falco's program_output posts alerts with it here): %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := "http://" + ln.Addr().String()
+	const token = "s3cret-alerts-token" // newFalcoSetup's
+	fs := newFalcoSetup(t, []string{"k8saudit", "json"}, fmt.Sprintf(
+		"program_output: {enabled: true, keep_alive: false, program: \"%s -sf -o /dev/null --data-binary @- %s/falco/alerts/%s\"}\n", curl, api, token))
+	src := &fakeSource{sink: make(chan RuleSink, 1), initial: []SourceFile{{Name: "macros.yaml", Content: []byte(macroFile), Ref: "reg/x:1", Digest: "sha256:aa"}}}
+	ta, _ := startFalcoAgent(t, fs, nil, Options{Sources: []RuleSource{src}, ObservabilityListener: ln})
+	<-src.sink
+
+	falcoLog := &syncWriter{w: &bytes.Buffer{}}
+	cmd := exec.Command(fs.bin, "-c", fs.config, "--disable-source=syscall")
+	cmd.Stdout, cmd.Stderr = falcoLog, falcoLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("Falco's output:\n%s", falcoLog.String())
+		}
+	})
+	postEvent := func(name string) int {
+		resp, err := http.Post(fs.webhook, "application/json", bytes.NewReader(configMapCreate(name)))
+		if err != nil {
+			return 0 // Falco (re)starting: its webhook is not listening
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor(t, func() bool { return postEvent("warm-up") == http.StatusOK })
+	if n := ta.Metrics().Snapshot().Alerts; n != 0 {
+		t.Fatalf("%d alerts before the rule exists", n)
+	}
+
+	v2 := []SourceFile{{Name: "macros.yaml", Content: []byte(macroFile), Ref: "reg/x:2", Digest: "sha256:bb"},
+		{Name: "rules.yaml", Content: []byte(ruleFile), Ref: "reg/x:2", Digest: "sha256:bb"}}
+	offered := time.Now()
+	if _, err := ta.Offer("follower", v2); err != nil {
+		t.Fatal(err)
+	}
+	promoted := time.Now()
+	t.Logf("promotion (agent engine + falco -V, switch, falco --dry-run): %s", promoted.Sub(offered).Round(time.Millisecond))
+	var first time.Duration
+	for i := 0; ; i++ {
+		if ta.Metrics().Snapshot().Alerts > 0 {
+			first = time.Since(promoted)
+			break
+		}
+		if time.Since(promoted) > 60*time.Second {
+			t.Fatal("Falco never alerted on the promoted rule")
+		}
+		postEvent(fmt.Sprintf("cm-%d", i))
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("promotion to the first alert from the real Falco on the new rule: %s", first.Round(time.Millisecond))
+	if err := ta.Journal().Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := fetch(t, api, alerts.Filter{})
+	if len(got) == 0 || got[0].Rule != "ConfigMap Created" || got[0].Source != "k8s_audit" {
+		t.Fatalf("journal %+v", got)
+	}
 }
