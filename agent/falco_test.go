@@ -22,7 +22,9 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/internal/falcooracle"
 	"github.com/falco-k8s/falco-k8s/internal/testshared"
+	"github.com/falco-k8s/falco-k8s/rules"
 )
 
 // falcoSetup is a real Falco (../shared/falco/bin/falco) configured by the test: the k8saudit
@@ -415,4 +417,74 @@ func TestRealFalcoReloadsAfterPromotion(t *testing.T) {
 	if len(got) == 0 || got[0].Rule != "ConfigMap Created" || got[0].Source != "k8s_audit" {
 		t.Fatalf("journal %+v", got)
 	}
+}
+
+// TestFalcoTuningSuppressesInRealFalco: the real Falco evaluates the example audit events with
+// the built-in rules; `alerts tune` turns its alerts in namespace payments into exceptions; the
+// agent (engine: falco) accepts the tuning file only after Falco validated the whole set (-V) and
+// writes it last into Falco's rules directory; Falco, loading that directory, no longer alerts
+// in payments and still alerts elsewhere.
+func TestFalcoTuningSuppressesInRealFalco(t *testing.T) {
+	oracle := falcooracle.Require(t)
+	ctx := context.Background()
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	if err := os.WriteFile(events, bytes.Join(exampleEvents(t), []byte("\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := newFalcoSetup(t, []string{"k8saudit", "json"}, "")
+	state := t.TempDir()
+	ta, _ := startFalcoAgent(t, fs, []string{"rules.builtin=true", "rules.files=[]", "rules.state_dir=" + state}, Options{})
+	falcoAlerts := func() []*alerts.Alert {
+		t.Helper()
+		run, err := oracle.Evaluate(ctx, t.TempDir(), []string{fs.rulesDir}, events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []*alerts.Alert
+		for _, raw := range run.Alerts {
+			a, err := alerts.Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	before := falcoAlerts()
+	var payments []*alerts.Alert
+	for _, a := range before {
+		if a.Namespace() == "payments" {
+			payments = append(payments, a)
+		}
+	}
+	if len(payments) == 0 || len(payments) == len(before) {
+		t.Fatalf("Falco's alerts: %d, in payments %d: want some in and some out of payments", len(before), len(payments))
+	}
+	tuning := filepath.Join(state, "tuning.yaml")
+	res, err := alerts.Tune(payments, alerts.TuneOptions{Scope: alerts.ScopeNamespace,
+		Base: []engine.File{{Name: rules.DefaultName, Content: rules.Default()}}, Path: tuning, Now: time.Now()})
+	if err != nil || len(res.Added) == 0 {
+		t.Fatalf("tune: %+v %v", res, err)
+	}
+	if err := alerts.WriteFile(tuning, res.Content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.Reload(ctx); err != nil {
+		t.Fatalf("tuning file refused: %v", err)
+	}
+	files := dirFiles(t, fs.rulesDir)
+	names := sortedNames(files)
+	if last := names[len(names)-1]; !strings.HasSuffix(last, "_tuning.yaml") || files[last] != string(res.Content) {
+		t.Fatalf("rules_dir %v: want the tuning file last", names)
+	}
+	after := falcoAlerts()
+	for _, a := range after {
+		if a.Namespace() == "payments" {
+			t.Errorf("Falco still alerts in payments after tuning: %s", a.Rule)
+		}
+	}
+	if len(after) != len(before)-len(payments) {
+		t.Fatalf("Falco's alerts after tuning: %d, want %d", len(after), len(before)-len(payments))
+	}
+	t.Logf("Falco: %d alerts, %d in payments; after tuning %d (%d exceptions added)", len(before), len(payments), len(after), len(res.Added))
 }
