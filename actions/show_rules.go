@@ -72,7 +72,7 @@ func showRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 	// Who signed each followed artifact, when its signature was verified (rules-signing-key),
 	// and with changes=true the diff view of the last candidates.
 	if st, err := a.Status(ctx); err == nil {
-		// Which engine evaluates these rules: falco-k8s itself, or a real Falco (engine=falco).
+		// Which engine runs these rules: falco-k8s's own, or the real Falco (engine=falco).
 		if st.Engine.Name != "" {
 			out["engine"] = strings.TrimSpace(st.Engine.Name + " " + st.Engine.Version)
 		}
