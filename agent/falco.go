@@ -69,6 +69,10 @@ func newFalcoEngine(ctx context.Context, c config.Falco) (*falcoEngine, error) {
 	if err := os.MkdirAll(fe.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("falco.rules_dir: %w", err)
 	}
+	// Sets staged by a process that was killed: nothing refers to them.
+	if err := os.RemoveAll(fe.staging); err != nil {
+		return nil, fmt.Errorf("falco rules staging: %w", err)
+	}
 	// What rules_dir holds now is what a refused first switch goes back to.
 	ents, _ := os.ReadDir(fe.dir)
 	for _, e := range ents {

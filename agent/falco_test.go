@@ -306,6 +306,36 @@ func TestFalcoAlertIngestion(t *testing.T) {
 	}
 }
 
+// TestFalcoEngineAdmissionUnavailable: admission enforcement asked for with engine: falco is
+// not served, and /status says why; a staging directory a killed agent left is cleared.
+func TestFalcoEngineAdmissionUnavailable(t *testing.T) {
+	fs := newFalcoSetup(t, []string{"k8saudit", "json"}, "")
+	left := filepath.Join(fs.dir, ".falco-rules.staging", "set-123")
+	if err := os.MkdirAll(left, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ta, api := startFalcoAgent(t, fs, []string{"admission.mode=deny", "admission.enforce.min_priority=Warning"}, Options{})
+	var st status.Status
+	if code := getJSON(t, api+"/status", &st); code != http.StatusOK {
+		t.Fatalf("/status %d", code)
+	}
+	if st.Engine.Name != EngineFalco || !strings.Contains(st.Engine.Admission, "falco-k8s-engine feature") {
+		t.Fatalf("engine %+v", st.Engine)
+	}
+	resp, err := http.Post(api+"/k8s-admission", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("admission served with engine: falco: %d", resp.StatusCode)
+	}
+	if _, err := os.Stat(left); err == nil {
+		t.Error("stale staging directory left in place")
+	}
+	_ = ta
+}
+
 func grepLines(s, sub string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
