@@ -40,7 +40,7 @@ type falcoSetup struct {
 // the rules directory.
 func newFalcoSetup(t testing.TB, plugins []string, extra string, rulesFiles ...string) *falcoSetup {
 	t.Helper()
-	shared := testshared.Path(t, "falco")
+	oracle := falcooracle.Require(t)
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -48,32 +48,11 @@ func newFalcoSetup(t testing.TB, plugins []string, extra string, rulesFiles ...s
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	fs := &falcoSetup{dir: dir, bin: filepath.Join(shared, "bin", "falco"), config: filepath.Join(dir, "falco.yaml"),
+	fs := &falcoSetup{dir: dir, bin: oracle.Binary(), config: filepath.Join(dir, "falco.yaml"),
 		rulesDir: filepath.Join(dir, "falco-rules"), tokenFile: filepath.Join(dir, "alerts-token"), token: "s3cret-alerts-token",
 		webhook: fmt.Sprintf("http://127.0.0.1:%d/k8s-audit", port)}
-	var b strings.Builder
-	fmt.Fprintf(&b, "load_plugins: [%s]\nplugins:\n", strings.Join(plugins, ", "))
-	for _, p := range plugins {
-		fmt.Fprintf(&b, "  - name: %s\n    library_path: %s\n    init_config: \"\"\n", p, filepath.Join(shared, "plugins", "lib"+p+".so"))
-		if p == "k8saudit" {
-			fmt.Fprintf(&b, "    open_params: %q\n", fs.webhook)
-		}
-	}
-	fmt.Fprintf(&b, "rules_files: [%s]\n", strings.Join(append([]string{fs.rulesDir}, rulesFiles...), ", "))
-	b.WriteString(`watch_config_files: true
-json_output: true
-json_include_output_property: true
-json_include_tags_property: true
-priority: debug
-rule_matching: first
-stdout_output: {enabled: true}
-syslog_output: {enabled: false}
-log_stderr: true
-log_syslog: false
-log_level: info
-`)
-	b.WriteString(extra)
-	if err := os.WriteFile(fs.config, []byte(b.String()), 0o644); err != nil {
+	if err := oracle.WriteConfig(fs.config, falcooracle.Config{Plugins: plugins, Webhook: fs.webhook,
+		RulesFiles: append([]string{fs.rulesDir}, rulesFiles...), Extra: extra}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(fs.tokenFile, []byte(fs.token+"\n"), 0o600); err != nil {
