@@ -138,6 +138,9 @@ func (fe *falcoEngine) stage(set []falcoFile) (string, error) {
 // validate runs `falco -V` over the whole set in load order. A refusal comes back as a
 // *falcobin.RefusedError whose positions name the files as the agent does.
 func (fe *falcoEngine) validate(ctx context.Context, files []engine.File) error {
+	if len(files) == 0 {
+		return nil // nothing to load (a follower before its first artifact): Falco loads nothing too
+	}
 	set := falcoSet(files)
 	dir, err := fe.stage(set)
 	if err != nil {

@@ -1,0 +1,57 @@
+package follower
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/falco-k8s/falco-k8s/internal/falcooracle"
+	"github.com/falco-k8s/falco-k8s/internal/testregistry"
+)
+
+// TestFollowerFalcoRefusedArtifactNeverReachesFalco follows a registry with engine: falco: an
+// artifact valid for both engines is promoted into Falco's rules directory; the next one, which
+// the agent's engine accepts but the configured Falco refuses (no json plugin loaded), is ignored
+// with Falco's message, and Falco's directory keeps the previous files.
+func TestFollowerFalcoRefusedArtifactNeverReachesFalco(t *testing.T) {
+	oracle := falcooracle.Require(t)
+	dir := t.TempDir()
+	rulesDir, cfg := filepath.Join(dir, "falco-rules"), filepath.Join(dir, "falco.yaml")
+	if err := oracle.WriteConfig(cfg, falcooracle.Config{Plugins: []string{"k8saudit"}, RulesFiles: []string{rulesDir}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := testregistry.New(t, testregistry.Options{})
+	p := newPusher(t, reg, "", "")
+	d1 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v1")})
+	e := newEnv(t, envOpts{reg: reg, overrides: []string{"engine=falco", "falco.binary=" + oracle.Binary(), "falco.config_file=" + cfg,
+		"falco.rules_dir=" + rulesDir, "falco.alerts_token_file=" + filepath.Join(dir, "token"), "observability.listen=127.0.0.1:0", "webhook.listen=localhost:0"}})
+	e.waitAccepted(d1)
+	read := func() string {
+		b, err := os.ReadFile(filepath.Join(rulesDir, "000-k8s.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := read(); got != genRule("v1") {
+		t.Fatalf("Falco's rules directory: %q", got)
+	}
+	json := "- rule: JSON Verb\n  desc: by the json plugin\n  condition: json.value[/verb] = create\n  output: json verb\n  priority: NOTICE\n  source: k8s_audit\n"
+	d2 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v1") + json})
+	waitFor(t, "ignored "+d2, func() bool {
+		st := e.a.Status()
+		return st.LastIgnored != nil && strings.Contains(st.LastIgnored.Digest, d2)
+	})
+	st := e.a.Status()
+	if !strings.Contains(st.LastIgnored.Reason, "refused by Falco") || !strings.Contains(st.LastIgnored.Reason, "LOAD_ERR_COMPILE_CONDITION") {
+		t.Fatalf("reason %q", st.LastIgnored.Reason)
+	}
+	if e.runningDigest() != d1 || read() != genRule("v1") {
+		t.Fatalf("running %s, Falco's file %q", e.runningDigest(), read())
+	}
+	ents, _ := os.ReadDir(rulesDir)
+	if len(ents) != 1 {
+		t.Fatalf("Falco's rules directory has %d entries", len(ents))
+	}
+}
