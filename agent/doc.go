@@ -108,7 +108,11 @@
 //     catches what -V of the set alone cannot: other rules files Falco's configuration lists, a
 //     configuration Falco no longer accepts. Falco's own "Falco internal: hot restart failure"
 //     alert (rule and source "internal", structured fields) arriving on the alerts route is
-//     recorded there too (from_falco).
+//     recorded there too (from_falco) and the agent's check runs again on rules_dir: refused,
+//     the reason is reported (engine.last_refusal.recheck); accepted, Falco refused something
+//     that has passed (its watcher checked mid-switch, a transient failure) and runs older rules
+//     than rules_dir, so one file is renamed in again and Falco checks once more (once per set,
+//     so a refusal the agent cannot reproduce never loops).
 //   - Alerts: Falco posts its JSON alerts to POST <observability.listen>/falco/alerts/<token>
 //     (http_output, or program_output through `falco-k8s falco-forward` where Falco is built
 //     without it), the token read from falco.alerts_token_file (created 0600 when missing;

@@ -426,6 +426,24 @@ func TestRealFalcoReloadsAfterPromotion(t *testing.T) {
 	if len(got) == 0 || got[0].Rule != "ConfigMap Created" || got[0].Source != "k8s_audit" {
 		t.Fatalf("journal %+v", got)
 	}
+
+	// Falco reporting a refused reload the agent's own check accepts (as when its watcher
+	// checked mid-switch): the agent asks Falco to check again, once per set.
+	loads := func() int { return strings.Count(falcoLog.String(), "Loading rules from") }
+	before := loads()
+	internal := fmt.Sprintf(`{"hostname":"vm","output":"Falco internal: hot restart failure: x.yaml: Invalid","output_fields":{},"priority":"Critical","rule":%q,"source":"internal","time":"2026-12-03T15:44:56.134970644Z"}`, HotRestartFailureRule)
+	for i, want := range []string{"Falco asked to check the rules again", "already asked"} {
+		resp, err := http.Post(api+"/falco/alerts/"+token, "application/json", strings.NewReader(internal))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		r := ta.Status().Engine.LastRefusal
+		if resp.StatusCode != http.StatusNoContent || r == nil || !r.FromFalco || !strings.Contains(r.Recheck, want) {
+			t.Fatalf("report %d: %d, refusal %+v", i, resp.StatusCode, r)
+		}
+	}
+	waitFor(t, func() bool { return loads() > before })
 }
 
 // TestFalcoTuningSuppressesInRealFalco: the real Falco evaluates the example audit events with
