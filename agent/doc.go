@@ -104,7 +104,9 @@
 //     Its exit status is the signal (1: refused, with Falco's message; anything else: could not
 //     tell, logged). Refused, rules_dir is switched back to the previous set, the change is
 //     recorded as ignored (last_ignored, the ArtifactsIgnored Kubernetes Event, Falco's internal
-//     alert) and shown in /status engine.last_refusal; the follower undoes its commit. This
+//     alert) and shown in /status engine.last_refusal; the follower undoes its commit and, as
+//     the same files would be refused again, does not retry them until something changes
+//     (sync-rules forces it; Accept wraps the *falcobin.RefusedError). This
 //     catches what -V of the set alone cannot: other rules files Falco's configuration lists, a
 //     configuration Falco no longer accepts. Falco's own "Falco internal: hot restart failure"
 //     alert (rule and source "internal", structured fields) arriving on the alerts route is
