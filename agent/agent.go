@@ -2,14 +2,18 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +29,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/agent/webhook"
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
 
 // Options are the agent's non-configuration inputs.
@@ -91,6 +96,9 @@ type Agent struct {
 
 	journal    *journal.Journal // nil when disabled or unavailable (see journalErr)
 	journalErr string
+
+	falco      *falcoEngine           // engine: falco (falco.go); nil with engine: falco-k8s
+	falcoToken atomic.Pointer[[]byte] // falco.alerts_token_file's token
 }
 
 // New validates cfg, opens the outputs and loads the start-up ruleset. It does not listen yet.
@@ -109,6 +117,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Agent, error) 
 	a.budget = queue.NewBudget(int64(cfg.Webhook.MemoryBudget))
 	a.m = metrics.New(func() float64 { n, _ := a.q.Len(); return float64(n) },
 		func() float64 { _, b := a.q.Len(); return float64(b) })
+	if cfg.FalcoEngine() {
+		fe, err := newFalcoEngine(ctx, cfg.Falco)
+		if err != nil {
+			return nil, err
+		}
+		a.falco = fe
+		if cfg.Admission.Mode != "off" {
+			a.log.Warn().Str("admission.mode", cfg.Admission.Mode).Msg(admissionUnavailable)
+		}
+	}
 	for _, s := range opts.Sources {
 		if _, dup := a.sourceFiles[s.Name()]; dup {
 			return nil, fmt.Errorf("two rule sources named %q", s.Name())
@@ -154,7 +172,7 @@ func (a *Agent) openOutputs() error {
 	o := a.cfg.Outputs
 	var outs []output.Filtered
 	prio := func(s string) engine.Priority { p, _ := engine.ParsePriority(s); return p }
-	if o.Stdout.Enabled {
+	if o.Stdout.Enabled && a.falco == nil { // engine: falco prints its alerts on its own stdout
 		w := a.opts.Stdout
 		if w == nil {
 			w = os.Stdout
@@ -235,7 +253,35 @@ func (a *Agent) loadCredentials() error {
 			a.peerCert.Store(&c)
 		}
 	}
+	if a.falco != nil {
+		tok, err := readOrCreateToken(a.cfg.Falco.AlertsTokenFile)
+		if err != nil {
+			return fmt.Errorf("read falco.alerts_token_file: %w", err)
+		}
+		if tok = trimSpace(tok); len(tok) == 0 {
+			return fmt.Errorf("falco.alerts_token_file %s is empty", a.cfg.Falco.AlertsTokenFile)
+		}
+		a.falcoToken.Store(&tok)
+	}
 	return nil
+}
+
+// readOrCreateToken reads a token file, first creating it (0600, 32 random bytes in hex) when
+// it does not exist: Falco's forwarder reads the same file, so nobody else has to make one.
+func readOrCreateToken(path string) ([]byte, error) {
+	tok, err := os.ReadFile(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return tok, err
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	tok = []byte(hex.EncodeToString(b[:]))
+	if err := atomicfile.WriteFileWith(path, append(tok, '\n'), 0o600, atomicfile.Options{MkdirAll: true}); err != nil {
+		return nil, err
+	}
+	return tok, nil
 }
 
 func trimSpace(b []byte) []byte {
@@ -317,6 +363,15 @@ func (a *Agent) observe(mux *http.ServeMux, guard func(http.Handler) http.Handle
 	// The charm's sync-rules action: check followed references now (agent/follower).
 	mux.Handle("POST "+status.PathSync, guard(http.HandlerFunc(a.serveSync)))
 	mux.Handle(status.PathRules, guard(http.HandlerFunc(a.serveRules))) // the charm's show-rules action
+	if a.falco != nil {
+		// Falco's http_output: the token in the path is the credential (Falco sends no headers).
+		mux.HandleFunc("POST "+status.PathFalcoAlerts+"{token}", a.serveFalcoAlerts)
+		noToken := func(w http.ResponseWriter, _ *http.Request) {
+			status.WriteError(w, http.StatusUnauthorized, "unauthorized: the path must end in the token of falco.alerts_token_file")
+		}
+		mux.HandleFunc("POST "+status.PathFalcoAlerts, noToken)
+		mux.HandleFunc("POST "+strings.TrimSuffix(status.PathFalcoAlerts, "/"), noToken)
+	}
 }
 
 // metricsHandler serves the metrics listener: /metrics and the probes only, because it is
@@ -348,9 +403,13 @@ func (a *Agent) MetricsAddr() net.Addr {
 
 func (a *Agent) ready() bool { return a.cur.Load() != nil && !a.draining.Load() }
 
-// WebhookAddr returns the webhook listener's address once Run is listening (for tests).
+// WebhookAddr returns the webhook listener's address once Run is listening (for tests); nil
+// with engine: falco, where the port is Falco's.
 func (a *Agent) WebhookAddr() net.Addr {
 	<-a.addrReady
+	if a.whLn == nil {
+		return nil
+	}
 	return a.whLn.Addr()
 }
 
@@ -370,13 +429,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	whLn := a.opts.WebhookListener
-	if whLn == nil {
+	if a.falco != nil {
+		// The webhook port is Falco's (its k8saudit plugin); the agent serves only its API.
+		whLn = nil
+	} else if whLn == nil {
 		var err error
 		if whLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return fmt.Errorf("webhook listen: %w", err)
 		}
 	}
-	if tlsCfg != nil {
+	if tlsCfg != nil && whLn != nil {
 		whLn = tls.NewListener(whLn, tlsCfg)
 	}
 	a.whLn = whLn
@@ -460,7 +522,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	errc := make(chan error, 4)
-	go func() { errc <- serve(whSrv, whLn) }()
+	if whLn != nil {
+		go func() { errc <- serve(whSrv, whLn) }()
+	}
 	if obsSrv != nil {
 		go func() { errc <- serve(obsSrv, a.obsLn) }()
 	}
@@ -471,7 +535,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { errc <- serve(peerSrv, a.peerLn) }()
 		a.log.Info().Str("listen", a.peerLn.Addr().String()).Bool("tls", a.cfg.Peer.TLS.Enabled()).Msg("peer API serving (GET /alerts, /status; bearer token)")
 	}
-	a.log.Info().Str("listen", whLn.Addr().String()).Str("path", cfg.Path).Bool("tls", tlsCfg != nil).
+	listen := "falco's k8saudit plugin"
+	if whLn != nil {
+		listen = whLn.Addr().String()
+	}
+	a.log.Info().Str("engine", a.cfg.Engine).Str("listen", listen).Str("path", cfg.Path).Bool("tls", tlsCfg != nil).
 		Bool("mtls", cfg.TLS.ClientCAFile != "").Bool("bearer_token", cfg.BearerTokenFile != "").
 		Int("workers", workers).Msg("agent serving")
 

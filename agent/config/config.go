@@ -40,6 +40,10 @@ var DefaultYAML []byte
 
 // Config is the whole agent configuration.
 type Config struct {
+	// Engine is what evaluates the audit events: falco-k8s (this agent) or falco (a real Falco
+	// beside it, configured by the charm; see Falco).
+	Engine        string        `yaml:"engine"`
+	Falco         Falco         `yaml:"falco"`
 	Webhook       Webhook       `yaml:"webhook"`
 	Observability Observability `yaml:"observability"`
 	Rules         Rules         `yaml:"rules"`
@@ -955,6 +959,7 @@ func (c *Config) Validate() error {
 			bad("peer.tls.client_ca_file", "client certificates need TLS: set peer.tls.cert_file and key_file")
 		}
 	}
+	c.validateFalco(bad)
 	switch c.Kubernetes.Events {
 	case "auto", "true", "false":
 	default:
