@@ -23,15 +23,18 @@ import (
 
 // Settings is the validated charm configuration (config.yaml).
 type Settings struct {
-	RulesArtifacts      []string
-	RuleFiles           []string
-	Indexes             []Index
-	FollowInterval      time.Duration
-	AllowRuleRemoval    bool
-	SigningKey          string // PEM public key
-	SigningIdentity     string // keyless: certificate identity
-	SigningIssuer       string // keyless: OIDC issuer
-	TrustedRoot         string // keyless: trusted_root.json
+	RulesArtifacts   []string
+	RuleFiles        []string
+	Indexes          []Index
+	FollowInterval   time.Duration
+	AllowRuleRemoval bool
+	SigningKey       string // PEM public key
+	SigningIdentity  string // keyless: certificate identity
+	SigningIssuer    string // keyless: OIDC issuer
+	TrustedRoot      string // keyless: trusted_root.json
+	// IndexSigners are the keyless signers of the index entries references were resolved
+	// through (full reference → signer; set by resolveRefs when TrustedRoot is set).
+	IndexSigners        map[string]RefSigner
 	SignaturePolicy     string
 	RegistryAuthSecret  string
 	RegistryCredentials string // secret URI
@@ -170,7 +173,9 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 	}
 	s.SigningIdentity, s.SigningIssuer = str("rules-signing-identity"), str("rules-signing-issuer")
 	s.TrustedRoot = str("rules-trusted-root")
-	if s.SigningIdentity != "" || s.SigningIssuer != "" || s.TrustedRoot != "" {
+	// rules-trusted-root alone is valid: it verifies the keyless signers that falcoctl index
+	// entries name for the references resolved through them (indexes.go).
+	if s.SigningIdentity != "" || s.SigningIssuer != "" {
 		switch {
 		case s.SigningIdentity == "":
 			return nil, bad("rules-signing-identity", "https://github.com/ORG/REPO/.github/workflows/release.yaml@refs/heads/main", "required for keyless signatures")
@@ -180,6 +185,10 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 			return nil, bad("rules-trusted-root", "\"$(cat trusted_root.json)\"", "required for keyless signatures")
 		}
 		if _, err := signature.NewKeyless([]byte(s.TrustedRoot), s.SigningIdentity, "", s.SigningIssuer, ""); err != nil {
+			return nil, bad("rules-trusted-root", "\"$(cat trusted_root.json)\"", "%v", err)
+		}
+	} else if s.TrustedRoot != "" {
+		if err := signature.CheckTrustedRoot([]byte(s.TrustedRoot)); err != nil {
 			return nil, bad("rules-trusted-root", "\"$(cat trusted_root.json)\"", "%v", err)
 		}
 	}

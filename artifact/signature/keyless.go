@@ -55,6 +55,19 @@ func NewKeyless(trustedRootJSON []byte, identity, identityRegexp, issuer, issuer
 	return &Keyless{v: v, id: id}, nil
 }
 
+// CheckTrustedRoot reports whether trustedRootJSON is a usable Sigstore trusted root, for
+// configuration that holds one before any identity is known.
+func CheckTrustedRoot(trustedRootJSON []byte) error {
+	tr, err := root.NewTrustedRootFromJSON(trustedRootJSON)
+	if err == nil {
+		_, err = verify.NewVerifier(tr, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
+	}
+	if err != nil {
+		return fmt.Errorf("trusted root: %w", err)
+	}
+	return nil
+}
+
 // Verify checks the bundles referring to r's digest d; see Verifier.Verify for the results.
 func (k *Keyless) Verify(ctx context.Context, c *oci.Client, r ref.Reference, d string, p Policy) (*Verified, error) {
 	if p == Off {
