@@ -196,7 +196,7 @@
 // With follow.signature (artifact/signature), each new digest's cosign signature is checked
 // first, before the artifact's manifest is even fetched: with key_file, the "sha256-<hex>.sig"
 // tag and its payloads (two requests; registry credentials apply), verified with the key and
-// required to name that very digest; with trusted_root_file and a certificate identity and
+// required to name that very digest, else cosign v3's key-based bundles (OCI 1.1 referrers); with trusted_root_file and a certificate identity and
 // issuer, the Sigstore bundles referring to the digest (OCI 1.1 referrers, cosign v3), verified
 // offline with sigstore-go (certificate chain, identity, transparency-log proof) and required
 // to name the digest as their statement's subject. per_ref adds a keyless signer trusted for

@@ -1,13 +1,14 @@
-// Package signaturetest makes keyless signatures for tests: a Sigstore bundle signed by a test
-// CA's short-lived certificate and logged in a test transparency log (sigstore-go's virtual
-// Sigstore), the trusted_root.json a user would provide for them, and their attachment to an
-// artifact as an OCI 1.1 referrer, as cosign v3 does. The public Sigstore services cannot be
+// Package signaturetest makes cosign v3 signatures for tests: keyless Sigstore bundles signed by
+// a test CA's short-lived certificate and logged in a test transparency log (sigstore-go's
+// virtual Sigstore), the trusted_root.json a user would provide for them, key-based bundles,
+// and their attachment to an artifact as an OCI 1.1 referrer, as cosign v3 does. The public Sigstore services cannot be
 // reached from tests.
 package signaturetest
 
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -26,6 +27,9 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	sigsig "github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"google.golang.org/protobuf/proto"
 	"oras.land/oras-go/v2/errdef"
 
@@ -49,14 +53,7 @@ func NewSigstore(t testing.TB) *ca.VirtualSigstore {
 // transparency log, and returns the Sigstore bundle (v0.3) JSON.
 func KeylessBundle(t testing.TB, vs *ca.VirtualSigstore, identity, issuer, repo, subject string) []byte {
 	t.Helper()
-	hexDigest := strings.TrimPrefix(subject, "sha256:")
-	stmt, _ := json.Marshal(map[string]any{
-		"_type":         "https://in-toto.io/Statement/v1",
-		"subject":       []any{map[string]any{"name": repo, "digest": map[string]string{"sha256": hexDigest}}},
-		"predicateType": "https://sigstore.dev/cosign/sign/v1",
-		"predicate":     map[string]any{},
-	})
-	ent, err := vs.AttestAtTime(identity, issuer, stmt, time.Now().Add(5*time.Minute), true)
+	ent, err := vs.AttestAtTime(identity, issuer, statement(repo, subject), time.Now().Add(5*time.Minute), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,4 +164,60 @@ func pushBlob(ctx context.Context, repo interface {
 		return err
 	}
 	return nil
+}
+
+// KeyBundle signs an in-toto statement naming subject with the PEM private key privPEM, as
+// `cosign sign --key --new-bundle-format` does: a Sigstore bundle (v0.3) holding the DSSE
+// envelope and a key hint, no certificate and no log entry. It returns the bundle JSON.
+func KeyBundle(t testing.TB, privPEM []byte, repo, subject string) []byte {
+	t.Helper()
+	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(privPEM, cryptoutils.SkipPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sigsig.LoadSigner(priv, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := dsse.WrapSigner(s, "application/vnd.in-toto+json").SignMessage(bytes.NewReader(statement(repo, subject)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		Payload     []byte `json:"payload"`
+		PayloadType string `json:"payloadType"`
+		Signatures  []struct {
+			Sig []byte `json:"sig"`
+		} `json:"signatures"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil || len(env.Signatures) != 1 {
+		t.Fatalf("DSSE envelope %s: %v", raw, err)
+	}
+	pb := &protobundle.Bundle{
+		MediaType: signature.BundleMediaType,
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: "falco-k8s-test"}}},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
+			Payload: env.Payload, PayloadType: env.PayloadType, Signatures: []*protodsse.Signature{{Sig: env.Signatures[0].Sig}}}},
+	}
+	b, err := bundle.NewBundle(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := b.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// statement is cosign v3's signed statement: the subject digest, predicate cosign/sign/v1.
+func statement(repo, subject string) []byte {
+	stmt, _ := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []any{map[string]any{"name": repo, "digest": map[string]string{"sha256": strings.TrimPrefix(subject, "sha256:")}}},
+		"predicateType": "https://sigstore.dev/cosign/sign/v1",
+		"predicate":     map[string]any{},
+	})
+	return stmt
 }
