@@ -23,17 +23,15 @@ import (
 
 // Settings is the validated charm configuration (config.yaml).
 type Settings struct {
-	RulesArtifacts   []string
-	RuleFiles        []string
-	Indexes          []Index
-	FollowInterval   time.Duration
-	AllowRuleRemoval bool
-	SigningKey       string // PEM public key
-	SigningIdentity  string // keyless: certificate identity
-	SigningIssuer    string // keyless: OIDC issuer
-	TrustedRoot      string // keyless: trusted_root.json
-	// IndexSigners are the keyless signers of the index entries references were resolved
-	// through (full reference → signer; set by resolveRefs when TrustedRoot is set).
+	RulesArtifacts      []string
+	RuleFiles           []string
+	Indexes             []Index
+	FollowInterval      time.Duration
+	AllowRuleRemoval    bool
+	SigningKey          string // PEM public key
+	SigningIdentity     string // keyless: certificate identity
+	SigningIssuer       string // keyless: OIDC issuer
+	TrustedRoot         string // keyless: trusted_root.json
 	IndexSigners        map[string]RefSigner
 	SignaturePolicy     string
 	RegistryAuthSecret  string

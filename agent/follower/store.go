@@ -56,12 +56,12 @@ type RefState struct {
 	Set   string      `json:"set"`
 	Files []FileEntry `json:"files"`
 	// LocalEdit is true when a file was edited on disk and accepted after the artifact was.
-	LocalEdit bool `json:"local_edit,omitempty"`
+	LocalEdit  bool      `json:"local_edit,omitempty"`
+	AcceptedAt time.Time `json:"accepted_at"`
 	// Signer is who signed Digest, when its signature was verified (signature.Verified's
 	// text); committed with the set so /status reports it after a restart. Empty for a local
 	// edit: the files are no longer what was signed.
-	Signer     string    `json:"signer,omitempty"`
-	AcceptedAt time.Time `json:"accepted_at"`
+	Signer string `json:"signer,omitempty"`
 }
 
 // State is state.json: every reference's accepted set, in follow.refs order.
