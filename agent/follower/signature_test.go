@@ -295,3 +295,27 @@ func TestPerRefKeyless(t *testing.T) {
 	e3 := newEnv(t, envOpts{reg: reg, follow: func(o *Options) { o.Refs = []string{other}; o.Interval = time.Hour; o.Signature = sig }})
 	e3.waitAccepted(d3)
 }
+
+// TestKeyBundleFollow: with a key configured, an artifact signed by cosign v3's key-based bundle
+// (an OCI 1.1 referrer, no signature tag) is accepted and its signer reported.
+func TestKeyBundleFollow(t *testing.T) {
+	priv, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := signature.NewVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := signature.NewSigner(priv, nil) // for the key's fingerprint only
+	reg := testregistry.New(t, testregistry.Options{})
+	p := newPusher(t, reg, "", "")
+	r, _ := ref.Parse(reg.Host + "/rules/k8s:1")
+	d1 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v1")})
+	signaturetest.AttachBundle(t, p.c, r, d1, signaturetest.KeyBundle(t, priv, reg.Host+"/rules/k8s", d1))
+	e := newEnv(t, envOpts{reg: reg, follow: func(o *Options) { o.Interval = time.Hour; o.Signature = SignatureOptions{Verifier: v} }})
+	e.waitAccepted(d1)
+	if res := postSync(t, e.url, ""); res.Result != ResultUnchanged || res.Signer != "cosign key "+s.Key() {
+		t.Fatalf("key bundle: %+v", res)
+	}
+}
