@@ -232,6 +232,33 @@ func TestCosignBundleInterop(t *testing.T) {
 			t.Errorf("%s: %v, want %s (%s)", tc.name, err, tc.kind, tc.msg)
 		}
 	}
+	// falco-k8s signs a v3 bundle with cosign.key; cosign verifies it with cosign.pub (offline:
+	// an empty trusted root, no log), and not with another key.
+	signer, err := NewSigner(mustRead(t, filepath.Join(dir, "cosign.key")), []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r7, d7 := f.push("rules/k8s:7", "a: 7\n")
+	if _, err := signer.SignBundle(ctx, f.c, r7, d7); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v.Verify(ctx, f.c, r7, d7, Required); err != nil || got.Key != v.key {
+		t.Fatalf("falco-k8s bundle: %+v %v", got, err)
+	}
+	emptyRoot := filepath.Join(dir, "trusted_root.json")
+	if err := os.WriteFile(emptyRoot, []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	verifyArgs := func(keyDir string) []string {
+		return []string{"verify", "--key", filepath.Join(keyDir, "cosign.pub"), "--new-bundle-format", "--trusted-root", emptyRoot,
+			"--insecure-ignore-tlog=true", "--allow-http-registry", image(d7)}
+	}
+	if out, err := cosign(t, bin, dir, verifyArgs(dir)...); err != nil {
+		t.Fatalf("cosign verify of a falco-k8s bundle: %v\n%s", err, out)
+	}
+	if out, err := cosign(t, bin, dir, verifyArgs(otherDir)...); err == nil {
+		t.Fatalf("cosign verify with another key passed:\n%s", out)
+	}
 	if got, err := v.Verify(ctx, f.c, r3, d3, IfPresent); got != nil || err != nil {
 		t.Errorf("if-present, unsigned: %+v %v", got, err)
 	}
@@ -287,4 +314,13 @@ func copyBundle(t *testing.T, f *fixture, r ref.Reference, d, dst string, edit f
 	if err := repo.Push(ctx, md, bytes.NewReader(raw)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

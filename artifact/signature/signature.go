@@ -12,7 +12,8 @@
 // cosign v3's signatures (keyless.go) are Sigstore bundles attached to the artifact as OCI 1.1
 // referrers, verified with sigstore-go: keyless ones offline against a trusted root the user
 // provides, key-based ones (`cosign sign --key --new-bundle-format`) with the key; a key checks
-// both schemes, the tag first. Not covered: keyless signatures in the legacy tag scheme.
+// both schemes, the tag first, and Signer makes either (sign.go). Not covered: keyless
+// signatures in the legacy tag scheme, and keyless signing.
 package signature
 
 import (
