@@ -249,14 +249,17 @@
 // With follow.signature (artifact/signature), each new digest's cosign signature is checked
 // first, before the artifact's manifest is even fetched: with key_file, the "sha256-<hex>.sig"
 // tag and its payloads (two requests; registry credentials apply), verified with the key and
-// required to name that very digest; with trusted_root_file and a certificate identity and
+// required to name that very digest, else cosign v3's key-based bundles (OCI 1.1 referrers); with trusted_root_file and a certificate identity and
 // issuer, the Sigstore bundles referring to the digest (OCI 1.1 referrers, cosign v3), verified
 // offline with sigstore-go (certificate chain, identity, transparency-log proof) and required
-// to name the digest as their statement's subject. Per reference policy required (default with a key), if-present or off.
+// to name the digest as their statement's subject. per_ref adds a keyless signer trusted for
+// one reference (the identity of the falcoctl index entry the charm resolved it through).
+// Per reference policy required (default when a key or an identity applies), if-present or off.
 // A refused signature ignores the candidate with its kind (unsigned, bad signature, made for
 // another digest, malformed); an unsigned digest is examined again at the next check, since
 // publishers push first and sign next. The verified signer is in each sync result and in the
-// reference's /status source (signer). An idle check stays one HEAD.
+// reference's /status source (signer), and is committed in state.json with the accepted set,
+// so it is still reported after a restart (not after a local edit). An idle check stays one HEAD.
 //
 // # Several units: pinned following, notices, the peer API
 //

@@ -2,12 +2,14 @@ package charm
 
 import (
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
 	agentconfig "github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/agent/status"
+	"github.com/falco-k8s/falco-k8s/artifact/signature/signaturetest"
 )
 
 // testPublicKey is a P-256 public key in cosign.pub's format.
@@ -17,6 +19,7 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEXMRODt5L1TAgcsdlmNOdesMj+qwb
 -----END PUBLIC KEY-----`
 
 func TestParseSettings(t *testing.T) {
+	testTrustedRoot := string(signaturetest.TrustedRootJSON(t, signaturetest.NewSigstore(t)))
 	for _, tc := range []struct {
 		name    string
 		raw     map[string]any
@@ -63,6 +66,12 @@ func TestParseSettings(t *testing.T) {
 		{name: "signing key invalid", raw: map[string]any{"rules-signing-key": "not a key"}, wantErr: "rules-signing-key: signature key: PEM decoding failed"},
 		{name: "keyless needs issuer", raw: map[string]any{"rules-signing-identity": "https://github.com/a/b/.github/workflows/r.yaml@refs/heads/main"}, wantErr: "rules-signing-issuer: required for keyless signatures"},
 		{name: "keyless trusted root invalid", raw: map[string]any{"rules-signing-identity": "x", "rules-signing-issuer": "y", "rules-trusted-root": "{}"}, wantErr: "rules-trusted-root: trusted root"},
+		{name: "trusted root alone", raw: map[string]any{"rules-trusted-root": testTrustedRoot}, check: func(t *testing.T, s *Settings) {
+			if s.TrustedRoot == "" || s.SigningIdentity != "" {
+				t.Errorf("%+v", s)
+			}
+		}},
+		{name: "trusted root alone invalid", raw: map[string]any{"rules-trusted-root": "{}"}, wantErr: "rules-trusted-root: trusted root"},
 		{name: "policy needs key", raw: map[string]any{"rules-signature-policy": "required"}, wantErr: "rules-signing-key: required with rules-signature-policy=required"},
 		{name: "policy invalid", raw: map[string]any{"rules-signing-key": testPublicKey, "rules-signature-policy": "maybe"}, wantErr: "rules-signature-policy"},
 		{name: "registry-ca yaml", raw: map[string]any{"registry-ca": "[1,2]"}, wantErr: "registry-ca: want a map"},
@@ -192,5 +201,50 @@ func TestDesiredSignatureAndGuard(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("signing key file not written")
+	}
+}
+
+// TestDesiredIndexSigners: the keyless signer of the index entry a reference was resolved
+// through reaches the agent as that reference's follow.signature.per_ref, with the trusted root
+// only; without a trusted root there is nothing to render.
+func TestDesiredIndexSigners(t *testing.T) {
+	testTrustedRoot := string(signaturetest.TrustedRootJSON(t, signaturetest.NewSigstore(t)))
+	signers := map[string]RefSigner{"ghcr.io/a/b:1": {Identity: "https://ci/x", Issuer: "https://issuer"}}
+	for _, tc := range []struct {
+		name string
+		raw  map[string]any
+		want string // the per_ref identity, "" for no signature section
+	}{
+		{"trusted root", map[string]any{"rules-trusted-root": testTrustedRoot}, "https://ci/x"},
+		{"no trusted root", map[string]any{}, ""},
+	} {
+		raw := map[string]any{"rules-artifacts": "ghcr.io/a/b:1, ghcr.io/a/c:1", "rule-files": "k8s_audit_rules.yaml"}
+		maps.Copy(raw, tc.raw)
+		s, err := ParseSettings(raw, "falco-k8s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.TrustedRoot != "" {
+			s.IndexSigners = signers
+		}
+		d, err := BuildDesired(s, Creds{}, Env{Unit: "falco-k8s/0"}, "/bin/true", "x")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		ac, err := agentconfig.Parse(d.AgentConfig, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sg := ac.Follow.Signature
+		if got := sg.PerRef["ghcr.io/a/b:1"].CertificateIdentity; got != tc.want {
+			t.Errorf("%s: per_ref identity %q, want %q", tc.name, got, tc.want)
+		}
+		wantPolicy := map[bool]string{true: "required", false: "off"}[tc.want != ""]
+		if sg.PolicyFor("ghcr.io/a/b:1") != wantPolicy || sg.PolicyFor("ghcr.io/a/c:1") != "off" {
+			t.Errorf("%s: policies %s %s", tc.name, sg.PolicyFor("ghcr.io/a/b:1"), sg.PolicyFor("ghcr.io/a/c:1"))
+		}
+		if (sg.TrustedRootFile != "") != (tc.want != "") {
+			t.Errorf("%s: trusted_root_file %q", tc.name, sg.TrustedRootFile)
+		}
 	}
 }

@@ -32,6 +32,7 @@ type Settings struct {
 	SigningIdentity     string // keyless: certificate identity
 	SigningIssuer       string // keyless: OIDC issuer
 	TrustedRoot         string // keyless: trusted_root.json
+	IndexSigners        map[string]RefSigner
 	SignaturePolicy     string
 	RegistryAuthSecret  string
 	RegistryCredentials string // secret URI
@@ -170,7 +171,9 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 	}
 	s.SigningIdentity, s.SigningIssuer = str("rules-signing-identity"), str("rules-signing-issuer")
 	s.TrustedRoot = str("rules-trusted-root")
-	if s.SigningIdentity != "" || s.SigningIssuer != "" || s.TrustedRoot != "" {
+	// rules-trusted-root alone is valid: it verifies the keyless signers that falcoctl index
+	// entries name for the references resolved through them (indexes.go).
+	if s.SigningIdentity != "" || s.SigningIssuer != "" {
 		switch {
 		case s.SigningIdentity == "":
 			return nil, bad("rules-signing-identity", "https://github.com/ORG/REPO/.github/workflows/release.yaml@refs/heads/main", "required for keyless signatures")
@@ -180,6 +183,10 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 			return nil, bad("rules-trusted-root", "\"$(cat trusted_root.json)\"", "required for keyless signatures")
 		}
 		if _, err := signature.NewKeyless([]byte(s.TrustedRoot), s.SigningIdentity, "", s.SigningIssuer, ""); err != nil {
+			return nil, bad("rules-trusted-root", "\"$(cat trusted_root.json)\"", "%v", err)
+		}
+	} else if s.TrustedRoot != "" {
+		if err := signature.CheckTrustedRoot([]byte(s.TrustedRoot)); err != nil {
 			return nil, bad("rules-trusted-root", "\"$(cat trusted_root.json)\"", "%v", err)
 		}
 	}

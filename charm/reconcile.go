@@ -280,6 +280,8 @@ type manifest struct {
 	// Resolved caches index-name references (indexes key + name → full reference), so an index
 	// is fetched when the configuration changes, not on every hook.
 	Resolved map[string]string `json:"resolved,omitempty"`
+	// Signers caches, with the same keys, the keyless signer of the index entry (indexes.go).
+	Signers map[string]RefSigner `json:"signers,omitempty"`
 	// LogTargets are the Pebble log targets ever put in the logging layer (name → location) and
 	// LogLayer the hash of the layer last applied (relations_workload.go).
 	LogTargets map[string]string `json:"log_targets,omitempty"`

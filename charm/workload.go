@@ -116,17 +116,28 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integ
 	if s.AllowRuleRemoval {
 		follow["allow_rule_removal"] = []string{"*"}
 	}
-	if s.SigningKey != "" || s.TrustedRoot != "" || s.SignaturePolicy != "" {
+	// The trusted root serves the configured identity and the index entries' signers; with
+	// neither there is nothing keyless to verify.
+	keyless := s.TrustedRoot != "" && (s.SigningIdentity != "" || len(s.IndexSigners) > 0)
+	if s.SigningKey != "" || keyless || s.SignaturePolicy != "" {
 		sig := map[string]any{"policy": s.SignaturePolicy}
 		if s.SigningKey != "" {
 			sig["key_file"] = p(SigningKeyPath)
 			add(SigningKeyPath, 0o644, []byte(s.SigningKey), false)
 		}
-		if s.TrustedRoot != "" {
+		if keyless {
 			sig["trusted_root_file"] = p(TrustedRootPath)
 			sig["certificate_identity"] = s.SigningIdentity
 			sig["certificate_oidc_issuer"] = s.SigningIssuer
 			add(TrustedRootPath, 0o644, []byte(s.TrustedRoot), false)
+		}
+		if keyless && len(s.IndexSigners) > 0 {
+			perRef := map[string]any{}
+			for r, sg := range s.IndexSigners {
+				perRef[r] = map[string]string{"certificate_identity": sg.Identity, "certificate_identity_regexp": sg.IdentityRegexp,
+					"certificate_oidc_issuer": sg.Issuer, "certificate_oidc_issuer_regexp": sg.IssuerRegexp}
+			}
+			sig["per_ref"] = perRef
 		}
 		follow["signature"] = sig
 	}

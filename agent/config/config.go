@@ -343,9 +343,49 @@ type Signature struct {
 	Policy string `yaml:"policy"`
 	// Policies override Policy per reference (keys exactly as in follow.refs).
 	Policies map[string]string `yaml:"policies"`
+	// PerRef adds a keyless signer per reference (keys exactly as in follow.refs), checked
+	// against TrustedRootFile: the charm puts there the identity of the falcoctl index entry
+	// a name was resolved through. A signature by it or by the signers above is accepted.
+	PerRef map[string]RefSigner `yaml:"per_ref"`
 }
 
-// PolicyFor is the signature policy of a reference (as in follow.refs).
+// RefSigner is a keyless signer (certificate identity and OIDC issuer, each exact or a regular
+// expression, named as in falcoctl's index) trusted for one reference.
+type RefSigner struct {
+	CertificateIdentity         string `yaml:"certificate_identity"`
+	CertificateIdentityRegexp   string `yaml:"certificate_identity_regexp"`
+	CertificateOIDCIssuer       string `yaml:"certificate_oidc_issuer"`
+	CertificateOIDCIssuerRegexp string `yaml:"certificate_oidc_issuer_regexp"`
+}
+
+// complete reports whether exactly one of the identity and of the issuer forms is set, as
+// keyless verification needs.
+func (r RefSigner) complete() bool {
+	return (r.CertificateIdentity == "") != (r.CertificateIdentityRegexp == "") &&
+		(r.CertificateOIDCIssuer == "") != (r.CertificateOIDCIssuerRegexp == "")
+}
+
+func (r RefSigner) empty() bool { return r == RefSigner{} }
+
+// global is the keyless signer trusted for every reference.
+func (s Signature) global() RefSigner {
+	return RefSigner{s.CertificateIdentity, s.CertificateIdentityRegexp, s.CertificateOIDCIssuer, s.CertificateOIDCIssuerRegexp}
+}
+
+// HasSigner reports whether a key or an identity can verify ref's signatures.
+func (s Signature) HasSigner(ref string) bool {
+	if s.KeyFile != "" {
+		return true
+	}
+	if s.TrustedRootFile == "" {
+		return false
+	}
+	_, perRef := s.PerRef[ref]
+	return !s.global().empty() || perRef
+}
+
+// PolicyFor is the signature policy of a reference (as in follow.refs): required by default
+// when a key or an identity applies to it.
 func (s Signature) PolicyFor(ref string) string {
 	if p, ok := s.Policies[ref]; ok && p != "" {
 		return p
@@ -353,7 +393,7 @@ func (s Signature) PolicyFor(ref string) string {
 	if s.Policy != "" {
 		return s.Policy
 	}
-	if s.KeyFile != "" || s.TrustedRootFile != "" {
+	if s.HasSigner(ref) {
 		return "required"
 	}
 	return "off"
@@ -901,16 +941,26 @@ func (c *Config) Validate() error {
 			bad("follow.signature.policies["+r+"]", "%q: want required, if-present or off", p)
 		}
 	}
-	if sg := f.Signature; sg.KeyFile == "" && sg.TrustedRootFile == "" {
-		for _, r := range f.Refs {
-			if p := sg.PolicyFor(r); p == "required" || p == "if-present" {
-				bad("follow.signature.key_file", "required for signature policy %s (%s): set the cosign public key file (cosign.pub), or trusted_root_file with a certificate identity and issuer", p, r)
-				break
-			}
-		}
-	} else if sg.TrustedRootFile != "" && ((sg.CertificateIdentity == "") == (sg.CertificateIdentityRegexp == "") ||
-		(sg.CertificateOIDCIssuer == "") == (sg.CertificateOIDCIssuerRegexp == "")) {
+	sg := f.Signature
+	if sg.TrustedRootFile != "" && (!sg.global().empty() || len(sg.PerRef) == 0) && !sg.global().complete() {
 		bad("follow.signature.trusted_root_file", "keyless verification needs exactly one of certificate_identity and certificate_identity_regexp, and one of certificate_oidc_issuer and certificate_oidc_issuer_regexp")
+	}
+	for _, r := range slices.Sorted(maps.Keys(sg.PerRef)) {
+		key := "follow.signature.per_ref[" + r + "]"
+		switch {
+		case !slices.Contains(f.Refs, r):
+			bad(key, "not in follow.refs: use the reference exactly as in follow.refs")
+		case sg.TrustedRootFile == "":
+			bad(key, "a keyless signer needs follow.signature.trusted_root_file (Sigstore's trusted_root.json)")
+		case !sg.PerRef[r].complete():
+			bad(key, "needs exactly one of certificate_identity and certificate_identity_regexp, and one of certificate_oidc_issuer and certificate_oidc_issuer_regexp")
+		}
+	}
+	for _, r := range f.Refs {
+		if p := sg.PolicyFor(r); (p == "required" || p == "if-present") && !sg.HasSigner(r) {
+			bad("follow.signature.key_file", "required for signature policy %s (%s): set the cosign public key file (cosign.pub), or trusted_root_file with a certificate identity and issuer", p, r)
+			break
+		}
 	}
 	for i, r := range f.AllowRuleRemoval {
 		if r != "*" && !slices.Contains(f.Refs, r) {

@@ -150,6 +150,21 @@ func TestParse(t *testing.T) {
 			check: func(c *Config) any {
 				return []string{c.Follow.Signature.PolicyFor("ghcr.io/a/b:1"), c.Follow.Signature.PolicyFor("other")}
 			}, want: []string{"if-present", "required"}},
+		{name: "signature per_ref", yaml: "follow:\n  refs: [ghcr.io/a/b:1, ghcr.io/a/c:1]\n  rule_files: [r.yaml]\n  signature:\n    trusted_root_file: /root.json\n    per_ref:\n      ghcr.io/a/b:1: {certificate_identity: https://ci/x, certificate_oidc_issuer: https://issuer}\n",
+			check: func(c *Config) any {
+				s := c.Follow.Signature
+				return []string{s.PolicyFor("ghcr.io/a/b:1"), s.PolicyFor("ghcr.io/a/c:1"), s.PerRef["ghcr.io/a/b:1"].CertificateIdentity}
+			}, want: []string{"required", "off", "https://ci/x"}},
+		{name: "signature per_ref unknown ref", yaml: "follow:\n  refs: [ghcr.io/a/b:1]\n  rule_files: [r.yaml]\n  signature:\n    trusted_root_file: /root.json\n    per_ref:\n      ghcr.io/a/x:1: {certificate_identity: i, certificate_oidc_issuer: o}\n",
+			wantErr: "config key follow.signature.per_ref[ghcr.io/a/x:1]: not in follow.refs"},
+		{name: "signature per_ref needs trusted root", yaml: "follow:\n  refs: [ghcr.io/a/b:1]\n  rule_files: [r.yaml]\n  signature:\n    per_ref:\n      ghcr.io/a/b:1: {certificate_identity: i, certificate_oidc_issuer: o}\n",
+			wantErr: "config key follow.signature.per_ref[ghcr.io/a/b:1]: a keyless signer needs follow.signature.trusted_root_file"},
+		{name: "signature per_ref needs issuer", yaml: "follow:\n  refs: [ghcr.io/a/b:1]\n  rule_files: [r.yaml]\n  signature:\n    trusted_root_file: /root.json\n    per_ref:\n      ghcr.io/a/b:1: {certificate_identity: i}\n",
+			wantErr: "config key follow.signature.per_ref[ghcr.io/a/b:1]: needs exactly one of"},
+		{name: "signature trusted root alone", overrides: []string{"follow.refs=[ghcr.io/a/b:1]", "follow.rule_files=[r.yaml]", "follow.signature.trusted_root_file=/root.json"},
+			wantErr: "config key follow.signature.trusted_root_file: keyless verification needs exactly one of"},
+		{name: "signature required without a signer for a ref", yaml: "follow:\n  refs: [ghcr.io/a/b:1, ghcr.io/a/c:1]\n  rule_files: [r.yaml]\n  signature:\n    policy: required\n    trusted_root_file: /root.json\n    per_ref:\n      ghcr.io/a/b:1: {certificate_identity: i, certificate_oidc_issuer: o}\n",
+			wantErr: "config key follow.signature.key_file: required for signature policy required (ghcr.io/a/c:1)"},
 		{name: "obs same as webhook", overrides: []string{"observability.listen=:9765"}, wantErr: "config key observability.listen"},
 		{name: "bad log level", overrides: []string{"log.level=loud"}, wantErr: "config key log.level"},
 	}

@@ -86,7 +86,7 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 		}
 		res.Digest = d
 		if a := f.acc[i]; a != nil && a.st.Digest == d {
-			res.Result = ResultUnchanged
+			res.Result, res.Signer = ResultUnchanged, a.st.Signer
 			f.log.Debug().Str("ref", f.names[i]).Str("digest", d).Msg("digest unchanged")
 			continue
 		}
@@ -173,6 +173,7 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 	now := time.Now()
 	for i, p := range pulled {
 		a := &accepted{st: newRefState(f.names[i], p.digest, p.files, false, now), content: p.files}
+		a.st.Signer = p.signer
 		c.next[i], c.changed[i] = a, true
 		c.sources[a.st.Set] = SetSource{Content: p.files, Staged: p.staged}
 	}

@@ -2,6 +2,8 @@ package follower
 
 import (
 	"context"
+	"crypto/elliptic"
+	"encoding/pem"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+
 	"github.com/falco-k8s/falco-k8s/agent"
 	"github.com/falco-k8s/falco-k8s/agent/status"
+	"github.com/falco-k8s/falco-k8s/artifact/ref"
+	"github.com/falco-k8s/falco-k8s/artifact/signature"
 	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 )
@@ -30,6 +36,9 @@ const (
 	crashRefEnv   = "FOLLOWER_CRASH_REF"
 	crashFilesEnv = "FOLLOWER_CRASH_FILES" // follow.rule_files, comma-separated (default crashRuleFiles)
 	crashPhaseEnv = "FOLLOWER_CRASH_PHASE" // "promote" (start-up, then a check), "edit" (start-up, then the local edit) or "start"
+	// crashKeysEnv holds PEM public keys (concatenated): set, every digest must be signed by
+	// one of them, and the signer is committed with the set.
+	crashKeysEnv = "FOLLOWER_CRASH_KEYS"
 )
 
 func TestMain(m *testing.M) {
@@ -85,8 +94,24 @@ func crashOptions(dir, ref string, files ...string) Options {
 	if len(files) == 0 {
 		files = crashRuleFiles
 	}
-	return Options{Refs: []string{ref}, RuleFiles: files, Interval: time.Hour, StateDir: dir,
+	o := Options{Refs: []string{ref}, RuleFiles: files, Interval: time.Hour, StateDir: dir,
 		Registry: RegistryOptions{PlainHTTP: []string{host}}, DisableWatch: true}
+	if keys := os.Getenv(crashKeysEnv); keys != "" {
+		var checkers signature.Any
+		for rest := []byte(keys); ; {
+			var b *pem.Block
+			if b, rest = pem.Decode(rest); b == nil {
+				break
+			}
+			v, err := signature.NewVerifier(pem.EncodeToMemory(b))
+			if err != nil {
+				panic(err)
+			}
+			checkers = append(checkers, v)
+		}
+		o.Signature = SignatureOptions{Verifier: checkers}
+	}
+	return o
 }
 
 // crashVersion is version n of the followed artifact: every file names its version, so a mixed
@@ -267,7 +292,8 @@ const crashEdit = "# edited by the operator\n"
 // edit of an active file accepted as a local edit. Each time, after the restart: exactly the
 // old set (killed before state.json's rename, the commit point) or exactly the new one is
 // served and on disk, no remnant is left nor taken for a local edit, the operator's edit is
-// never lost, and the next check converges to v2.
+// never lost, and the next check converges to v2. v1 and v2 are signed with different keys:
+// the signer reported (state and /status) is always the served set's, and none after an edit.
 func TestCrashAtEveryPromotionStep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a few hundred processes")
@@ -278,8 +304,36 @@ func TestCrashAtEveryPromotionStep(t *testing.T) {
 	}
 	reg := testregistry.New(t, testregistry.Options{})
 	p := newPusher(t, reg, "", "")
+	sigRef, _ := ref.Parse(reg.Host + "/rules/crash:1")
 	ref := reg.Host + "/rules/crash:1"
 	d1 := p.push("rules/crash:1", crashVersion(1))
+	var keys []byte
+	var signers [3]string // by version; none for a local edit
+	sign := func(v int, d string) {
+		t.Helper()
+		priv, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := signature.NewSigner(priv, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Sign(context.Background(), p.c, sigRef, d); err != nil {
+			t.Fatal(err)
+		}
+		keys, signers[v] = append(keys, pub...), "cosign key "+s.Key()
+		t.Setenv(crashKeysEnv, string(keys))
+	}
+	sign(1, d1)
+	// wantSigner checks the committed and reported signer of the served version v (0: an edit).
+	wantSigner := func(f *Follower, v int, what string) {
+		t.Helper()
+		st, _ := f.store.Load()
+		if rs, _ := st.Ref(ref); rs.Signer != signers[v] || f.health[0].Signer != signers[v] {
+			t.Fatalf("%s: signer %q committed, %q reported, want %q", what, rs.Signer, f.health[0].Signer, signers[v])
+		}
+	}
 
 	// The template: v1 accepted and on disk. Then v2 is pushed: the next check promotes it.
 	tmpl := t.TempDir()
@@ -292,6 +346,7 @@ func TestCrashAtEveryPromotionStep(t *testing.T) {
 		t.Fatalf("template: %+v", r)
 	}
 	d2 := p.push("rules/crash:1", crashVersion(2))
+	sign(2, d2)
 	edited := crashEdit + crashVersion(1)["a.yaml"]
 	editTmpl := t.TempDir()
 	copyDir(t, tmpl, editTmpl)
@@ -303,9 +358,10 @@ func TestCrashAtEveryPromotionStep(t *testing.T) {
 	converge := func(f *Follower, dir, what string) {
 		t.Helper()
 		r := f.Sync(context.Background(), false)
-		if r[0].Digest != d2 || (r[0].Result != ResultAccepted && r[0].Result != ResultUnchanged) {
+		if r[0].Digest != d2 || (r[0].Result != ResultAccepted && r[0].Result != ResultUnchanged) || r[0].Signer != signers[2] {
 			t.Fatalf("%s: next check %+v", what, r)
 		}
+		wantSigner(f, 2, what)
 		if v := servedVersion(t, f, ref); v != 2 {
 			t.Fatalf("%s: after the next check serves v%d", what, v)
 		}
@@ -332,6 +388,7 @@ func TestCrashAtEveryPromotionStep(t *testing.T) {
 		if v := servedVersion(t, f, ref); v != want {
 			t.Fatalf("%s: restart serves v%d, want v%d", what, v, want)
 		}
+		wantSigner(f, want, what)
 		sink := &crashSink{}
 		attach(f, sink)
 		f.reconcileDisk()
@@ -361,6 +418,7 @@ func TestCrashAtEveryPromotionStep(t *testing.T) {
 			}
 		}
 		check("at restart")
+		wantSigner(f, map[bool]int{false: 1, true: 0}[committed], what)
 		sink := &crashSink{}
 		attach(f, sink)
 		f.reconcileDisk()
@@ -368,6 +426,7 @@ func TestCrashAtEveryPromotionStep(t *testing.T) {
 			t.Fatalf("%s: %d validations of the edit at restart", what, sink.compiled)
 		}
 		check("after")
+		wantSigner(f, 0, what)
 		converge(f, dir, what)
 	}
 

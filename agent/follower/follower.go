@@ -284,9 +284,10 @@ func (f *Follower) loadAccepted() error {
 		if len(kept) != len(content) {
 			// follow.rule_files changed: describe what is served now, and re-pull.
 			a.st = newRefState(name, "", kept, rs.LocalEdit, rs.AcceptedAt)
+			a.st.Signer = rs.Signer
 		}
 		f.acc[i] = a
-		f.health[i].Digest = rs.Digest
+		f.health[i].Digest, f.health[i].Signer = rs.Digest, rs.Signer
 	}
 	if missing := f.uncovered(f.currentContent()); len(missing) > 0 {
 		for _, a := range f.acc {

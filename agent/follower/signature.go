@@ -23,11 +23,14 @@ type SignatureOptions struct {
 	Policy signature.Policy
 	// Policies are per reference, keyed as in Options.Refs.
 	Policies map[string]signature.Policy
+	// PerRef are signers trusted for one reference besides Verifier (keyed as in Options.Refs):
+	// the keyless identity of the falcoctl index entry the reference was resolved through.
+	PerRef map[string]signature.Checker
 }
 
 // signatureFromConfig reads follow.signature's key file.
 func signatureFromConfig(s config.Signature) (SignatureOptions, error) {
-	o := SignatureOptions{Policies: map[string]signature.Policy{}}
+	o := SignatureOptions{Policies: map[string]signature.Policy{}, PerRef: map[string]signature.Checker{}}
 	var err error
 	if o.Policy, err = signature.ParsePolicy(s.Policy); err != nil {
 		return o, fmt.Errorf("follow.signature.policy: %w", err)
@@ -54,11 +57,20 @@ func signatureFromConfig(s config.Signature) (SignatureOptions, error) {
 		if err != nil {
 			return o, fmt.Errorf("follow.signature.trusted_root_file: %w", err)
 		}
-		k, err := signature.NewKeyless(b, s.CertificateIdentity, s.CertificateIdentityRegexp, s.CertificateOIDCIssuer, s.CertificateOIDCIssuerRegexp)
-		if err != nil {
-			return o, fmt.Errorf("follow.signature.trusted_root_file %s: %w", s.TrustedRootFile, err)
+		if s.CertificateIdentity != "" || s.CertificateIdentityRegexp != "" || len(s.PerRef) == 0 {
+			k, err := signature.NewKeyless(b, s.CertificateIdentity, s.CertificateIdentityRegexp, s.CertificateOIDCIssuer, s.CertificateOIDCIssuerRegexp)
+			if err != nil {
+				return o, fmt.Errorf("follow.signature.trusted_root_file %s: %w", s.TrustedRootFile, err)
+			}
+			checkers = append(checkers, k)
 		}
-		checkers = append(checkers, k)
+		for r, id := range s.PerRef {
+			k, err := signature.NewKeyless(b, id.CertificateIdentity, id.CertificateIdentityRegexp, id.CertificateOIDCIssuer, id.CertificateOIDCIssuerRegexp)
+			if err != nil {
+				return o, fmt.Errorf("follow.signature.per_ref[%s]: %w", r, err)
+			}
+			o.PerRef[r] = k
+		}
 	}
 	switch len(checkers) {
 	case 1:
@@ -86,10 +98,25 @@ func (f *Follower) signaturePolicy(i int) signature.Policy {
 	switch {
 	case s.Policy != "":
 		return s.Policy
-	case s.Verifier != nil:
+	case f.checker(i) != nil:
 		return signature.Required
 	}
 	return signature.Off
+}
+
+// checker is what verifies reference i's signatures: the signers trusted for every reference,
+// plus its own (PerRef); nil when there is none.
+func (f *Follower) checker(i int) signature.Checker {
+	s := f.o.Signature
+	for k, c := range s.PerRef {
+		if r, err := ref.Parse(k); err == nil && r.String() == f.names[i] && c != nil {
+			if s.Verifier == nil {
+				return c
+			}
+			return signature.Any{s.Verifier, c}
+		}
+	}
+	return s.Verifier
 }
 
 // verifySignature is the follower's one call into artifact/signature: it checks digest d of
@@ -102,11 +129,12 @@ func (f *Follower) verifySignature(ctx context.Context, i int, d string) (string
 		return "", nil
 	}
 	r := f.refs[i].WithDigest(d)
-	if f.o.Signature.Verifier == nil {
+	ch := f.checker(i)
+	if ch == nil {
 		return "", unusableError{fmt.Errorf("artifact %s ignored: signature policy %s but no follow.signature.key_file or trusted_root_file", r, p)}
 	}
 	start := time.Now()
-	v, err := f.o.Signature.Verifier.Verify(ctx, f.client, f.refs[i], d, p)
+	v, err := ch.Verify(ctx, f.client, f.refs[i], d, p)
 	var se *signature.Error
 	switch {
 	case errors.As(err, &se) && se.Kind == signature.Unsigned:

@@ -109,6 +109,10 @@ func TestSignedFollow(t *testing.T) {
 		o.Signature = SignatureOptions{Verifier: verifier}
 	}})
 	waitFor(t, "3 idle checks", func() bool { return reg.Requests() >= 3 })
+	// The signer was committed with the set: reported after the restart without a new check.
+	if src := e2.a.Status().Sources; len(src) != 1 || src[0].Signer != "cosign key "+signer.Key() || src[0].Digest != d5 {
+		t.Fatalf("signer after a restart: %+v", src)
+	}
 	e2.stop()
 	for _, l := range reg.Log() {
 		if !strings.HasPrefix(l, "HEAD /v2/rules/k8s/manifests/1") {
@@ -230,5 +234,88 @@ func TestKeylessFollow(t *testing.T) {
 	signaturetest.AttachBundle(t, p.c, r, d2, signaturetest.KeylessBundle(t, vs, "https://github.com/evil/x@refs/heads/main", issuer, repo, d2))
 	if res := postSync(t, e.url, ""); res.Result != ResultIgnored || !strings.Contains(res.Reason, "expected SAN value") {
 		t.Fatalf("other identity: %+v", res)
+	}
+}
+
+// TestPerRefKeyless: follow.signature.per_ref gives one reference its own keyless signer (the
+// identity of the falcoctl index entry it was resolved through) with no global identity: a
+// signature by it is accepted and its signer survives a restart (state.json), one by another
+// identity is ignored with the reason; a reference without one is not checked.
+func TestPerRefKeyless(t *testing.T) {
+	const identity = "https://github.com/acme/rules/.github/workflows/release.yaml@refs/heads/main"
+	const issuer = "https://token.actions.githubusercontent.com"
+	vs := signaturetest.NewSigstore(t)
+	rootFile := t.TempDir() + "/trusted_root.json"
+	if err := os.WriteFile(rootFile, signaturetest.TrustedRootJSON(t, vs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := testregistry.New(t, testregistry.Options{})
+	refStr := reg.Host + "/rules/k8s:1"
+	sig, err := signatureFromConfig(config.Signature{TrustedRootFile: rootFile,
+		PerRef: map[string]config.RefSigner{refStr: {CertificateIdentity: identity, CertificateOIDCIssuer: issuer}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPusher(t, reg, "", "")
+	r, _ := ref.Parse(refStr)
+	repo := reg.Host + "/rules/k8s"
+	want := "cosign keyless " + identity + " (issuer " + issuer + ")"
+
+	d1 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v1")})
+	e := newEnv(t, envOpts{reg: reg, follow: func(o *Options) { o.Interval = time.Hour; o.Signature = sig }})
+	if res := postSync(t, e.url, ""); res.Result != ResultIgnored || !strings.Contains(res.Reason, "signature required") {
+		t.Fatalf("unsigned under the reference's identity: %+v", res)
+	}
+	signaturetest.AttachBundle(t, p.c, r, d1, signaturetest.KeylessBundle(t, vs, identity, issuer, repo, d1))
+	if res := postSync(t, e.url, ""); res.Result != ResultAccepted || res.Signer != want {
+		t.Fatalf("signed by the reference's identity: %+v", res)
+	}
+	e.stop()
+	e2 := newEnv(t, envOpts{reg: reg, stateDir: e.stateDir, follow: func(o *Options) { o.Interval = time.Hour; o.Signature = sig }})
+	waitFor(t, "the signer in /status after a restart", func() bool {
+		src := e2.a.Status().Sources
+		return len(src) == 1 && src[0].Signer == want && src[0].Digest == d1
+	})
+	if res := postSync(t, e2.url, ""); res.Result != ResultUnchanged || res.Signer != want {
+		t.Fatalf("unchanged after a restart: %+v", res)
+	}
+	d2 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v2")})
+	signaturetest.AttachBundle(t, p.c, r, d2, signaturetest.KeylessBundle(t, vs, "https://github.com/evil/x@refs/heads/main", issuer, repo, d2))
+	if res := postSync(t, e2.url, ""); res.Result != ResultIgnored || !strings.Contains(res.Reason, "expected SAN value") {
+		t.Fatalf("another identity: %+v", res)
+	}
+	if e2.runningDigest() != d1 {
+		t.Fatalf("running %s", e2.runningDigest())
+	}
+	e2.stop()
+
+	// Another reference, without a signer of its own: off by default.
+	other := reg.Host + "/rules/other:1"
+	d3 := p.push("rules/other:1", map[string]string{"k8s.yaml": genRule("v3")})
+	e3 := newEnv(t, envOpts{reg: reg, follow: func(o *Options) { o.Refs = []string{other}; o.Interval = time.Hour; o.Signature = sig }})
+	e3.waitAccepted(d3)
+}
+
+// TestKeyBundleFollow: with a key configured, an artifact signed by cosign v3's key-based bundle
+// (an OCI 1.1 referrer, no signature tag) is accepted and its signer reported.
+func TestKeyBundleFollow(t *testing.T) {
+	priv, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := signature.NewVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := signature.NewSigner(priv, nil) // for the key's fingerprint only
+	reg := testregistry.New(t, testregistry.Options{})
+	p := newPusher(t, reg, "", "")
+	r, _ := ref.Parse(reg.Host + "/rules/k8s:1")
+	d1 := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v1")})
+	signaturetest.AttachBundle(t, p.c, r, d1, signaturetest.KeyBundle(t, priv, reg.Host+"/rules/k8s", d1))
+	e := newEnv(t, envOpts{reg: reg, follow: func(o *Options) { o.Interval = time.Hour; o.Signature = SignatureOptions{Verifier: v} }})
+	e.waitAccepted(d1)
+	if res := postSync(t, e.url, ""); res.Result != ResultUnchanged || res.Signer != "cosign key "+s.Key() {
+		t.Fatalf("key bundle: %+v", res)
 	}
 }

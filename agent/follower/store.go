@@ -58,6 +58,10 @@ type RefState struct {
 	// LocalEdit is true when a file was edited on disk and accepted after the artifact was.
 	LocalEdit  bool      `json:"local_edit,omitempty"`
 	AcceptedAt time.Time `json:"accepted_at"`
+	// Signer is who signed Digest, when its signature was verified (signature.Verified's
+	// text); committed with the set so /status reports it after a restart. Empty for a local
+	// edit: the files are no longer what was signed.
+	Signer string `json:"signer,omitempty"`
 }
 
 // State is state.json: every reference's accepted set, in follow.refs order.

@@ -178,6 +178,7 @@ func (f *Follower) reconcileDisk() {
 		return
 	}
 	for i, e := range edits {
+		f.health[i].Signer = "" // the files are no longer the signed ones
 		for p := range e {
 			f.log.Info().Str("file", f.ActivePath(f.names[i], p)).Str("ref", f.names[i]).Uint64("generation", gen).Msg("artifacts accepted: local edit of a followed rule file")
 		}

@@ -108,7 +108,8 @@ type Source struct {
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	Digest      string    `json:"digest,omitempty"`
-	// Signer is who signed the accepted digest, when its signature was verified since start.
+	// Signer is who signed the accepted digest, when its signature was verified (kept in the
+	// follower's state across restarts; empty after a local edit).
 	Signer string `json:"signer,omitempty"`
 	// Files are the rule files of the accepted set (paths inside the artifact, as in
 	// follow.rule_files): with Ref and Digest, what a Juju leader publishes for its peers.
@@ -141,7 +142,8 @@ type SyncResult struct {
 	// Diff compares the candidate with the running ruleset, when one was compiled (dry run
 	// included).
 	Diff *RulesetDiff `json:"diff,omitempty"`
-	// Signer is who signed the candidate's artifact, when its signature was verified.
+	// Signer is who signed the candidate's artifact, when its signature was verified (for an
+	// unchanged reference: who signed the accepted one).
 	Signer string `json:"signer,omitempty"`
 }
 

@@ -56,7 +56,7 @@ func newPushCmd(a *app) *cobra.Command {
 		typ, ver, name, source, policy  string
 		signKey                         string
 		tags, platforms, requires, deps []string
-		floating                        bool
+		floating, newBundle             bool
 	)
 	c := &cobra.Command{
 		Use:   "push REF FILE...",
@@ -144,6 +144,9 @@ func newPushCmd(a *app) *cobra.Command {
 			}
 			// Load the signing key before pushing, so a wrong path or password pushes nothing.
 			var signer *signature.Signer
+			if newBundle && signKey == "" {
+				return fmt.Errorf("--new-bundle-format signs: set --sign-key too")
+			}
 			if signKey != "" {
 				pemBytes, err := os.ReadFile(signKey)
 				if err != nil {
@@ -185,11 +188,17 @@ func newPushCmd(a *app) *cobra.Command {
 			}
 			a.log.Info().Str("ref", r.Repo()).Str("digest", res.Root.Digest.String()).Strs("tags", res.Tags).Msg("artifact pushed")
 			if signer != nil {
-				if _, err := signer.Sign(ctx, cl, r, res.Root.Digest.String()); err != nil {
+				d := res.Root.Digest.String()
+				sig := signature.Tag(d)
+				if newBundle {
+					sig, err = signer.SignBundle(ctx, cl, r, d)
+				} else {
+					_, err = signer.Sign(ctx, cl, r, d)
+				}
+				if err != nil {
 					return fmt.Errorf("artifact pushed as %s but not signed: %w", res.Root.Digest, err)
 				}
-				a.log.Info().Str("ref", r.Repo()).Str("digest", res.Root.Digest.String()).Str("key", signer.Key()).
-					Str("signature", signature.Tag(res.Root.Digest.String())).Msg("artifact signed")
+				a.log.Info().Str("ref", r.Repo()).Str("digest", d).Str("key", signer.Key()).Str("signature", sig).Msg("artifact signed")
 			}
 			return nil
 		},
@@ -205,6 +214,7 @@ func newPushCmd(a *app) *cobra.Command {
 	f.StringArrayVarP(&deps, "depends-on", "d", nil, "set an artifact dependency (name:version[|alt:version...])")
 	f.StringVar(&source, "annotation-source", "", "set annotation source for the artifact")
 	f.StringVar(&name, "name", "", "set the unique name of the artifact (default: last segment of the repository)")
+	f.BoolVar(&newBundle, "new-bundle-format", false, "with --sign-key: sign as cosign v3 does with this flag, a Sigstore bundle attached as an OCI 1.1 referrer, instead of the sha256-<hex>.sig tag")
 	f.StringVar(&signKey, "sign-key", "", "sign the pushed digest with this private key, as `cosign sign --key` (cosign.key, password in $COSIGN_PASSWORD; or a PEM key)")
 	f.BoolVar(&a.plainHTTP, "plain-http", false, "allows interacting with remote registry via plain http requests")
 	_ = c.MarkFlagRequired("type")

@@ -56,6 +56,15 @@ func TestPushSignInstallVerify(t *testing.T) {
 	if err := install("1", "--certificate-identity", "x"); err == nil || !strings.Contains(err.Error(), "--trusted-root, --certificate-identity and --certificate-oidc-issuer together") {
 		t.Fatalf("incomplete keyless flags: %v", err)
 	}
+	// cosign v3's format: a bundle referrer, no signature tag; the same key verifies it.
+	e.must("registry", "push", repo+":3", rules, "--type", "rulesfile", "--version", "3.0.0", "--plain-http", "--sign-key", keyFile, "--new-bundle-format")
+	if err := install("3", "--verify-key", pubFile); err != nil {
+		t.Fatalf("signed as a bundle: %v\n%s", err, e.lastErrs)
+	}
+	if err := e.run("registry", "push", repo+":4", rules, "--type", "rulesfile", "--version", "4.0.0", "--plain-http", "--new-bundle-format"); err == nil ||
+		!strings.Contains(err.Error(), "set --sign-key too") {
+		t.Fatalf("--new-bundle-format without a key: %v", err)
+	}
 }
 
 // TestInstallIndexKeylessSignature: a falcoctl index entry's signature.cosign identity and

@@ -7,12 +7,14 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
+	"github.com/falco-k8s/falco-k8s/artifact/ref"
 	"github.com/falco-k8s/falco-k8s/artifact/signature"
 	"github.com/falco-k8s/falco-k8s/artifact/signature/signaturetest"
 )
 
 // BenchmarkVerify is the signature check of one candidate digest against the in-process
-// registry: fetch and verify, key-based (legacy tag) and keyless (referrer bundle).
+// registry: fetch and verify, key-based (legacy tag, and v3 bundle: the tag is looked for
+// first) and keyless (referrer bundle).
 func BenchmarkVerify(b *testing.B) {
 	ctx := context.Background()
 	f := newExtFixture(b)
@@ -34,14 +36,19 @@ func BenchmarkVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// A second artifact signed with the key as a v3 bundle only.
+	r2, d2 := f.push("rules/k8s:2", "a: 2\n")
+	signaturetest.AttachBundle(b, f.c, r2, d2, signaturetest.KeyBundle(b, priv, f.reg.Host+"/rules/k8s", d2))
 	for _, bc := range []struct {
 		name string
 		c    signature.Checker
-	}{{"key", v}, {"keyless", k}} {
+		r    ref.Reference
+		d    string
+	}{{"key", v, r, d}, {"key-bundle", v, r2, d2}, {"keyless", k, r, d}} {
 		b.Run(bc.name, func(b *testing.B) {
 			f.reg.Reset()
 			for b.Loop() {
-				if _, err := bc.c.Verify(ctx, f.c, r, d, signature.Required); err != nil {
+				if _, err := bc.c.Verify(ctx, f.c, bc.r, bc.d, signature.Required); err != nil {
 					b.Fatal(err)
 				}
 			}

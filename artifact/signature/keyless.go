@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
+	sigsig "github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
@@ -27,13 +29,16 @@ const BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
 // maxBundle bounds one bundle (certificate chain, envelope, log entry: a few KiB).
 const maxBundle = 1 << 20
 
+// cosignSignPredicate is the predicate type of the in-toto statement cosign v3's sign makes;
+// an attestation (cosign attest) made by the same signer has another and is not a signature.
+const cosignSignPredicate = "https://sigstore.dev/cosign/sign/v1"
+
 // Keyless verifies keyless (certificate-based) cosign v3 signatures offline: Sigstore bundles
 // attached to the artifact as OCI 1.1 referrers, whose certificate must chain to the Fulcio CA
 // of a trusted root the user provides, name the configured identity and OIDC issuer, and be
 // logged in a transparency log of that root (the inclusion proof travels in the bundle).
 type Keyless struct {
-	v  *verify.Verifier
-	id verify.CertificateIdentity
+	bundles bundleCheck
 }
 
 // NewKeyless loads a trusted root (Sigstore's trusted_root.json format) and the identity a
@@ -52,11 +57,61 @@ func NewKeyless(trustedRootJSON []byte, identity, identityRegexp, issuer, issuer
 	if err != nil {
 		return nil, fmt.Errorf("certificate identity: %w", err)
 	}
-	return &Keyless{v: v, id: id}, nil
+	return &Keyless{bundles: bundleCheck{v: v, policy: verify.NewPolicy(verify.WithoutArtifactUnsafe(), verify.WithCertificateIdentity(id)),
+		signer: func(res *verify.VerificationResult) *Verified {
+			out := &Verified{}
+			if res.Signature != nil && res.Signature.Certificate != nil {
+				out.Identity = res.Signature.Certificate.SubjectAlternativeName
+				out.Issuer = res.Signature.Certificate.Issuer
+			}
+			return out
+		}}}, nil
+}
+
+// CheckTrustedRoot reports whether trustedRootJSON is a usable Sigstore trusted root, for
+// configuration that holds one before any identity is known.
+func CheckTrustedRoot(trustedRootJSON []byte) error {
+	tr, err := root.NewTrustedRootFromJSON(trustedRootJSON)
+	if err == nil {
+		_, err = verify.NewVerifier(tr, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
+	}
+	if err != nil {
+		return fmt.Errorf("trusted root: %w", err)
+	}
+	return nil
 }
 
 // Verify checks the bundles referring to r's digest d; see Verifier.Verify for the results.
 func (k *Keyless) Verify(ctx context.Context, c *oci.Client, r ref.Reference, d string, p Policy) (*Verified, error) {
+	return k.bundles.Verify(ctx, c, r, d, p)
+}
+
+// newKeyBundles verifies cosign v3 bundles signed with the public key behind v (`cosign sign
+// --key --new-bundle-format`): the bundle carries a key hint instead of a certificate. Like the
+// tag scheme, no transparency-log entry or timestamp is required (cosign's
+// --insecure-ignore-tlog): the key alone is trusted.
+func newKeyBundles(sv sigsig.Verifier, key string) (*bundleCheck, error) {
+	ek := root.NewExpiringKey(sv, time.Time{}, time.Time{})
+	tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return ek, nil })
+	v, err := verify.NewVerifier(tm, verify.WithNoObserverTimestamps())
+	if err != nil {
+		return nil, fmt.Errorf("signature key: %w", err)
+	}
+	return &bundleCheck{v: v, policy: verify.NewPolicy(verify.WithoutArtifactUnsafe(), verify.WithKey()),
+		signer: func(*verify.VerificationResult) *Verified { return &Verified{Key: key} }}, nil
+}
+
+// bundleCheck verifies the Sigstore bundles attached to an artifact as OCI 1.1 referrers with
+// one sigstore-go verifier and policy: a certificate identity (Keyless) or a key.
+type bundleCheck struct {
+	v      *verify.Verifier
+	policy verify.PolicyBuilder
+	// signer describes who signed a bundle that verified.
+	signer func(*verify.VerificationResult) *Verified
+}
+
+// Verify implements Checker.
+func (k *bundleCheck) Verify(ctx context.Context, c *oci.Client, r ref.Reference, d string, p Policy) (*Verified, error) {
 	if p == Off {
 		return nil, nil
 	}
@@ -66,26 +121,33 @@ func (k *Keyless) Verify(ctx context.Context, c *oci.Client, r ref.Reference, d 
 	}
 	var refs []ocispec.Descriptor
 	subject := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.Digest(d)}
-	err = repo.Referrers(ctx, subject, BundleMediaType, func(rs []ocispec.Descriptor) error {
-		refs = append(refs, rs...)
+	// Not filtered by the registry: cosign (go-containerregistry) lists its bundles in the
+	// referrers tag of registries without the referrers API under their config's media type
+	// (the empty JSON), not their artifactType.
+	err = repo.Referrers(ctx, subject, "", func(rs []ocispec.Descriptor) error {
+		for _, desc := range rs {
+			if desc.ArtifactType == BundleMediaType || desc.ArtifactType == ocispec.MediaTypeEmptyJSON {
+				refs = append(refs, desc)
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list signatures of %s: %w", d, err)
 	}
-	if len(refs) == 0 {
-		if p == IfPresent {
-			return nil, nil
-		}
-		return nil, &Error{Kind: Unsigned, Digest: d, Detail: "no Sigstore bundle refers to it"}
-	}
 	var reasons []string
 	other := ""
-	for n, desc := range refs {
+	n := 0
+	for _, desc := range refs {
 		if n == maxSignatures {
 			break
 		}
 		b, err := fetchBundle(ctx, repo, desc)
+		var nb *notBundleError
+		if errors.As(err, &nb) {
+			continue // another kind of artifact with an empty config
+		}
+		n++
 		if err != nil {
 			var me *malformedError
 			if errors.As(err, &me) {
@@ -94,9 +156,10 @@ func (k *Keyless) Verify(ctx context.Context, c *oci.Client, r ref.Reference, d 
 			}
 			return nil, err
 		}
-		// The signature, certificate chain, identity and log proof first; the subject after,
-		// so that a valid signature of another digest is told apart from a bad one.
-		res, err := k.v.Verify(b, verify.NewPolicy(verify.WithoutArtifactUnsafe(), verify.WithCertificateIdentity(k.id)))
+		// The signature, the key or the certificate chain, identity and log proof first; the
+		// subject after, so that a valid signature of another digest is told apart from a bad
+		// one.
+		res, err := k.v.Verify(b, k.policy)
 		if err != nil {
 			reasons = append(reasons, err.Error())
 			continue
@@ -112,18 +175,23 @@ func (k *Keyless) Verify(ctx context.Context, c *oci.Client, r ref.Reference, d 
 			}
 			continue
 		}
-		v := &Verified{}
-		if res.Signature != nil && res.Signature.Certificate != nil {
-			v.Identity = res.Signature.Certificate.SubjectAlternativeName
-			v.Issuer = res.Signature.Certificate.Issuer
-		}
-		return v, nil
+		return k.signer(res), nil
 	}
-	if other != "" {
+	switch {
+	case other != "":
 		return nil, &Error{Kind: OtherDigest, Digest: d, Detail: other}
+	case n == 0 && p == IfPresent:
+		return nil, nil
+	case n == 0:
+		return nil, &Error{Kind: Unsigned, Digest: d, Detail: "no Sigstore bundle refers to it"}
 	}
 	return nil, &Error{Kind: BadSignature, Digest: d, Detail: strings.Join(dedupe(reasons), "; ")}
 }
+
+// notBundleError is a referrer that is not a Sigstore bundle.
+type notBundleError struct{}
+
+func (*notBundleError) Error() string { return "not a Sigstore bundle" }
 
 type malformedError struct{ msg string }
 
@@ -156,6 +224,9 @@ func fetchBundle(ctx context.Context, repo interface {
 		return nil, &malformedError{fmt.Sprintf("bundle manifest %s has no layer", desc.Digest)}
 	}
 	l := m.Layers[0]
+	if m.ArtifactType != BundleMediaType && l.MediaType != BundleMediaType {
+		return nil, &notBundleError{}
+	}
 	if l.Size > maxBundle {
 		return nil, &malformedError{fmt.Sprintf("bundle %s of %d bytes exceeds %d", l.Digest, l.Size, maxBundle)}
 	}
@@ -177,12 +248,16 @@ func statementSubjects(b *bundle.Bundle) (map[string]bool, error) {
 		return nil, errors.New("the bundle holds no DSSE envelope (cosign v3 signs an in-toto statement)")
 	}
 	var st struct {
-		Subject []struct {
+		PredicateType string `json:"predicateType"`
+		Subject       []struct {
 			Digest map[string]string `json:"digest"`
 		} `json:"subject"`
 	}
 	if err := json.Unmarshal(env.GetPayload(), &st); err != nil {
 		return nil, fmt.Errorf("the bundle's statement: %w", err)
+	}
+	if st.PredicateType != cosignSignPredicate {
+		return nil, fmt.Errorf("the bundle is an attestation (predicate type %q), not a cosign signature (%s)", st.PredicateType, cosignSignPredicate)
 	}
 	out := map[string]bool{}
 	for _, s := range st.Subject {

@@ -2,11 +2,14 @@ package signature_test
 
 import (
 	"context"
+	"crypto/elliptic"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
@@ -104,6 +107,59 @@ func TestKeyless(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.kind)
 		} else if err != nil {
 			t.Logf("%s: %v", tc.name, err)
+		}
+	}
+}
+
+// TestKeyBundle: a key-based v3 bundle (made here with sigstore's DSSE signer; the real cosign's
+// are in TestCosignBundleInterop) verifies with the key, not with another key nor as keyless;
+// with a key and an identity configured (signature.Any) either kind of bundle is accepted.
+func TestKeyBundle(t *testing.T) {
+	ctx := context.Background()
+	f := newExtFixture(t)
+	priv, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherPub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := signature.NewVerifier(pub)
+	other, _ := signature.NewVerifier(otherPub)
+	vs := signaturetest.NewSigstore(t)
+	k, err := signature.NewKeyless(signaturetest.TrustedRootJSON(t, vs), ciIdentity, "", ciIssuer, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repoName := f.reg.Host + "/rules/k8s"
+	r1, d1 := f.push("rules/k8s:1", "a: 1\n")
+	signaturetest.AttachBundle(t, f.c, r1, d1, signaturetest.KeyBundle(t, priv, repoName, d1))
+	r2, d2 := f.push("rules/k8s:2", "a: 2\n")
+	signaturetest.AttachBundle(t, f.c, r2, d2, signaturetest.KeylessBundle(t, vs, ciIdentity, ciIssuer, repoName, d2))
+	for _, tc := range []struct {
+		name string
+		c    signature.Checker
+		r    ref.Reference
+		d    string
+		kind signature.Kind // "" accepted
+	}{
+		{"the key", v, r1, d1, ""},
+		{"another key", other, r1, d1, signature.BadSignature},
+		{"keyless checker on a key bundle", k, r1, d1, signature.BadSignature},
+		{"key checker on a keyless bundle", v, r2, d2, signature.BadSignature},
+		{"key or identity, key bundle", signature.Any{v, k}, r1, d1, ""},
+		{"key or identity, keyless bundle", signature.Any{v, k}, r2, d2, ""},
+	} {
+		got, err := tc.c.Verify(ctx, f.c, tc.r, tc.d, signature.Required)
+		var se *signature.Error
+		switch {
+		case tc.kind == "" && (err != nil || got == nil):
+			t.Errorf("%s: %+v %v", tc.name, got, err)
+		case tc.kind != "" && (!errors.As(err, &se) || se.Kind != tc.kind):
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.kind)
+		default:
+			t.Logf("%s: %v %v", tc.name, got, err)
 		}
 	}
 }

@@ -9,9 +9,11 @@
 // payload names exactly the artifact's (root) digest. The signature is checked before any of
 // the artifact's own blobs are downloaded; it costs two requests (signature manifest, payload).
 //
-// Keyless signatures (keyless.go) are cosign v3's: Sigstore bundles attached to the artifact as
-// OCI 1.1 referrers, verified offline with sigstore-go against a trusted root the user provides.
-// Not covered: key-based v3 bundles, and keyless signatures in the legacy tag scheme.
+// cosign v3's signatures (keyless.go) are Sigstore bundles attached to the artifact as OCI 1.1
+// referrers, verified with sigstore-go: keyless ones offline against a trusted root the user
+// provides, key-based ones (`cosign sign --key --new-bundle-format`) with the key; a key checks
+// both schemes, the tag first, and Signer makes either (sign.go). Not covered: keyless
+// signatures in the legacy tag scheme, and keyless signing.
 package signature
 
 import (
@@ -148,10 +150,11 @@ func (a Any) Verify(ctx context.Context, c *oci.Client, r ref.Reference, d strin
 	return nil, unsigned
 }
 
-// Verifier checks cosign signatures with one public key.
+// Verifier checks cosign signatures with one public key, in the tag scheme and as v3 bundles.
 type Verifier struct {
-	v   sigsig.Verifier
-	key string // "sha256:<hex of the DER public key>", for reports
+	v       sigsig.Verifier
+	key     string // "sha256:<hex of the DER public key>", for reports
+	bundles *bundleCheck
 }
 
 // NewVerifier loads a PEM public key (cosign.pub, or any PKIX ECDSA, RSA or Ed25519 key).
@@ -164,7 +167,12 @@ func NewVerifier(pemBytes []byte) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signature key: %w", err)
 	}
-	return &Verifier{v: v, key: fingerprint(pub)}, nil
+	key := fingerprint(pub)
+	b, err := newKeyBundles(v, key)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{v: v, key: key, bundles: b}, nil
 }
 
 func fingerprint(pub crypto.PublicKey) string {
@@ -207,13 +215,38 @@ func repository(c *oci.Client, r ref.Reference) (*remote.Repository, error) {
 	return repo, nil
 }
 
-// Verify checks the signatures of r's digest d (the root digest that is about to be pulled).
-// It returns who signed, or (nil, nil) for an unsigned artifact under IfPresent; an *Error for a
-// refused artifact; any other error is the registry's (retry later).
+// Verify checks the signatures of r's digest d (the root digest that is about to be pulled):
+// the "sha256-<hex>.sig" tag, then, unless it held a valid signature, the v3 bundles referring to
+// d. It returns who signed, or (nil, nil) for an unsigned artifact under IfPresent; an *Error
+// for a refused artifact; any other error is the registry's (retry later).
 func (v *Verifier) Verify(ctx context.Context, c *oci.Client, r ref.Reference, d string, p Policy) (*Verified, error) {
 	if p == Off {
 		return nil, nil
 	}
+	got, err := v.verifyTag(ctx, c, r, d)
+	var tagErr *Error
+	if !errors.As(err, &tagErr) {
+		return got, err // verified, or the registry failed
+	}
+	got, err = v.bundles.Verify(ctx, c, r, d, Required)
+	var bundleErr *Error
+	switch {
+	case !errors.As(err, &bundleErr):
+		return got, err
+	case tagErr.Kind == Unsigned && bundleErr.Kind == Unsigned:
+		if p == IfPresent {
+			return nil, nil
+		}
+		return nil, &Error{Kind: Unsigned, Digest: d, Detail: tagErr.Detail + ", and " + bundleErr.Detail}
+	case tagErr.Kind == Unsigned:
+		return nil, bundleErr // a bundle is there, but bad
+	}
+	return nil, tagErr
+}
+
+// verifyTag checks the signatures in d's "sha256-<hex>.sig" tag; an unsigned digest is an
+// *Error of kind Unsigned.
+func (v *Verifier) verifyTag(ctx context.Context, c *oci.Client, r ref.Reference, d string) (*Verified, error) {
 	repo, err := repository(c, r)
 	if err != nil {
 		return nil, err
@@ -221,9 +254,6 @@ func (v *Verifier) Verify(ctx context.Context, c *oci.Client, r ref.Reference, d
 	tag := Tag(d)
 	_, rc, err := repo.FetchReference(ctx, tag)
 	if errors.Is(err, errdef.ErrNotFound) {
-		if p == IfPresent {
-			return nil, nil
-		}
 		return nil, &Error{Kind: Unsigned, Digest: d, Detail: "tag " + tag + " not found"}
 	}
 	if err != nil {
@@ -285,9 +315,6 @@ func (v *Verifier) Verify(ctx context.Context, c *oci.Client, r ref.Reference, d
 	case other != "":
 		return nil, &Error{Kind: OtherDigest, Digest: d, Detail: other}
 	case n == 0:
-		if p == IfPresent {
-			return nil, nil
-		}
 		return nil, &Error{Kind: Unsigned, Digest: d, Detail: "tag " + tag + " holds no cosign signature"}
 	}
 	return nil, &Error{Kind: BadSignature, Digest: d, Detail: strings.Join(dedupe(reasons), "; ")}

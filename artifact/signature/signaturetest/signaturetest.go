@@ -1,24 +1,17 @@
-// Package signaturetest makes keyless signatures for tests: a Sigstore bundle signed by a test
-// CA's short-lived certificate and logged in a test transparency log (sigstore-go's virtual
-// Sigstore), the trusted_root.json a user would provide for them, and their attachment to an
-// artifact as an OCI 1.1 referrer, as cosign v3 does. The public Sigstore services cannot be
-// reached from tests.
+// Package signaturetest makes cosign v3 signatures for tests: keyless Sigstore bundles signed by
+// a test CA's short-lived certificate and logged in a test transparency log (sigstore-go's
+// virtual Sigstore), the trusted_root.json a user would provide for them, key-based bundles,
+// and their attachment to an artifact as an OCI 1.1 referrer, as cosign v3 does. The public
+// Sigstore services cannot be reached from tests.
 package signaturetest
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"io"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
@@ -27,7 +20,6 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	"google.golang.org/protobuf/proto"
-	"oras.land/oras-go/v2/errdef"
 
 	"github.com/falco-k8s/falco-k8s/artifact/oci"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
@@ -49,14 +41,7 @@ func NewSigstore(t testing.TB) *ca.VirtualSigstore {
 // transparency log, and returns the Sigstore bundle (v0.3) JSON.
 func KeylessBundle(t testing.TB, vs *ca.VirtualSigstore, identity, issuer, repo, subject string) []byte {
 	t.Helper()
-	hexDigest := strings.TrimPrefix(subject, "sha256:")
-	stmt, _ := json.Marshal(map[string]any{
-		"_type":         "https://in-toto.io/Statement/v1",
-		"subject":       []any{map[string]any{"name": repo, "digest": map[string]string{"sha256": hexDigest}}},
-		"predicateType": "https://sigstore.dev/cosign/sign/v1",
-		"predicate":     map[string]any{},
-	})
-	ent, err := vs.AttestAtTime(identity, issuer, stmt, time.Now().Add(5*time.Minute), true)
+	ent, err := vs.AttestAtTime(identity, issuer, signature.SignStatement(repo, subject), time.Now().Add(5*time.Minute), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,44 +112,27 @@ func TrustedRootJSON(t testing.TB, vs *ca.VirtualSigstore) []byte {
 	return b
 }
 
-// AttachBundle stores bundleJSON as an OCI 1.1 referrer of r@d, as cosign v3 does.
+// AttachBundle stores bundleJSON as an OCI 1.1 referrer of r@d, as cosign v3 does
+// (signature.AttachBundle).
 func AttachBundle(t testing.TB, c *oci.Client, r ref.Reference, d string, bundleJSON []byte) {
 	t.Helper()
-	ctx := context.Background()
-	repo, err := c.Repository(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subject, err := repo.Resolve(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pushBlob(ctx, repo, signature.BundleMediaType, bundleJSON); err != nil {
-		t.Fatal(err)
-	}
-	empty := []byte("{}")
-	if err := pushBlob(ctx, repo, ocispec.MediaTypeEmptyJSON, empty); err != nil {
-		t.Fatal(err)
-	}
-	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: signature.BundleMediaType,
-		Config:  ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes(empty), Size: 2},
-		Layers:  []ocispec.Descriptor{{MediaType: signature.BundleMediaType, Digest: digest.FromBytes(bundleJSON), Size: int64(len(bundleJSON))}},
-		Subject: &ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}}
-	m.SchemaVersion = 2
-	raw, _ := json.Marshal(m)
-	md := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: signature.BundleMediaType, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
-	if err := repo.Push(ctx, md, bytes.NewReader(raw)); err != nil {
+	if _, err := signature.AttachBundle(context.Background(), c, r, d, bundleJSON); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func pushBlob(ctx context.Context, repo interface {
-	Exists(context.Context, ocispec.Descriptor) (bool, error)
-	Push(context.Context, ocispec.Descriptor, io.Reader) error
-}, mediaType string, b []byte) error {
-	d := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
-	if err := repo.Push(ctx, d, bytes.NewReader(b)); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
-		return err
+// KeyBundle signs an in-toto statement naming subject with the PEM private key privPEM, as
+// `cosign sign --key --new-bundle-format` does (signature.Signer.Bundle), and returns the
+// bundle JSON.
+func KeyBundle(t testing.TB, privPEM []byte, repo, subject string) []byte {
+	t.Helper()
+	s, err := signature.NewSigner(privPEM, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return nil
+	b, err := s.Bundle(repo, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
