@@ -49,6 +49,39 @@ type Config struct {
 	Kubernetes    Kubernetes    `yaml:"kubernetes"`
 	Log           Log           `yaml:"log"`
 	Admission     Admission     `yaml:"admission"`
+	Notify        Notify        `yaml:"notify"`
+	Peer          Peer          `yaml:"peer"`
+}
+
+// Notify configures the Pebble custom notices the agent records when the follower accepts or
+// ignores a candidate (key NoticeKey), so the charm's pebble-custom-notice hook acts at once.
+type Notify struct {
+	// PebbleSocket is the Pebble API socket; empty means $PEBBLE_SOCKET, and notices are off
+	// when that is empty too.
+	PebbleSocket string `yaml:"pebble_socket"`
+}
+
+// NoticeKey is the key of the Pebble custom notices about ruleset candidates.
+const NoticeKey = "falco-k8s.io/ruleset"
+
+// ResolvedPebbleSocket is notify.pebble_socket, else $PEBBLE_SOCKET; "" means notices are off.
+func (n Notify) ResolvedPebbleSocket() string {
+	if n.PebbleSocket != "" {
+		return n.PebbleSocket
+	}
+	return os.Getenv("PEBBLE_SOCKET")
+}
+
+// Peer configures the listener other units of the application read GET /alerts and GET
+// /status from (the application-wide review), behind a bearer token.
+type Peer struct {
+	// Listen is host:port; empty disables the peer listener.
+	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token peers must send (0600; re-read on SIGHUP and when it
+	// changes). Required with Listen.
+	TokenFile string `yaml:"token_file"`
+	// TLS optionally serves the peer listener over TLS (client_ca_file adds mTLS).
+	TLS ServerTLS `yaml:"tls"`
 }
 
 // Kubernetes configures the Events the agent records on its own pod when a ruleset candidate is
@@ -276,7 +309,20 @@ type Follow struct {
 	AllowRuleRemoval []string `yaml:"allow_rule_removal"`
 	// Signature configures cosign signature verification of followed artifacts.
 	Signature Signature `yaml:"signature"`
+	// Mode is FollowPoll (check the registry every interval) or FollowPinned (apply exactly
+	// the digests PinsFile names, never polling: the units of a Juju application that are not
+	// the leader).
+	Mode string `yaml:"mode"`
+	// PinsFile is the JSON file naming the digest of each reference, written by the charm
+	// (follower.ParsePins); read in pinned mode only.
+	PinsFile string `yaml:"pins_file"`
 }
+
+// Follow modes.
+const (
+	FollowPoll   = "poll"
+	FollowPinned = "pinned"
+)
 
 // Signature configures the cosign signature check of each new digest (artifact/signature).
 type Signature struct {
@@ -809,6 +855,15 @@ func (c *Config) Validate() error {
 			bad("rules.state_dir", "required when follow.refs is set")
 		}
 	}
+	switch f.Mode {
+	case FollowPoll:
+	case FollowPinned:
+		if strings.TrimSpace(f.PinsFile) == "" {
+			bad("follow.pins_file", "required when follow.mode is pinned: the JSON file naming each reference's digest")
+		}
+	default:
+		bad("follow.mode", "invalid value %q: use poll or pinned", f.Mode)
+	}
 	if f.Jitter < 0 || f.Jitter > 0.5 || math.IsNaN(f.Jitter) {
 		bad("follow.jitter", "must be between 0 and 0.5, got %v", f.Jitter)
 	}
@@ -884,6 +939,22 @@ func (c *Config) Validate() error {
 		positive("journal.buffer_size", int64(j.BufferSize))
 	}
 	c.validateAdmission(bad)
+	if p := c.Peer; p.Listen != "" {
+		checkAddr("peer.listen", p.Listen)
+		if !strings.HasSuffix(p.Listen, ":0") && (p.Listen == w.Listen || p.Listen == c.Observability.Listen || p.Listen == c.Observability.MetricsListen) {
+			bad("peer.listen", "must differ from webhook.listen and the observability listeners")
+		}
+		if strings.TrimSpace(p.TokenFile) == "" {
+			// Never an open endpoint: the journal holds request contents.
+			bad("peer.token_file", "required when peer.listen is set: the file holding the bearer token peers must send")
+		}
+		if (p.TLS.CertFile == "") != (p.TLS.KeyFile == "") {
+			bad("peer.tls", "cert_file and key_file must be set together")
+		}
+		if p.TLS.ClientCAFile != "" && !p.TLS.Enabled() {
+			bad("peer.tls.client_ca_file", "client certificates need TLS: set peer.tls.cert_file and key_file")
+		}
+	}
 	switch c.Kubernetes.Events {
 	case "auto", "true", "false":
 	default:
