@@ -7,14 +7,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/charm"
 	"github.com/falco-k8s/falco-k8s/engine"
 )
 
-// review-alerts summarises the alerts in the agent's journal (GET /alerts), as
-// `falco-k8s alerts review` does: totals, then one table per rule.
+// review-alerts summarises the alerts in the journals of every unit of the application (GET
+// /alerts, the other units' through the peer API), as `falco-k8s alerts review` does: totals,
+// then one table per rule. A unit that does not answer is named, not an error.
 func init() { Register("review-alerts", reviewAlerts) }
 
 // alertFilter reads the since, namespace, rule and priority parameters.
@@ -33,25 +33,13 @@ func alertFilter(p Params) (alerts.Filter, error) {
 	return f, nil
 }
 
-// fetchAlerts reads the unit's agent journal.
-func fetchAlerts(ctx context.Context, c *charm.Context, f alerts.Filter) ([]*alerts.Alert, bool, *apiclient.Client, error) {
-	a, _, err := agent(ctx, c)
-	if err != nil {
-		return nil, false, nil, err
-	}
-	list, truncated, err := a.Alerts(ctx, f)
-	if err != nil {
-		return nil, false, a, fmt.Errorf("cannot read alerts: the agent is not answering (%v)", err)
-	}
-	return list, truncated, a, nil
-}
-
 func reviewAlerts(ctx context.Context, c *charm.Context, p Params) (map[string]any, error) {
 	f, err := alertFilter(p)
 	if err != nil {
 		return nil, err
 	}
-	list, truncated, _, err := fetchAlerts(ctx, c, f)
+	// The whole application: every unit's journal, units that did not answer named.
+	list, truncated, answered, missing, _, err := appAlerts(ctx, c, f)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +63,13 @@ func reviewAlerts(ctx context.Context, c *charm.Context, p Params) (map[string]a
 		"namespaces": strings.Join(r.Namespaces, ","),
 		"truncated":  fmt.Sprint(truncated),
 		"review":     b.String(),
+		"units":      strings.Join(answered, ","),
+	}
+	if len(missing) > 0 {
+		out["not-answering"] = strings.Join(missing, "; ")
+		out["summary"] = fmt.Sprintf("%d alerts from %d of %d units; not answering: %s", r.Alerts, len(answered), len(answered)+len(missing), strings.Join(missing, "; "))
+	} else {
+		out["summary"] = fmt.Sprintf("%d alerts from all %d units", r.Alerts, len(answered))
 	}
 	if r.From != nil {
 		out["from"], out["to"] = r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339)

@@ -275,6 +275,9 @@ func (c *Context) syncPeerFiles(ctx context.Context, w Workload, p *Peers) (pins
 		return false, false, nil
 	}
 	root := c.Env.WorkloadRoot
+	if err := c.adoptTuning(ctx, w, p); err != nil {
+		return false, false, err
+	}
 	if !p.Leader {
 		if pins, err = pushIfChanged(ctx, w, root+PinsPath, p.pinsFile()); err != nil {
 			return false, false, err
