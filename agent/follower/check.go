@@ -65,10 +65,24 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 		f.contentFail[i] = false
 		res := &status.SyncResult{Ref: f.names[i]}
 		results[i] = res
-		d, err := f.resolve(ctx, i)
-		if err != nil {
-			res.Result, res.Reason = ResultError, err.Error()
-			continue
+		var d string
+		if f.pinned() {
+			// Never a registry request: the digest is the one the leader published.
+			pin, ok := f.pins[f.names[i]]
+			if !ok {
+				res.Result, res.Reason = ResultUnchanged, f.waitingReason()
+				if a := f.acc[i]; a != nil {
+					res.Digest = a.st.Digest
+				}
+				continue
+			}
+			d = pin
+		} else {
+			var err error
+			if d, err = f.resolve(ctx, i); err != nil {
+				res.Result, res.Reason = ResultError, err.Error()
+				continue
+			}
 		}
 		res.Digest = d
 		if a := f.acc[i]; a != nil && a.st.Digest == d {
@@ -78,7 +92,12 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 		}
 		newDigest[i] = d
 	}
-	defer f.reportHealth()
+	defer func() {
+		if f.pinned() {
+			f.notePins(results)
+		}
+		f.reportHealth()
+	}()
 	if len(newDigest) == 0 {
 		return ordered(results)
 	}
@@ -322,6 +341,10 @@ func (f *Follower) reportHealth() {
 		return
 	}
 	for i := range f.health {
+		f.health[i].Files = nil
+		if a := f.acc[i]; a != nil {
+			f.health[i].Files = sortedKeys(a.content)
+		}
 		f.sink.ReportSource(f.health[i])
 	}
 }

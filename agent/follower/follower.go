@@ -93,6 +93,10 @@ type Options struct {
 	AllowRuleRemoval []string
 	// Signature configures the cosign check of new digests (signature.go).
 	Signature SignatureOptions
+	// Mode is ModePoll (the default: check every interval) or ModePinned (apply the digests
+	// PinsFile names, fetched by digest; never poll tags: pins.go).
+	Mode     string
+	PinsFile string
 }
 
 // Follower is the OCI rules follower; create it with New or NewFromConfig.
@@ -119,9 +123,14 @@ type Follower struct {
 	// contentFail marks references whose last check failed on bad content: their checks
 	// keep the normal interval (the digest itself is backed off), not the registry backoff.
 	contentFail []bool
-	sink        agent.RuleSink
-	running     bool
-	started     chan struct{} // closed when Run has the sink
+	// Pinned mode (pins.go): the digest of each reference from PinsFile, whether the file
+	// existed at the last read, and why it could not be used.
+	pins     map[string]string
+	pinsSeen bool
+	pinsErr  string
+	sink     agent.RuleSink
+	running  bool
+	started  chan struct{} // closed when Run has the sink
 }
 
 // accepted is one reference's accepted set in memory.
@@ -164,6 +173,7 @@ func NewFromConfig(cfg *config.Config, log zerolog.Logger) (*Follower, error) {
 		Refs: f.Refs, RuleFiles: f.RuleFiles, Interval: f.Interval, Jitter: f.Jitter, StateDir: cfg.Rules.StateDir,
 		MaxArtifactSize: int64(f.MaxArtifactSize), Log: log, AllowRuleRemoval: f.AllowRuleRemoval, Signature: sig,
 		Registry: RegistryOptions{Basic: basic, PlainHTTP: f.PlainHTTP, CA: f.RegistryCA},
+		Mode:     f.Mode, PinsFile: f.PinsFile,
 	})
 }
 
@@ -183,6 +193,17 @@ func New(o Options) (*Follower, error) {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = o.Interval
+	}
+	switch o.Mode {
+	case "":
+		o.Mode = ModePoll
+	case ModePoll:
+	case ModePinned:
+		if o.PinsFile == "" {
+			return nil, errors.New("follower: follow.pins_file is required in pinned mode")
+		}
+	default:
+		return nil, fmt.Errorf("follower: invalid follow.mode %q: use poll or pinned", o.Mode)
 	}
 	if o.Debounce <= 0 {
 		o.Debounce = 250 * time.Millisecond
@@ -208,7 +229,7 @@ func New(o Options) (*Follower, error) {
 		seen[r.String()] = true
 		f.refs = append(f.refs, r)
 		f.names = append(f.names, r.String())
-		f.health = append(f.health, status.Source{Name: SourceName, Ref: r.String()})
+		f.health = append(f.health, status.Source{Name: SourceName, Ref: r.String(), Mode: o.Mode})
 	}
 	f.acc = make([]*accepted, len(f.refs))
 	f.fails = make([]int, len(f.refs))

@@ -42,6 +42,9 @@ func (f *Follower) Run(ctx context.Context, sink agent.RuleSink) error {
 	}
 	// Restore files deleted, and validate files edited, while the agent was not running.
 	f.reconcileDisk()
+	if f.pinned() {
+		return f.runPinned(ctx)
+	}
 
 	next := make([]time.Time, len(f.refs))
 	now := time.Now()
@@ -138,6 +141,10 @@ func (f *Follower) Sync(ctx context.Context, dryRun bool) []status.SyncResult {
 			out[i] = status.SyncResult{Ref: f.names[i], Result: ResultError, Reason: "the follower is not running yet"}
 		}
 		return out
+	}
+	if f.pinned() {
+		// Whatever the watch may have missed: the pins as they are now.
+		f.reloadPins()
 	}
 	return f.round(ctx, all, true, dryRun)
 }

@@ -108,6 +108,18 @@ type Source struct {
 	Digest      string    `json:"digest,omitempty"`
 	// Signer is who signed the accepted digest, when its signature was verified since start.
 	Signer string `json:"signer,omitempty"`
+	// Files are the rule files of the accepted set (paths inside the artifact, as in
+	// follow.rule_files): with Ref and Digest, what a Juju leader publishes for its peers.
+	Files []string `json:"files,omitempty"`
+	// Mode is the follower's mode, "poll" or "pinned" (follow.mode).
+	Mode string `json:"mode,omitempty"`
+	// PinnedDigest is, in pinned mode, the digest the pins file names for Ref.
+	PinnedDigest string `json:"pinned_digest,omitempty"`
+	// PinError says, in pinned mode, why PinnedDigest is not running: waiting for the
+	// leader's published rules (no pins file, or no pin for Ref), the pins file is invalid, or
+	// the pinned digest could not be fetched or was refused (the last good rules keep running).
+	// Empty when the pinned digest runs.
+	PinError string `json:"pin_error,omitempty"`
 }
 
 // SyncResult is one reference's outcome of POST /sync (the charm's sync-rules action).
