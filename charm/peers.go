@@ -311,13 +311,13 @@ func pushIfChanged(ctx context.Context, w Workload, path string, content []byte)
 	return true, nil
 }
 
-// RunningPins is what the agent runs: every followed reference's digest among the loaded files.
+// RunningPins is what the agent runs: each followed reference's accepted digest.
 func RunningPins(st *status.Status) []Pin {
 	seen := map[Pin]bool{}
 	var out []Pin
-	for _, f := range st.Ruleset.Files {
-		x := Pin{Ref: f.Ref, Digest: f.Digest}
-		if f.Ref == "" || f.Digest == "" || seen[x] {
+	for _, src := range st.Sources {
+		x := Pin{Ref: src.Ref, Digest: src.Digest}
+		if x.Ref == "" || x.Digest == "" || seen[x] {
 			continue
 		}
 		seen[x] = true
@@ -400,6 +400,11 @@ func (c *Context) PeerConverge(ctx context.Context, p *Peers, agent *apiclient.C
 
 func sourceError(st *status.Status) string {
 	for _, s := range st.Sources {
+		if s.PinError != "" {
+			return s.PinError
+		}
+	}
+	for _, s := range st.Sources {
 		if s.LastError != "" {
 			return s.LastError
 		}
@@ -444,9 +449,11 @@ func (c *Context) publishAccepted(ctx context.Context, rt RelationTools, p *Peer
 		}
 		sort.Slice(next.Pins, func(i, j int) bool { return next.Pins[i].Ref < next.Pins[j].Ref })
 		next.RuleFiles = nil
-		for _, f := range st.Ruleset.Files {
-			if f.Ref != "" {
-				next.RuleFiles = append(next.RuleFiles, f.Name)
+		for _, src := range st.Sources {
+			for _, f := range src.Files {
+				if !slices.Contains(next.RuleFiles, f) {
+					next.RuleFiles = append(next.RuleFiles, f)
+				}
 			}
 		}
 	}
