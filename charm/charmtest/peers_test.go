@@ -173,7 +173,7 @@ func (a *app) tagChecks() int {
 func (a *app) tick() {
 	a.t.Helper()
 	for _, u := range a.live() {
-		if _, err := apiclient.Local(u.port + 1).Sync(context.Background(), false); err != nil {
+		if _, err := apiclient.Local(u.port+1).Sync(context.Background(), false); err != nil {
 			a.t.Fatalf("%s /sync: %v", u.Unit, err)
 		}
 	}

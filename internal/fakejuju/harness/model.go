@@ -40,6 +40,8 @@ type Model struct {
 	// Setup, when set, prepares each new unit (workload, extra environment) before its first hook.
 	Setup   func(*Env)
 	watches []*NoticeWatch
+	// departing units run their last hooks but no longer see the others' changes.
+	departing map[string]bool
 }
 
 // Event is one queued hook on one unit.
@@ -172,6 +174,10 @@ func (m *Model) RemoveUnit(name string) {
 		}))
 		m.enqueue(o.Unit, m.PeerEndpoint+"-relation-departed", append(m.relEnv(name), "JUJU_DEPARTING_UNIT="+name)...)
 	}
+	if m.departing == nil {
+		m.departing = map[string]bool{}
+	}
+	m.departing[name] = true
 	m.enqueue(name, m.PeerEndpoint+"-relation-broken", m.relEnv("")...)
 	m.enqueue(name, "stop")
 	m.enqueue(name, "remove")
@@ -184,6 +190,7 @@ func (m *Model) RemoveUnit(name string) {
 	}
 	m.Settle()
 	m.Units = others
+	delete(m.departing, name)
 	for _, o := range others {
 		must0(o.update(func(st *fakejuju.State) { delete(findRel(st, m.relID).RemoteUnitData, name) }))
 	}
@@ -314,7 +321,7 @@ func (m *Model) propagate(u *Env, before *fakejuju.State) {
 	unitChanged := rb == nil || !maps.Equal(rb.LocalUnit, ra.LocalUnit)
 	appChanged := rb == nil || !maps.Equal(rb.LocalApp, ra.LocalApp)
 	for _, o := range m.Units {
-		if o == u {
+		if o == u || m.departing[o.Unit] {
 			continue
 		}
 		inScope := false
