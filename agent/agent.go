@@ -19,6 +19,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/agent/journal"
 	"github.com/falco-k8s/falco-k8s/agent/metrics"
+	"github.com/falco-k8s/falco-k8s/agent/notice"
 	"github.com/falco-k8s/falco-k8s/agent/output"
 	"github.com/falco-k8s/falco-k8s/agent/queue"
 	"github.com/falco-k8s/falco-k8s/agent/status"
@@ -81,8 +82,12 @@ type Agent struct {
 	lastAccepted *status.Change
 	lastIgnored  *status.Change
 
-	whLn, obsLn, metricsLn net.Listener
-	addrReady              chan struct{}
+	notifier *notice.Notifier // Pebble custom notices; nil when notify is off
+	peer     *peerAuth        // nil without peer.listen
+	peerCert atomic.Pointer[tls.Certificate]
+
+	whLn, obsLn, metricsLn, peerLn net.Listener
+	addrReady                      chan struct{}
 
 	journal    *journal.Journal // nil when disabled or unavailable (see journalErr)
 	journalErr string
@@ -123,6 +128,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Agent, error) 
 		BodyTimeout: cfg.Webhook.BodyTimeout, BodyGrace: cfg.Webhook.BodyGrace, MinBodyRate: int64(cfg.Webhook.MinBodyRate),
 	}, a.q, a.m, a.log.With().Str("component", "webhook").Logger())
 	a.adm = a.newAdmission()
+	if sock := cfg.Notify.ResolvedPebbleSocket(); sock != "" {
+		n, err := notice.New(sock, a.log.With().Str("component", "pebble-notice").Logger())
+		if err != nil {
+			a.outs.Close(ctx) //nolint:errcheck // already failing
+			return nil, fmt.Errorf("notify.pebble_socket: %w", err)
+		}
+		a.notifier = n
+	}
+	if cfg.Peer.Listen != "" {
+		a.peer = &peerAuth{path: cfg.Peer.TokenFile, log: a.log.With().Str("component", "peer").Logger()}
+	}
 	if err := a.loadCredentials(); err != nil {
 		a.outs.Close(ctx) //nolint:errcheck // already failing
 		return nil, err
@@ -207,6 +223,18 @@ func (a *Agent) loadCredentials() error {
 		}
 		a.cert.Store(&c)
 	}
+	if a.peer != nil {
+		if err := a.peer.load(); err != nil {
+			return err
+		}
+		if t := a.cfg.Peer.TLS; t.Enabled() {
+			c, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return fmt.Errorf("load peer TLS certificate: %w", err)
+			}
+			a.peerCert.Store(&c)
+		}
+	}
 	return nil
 }
 
@@ -221,7 +249,12 @@ func trimSpace(b []byte) []byte {
 }
 
 func (a *Agent) serverTLS() (*tls.Config, error) {
-	t := a.cfg.Webhook.TLS
+	return serverTLSFor(a.cfg.Webhook.TLS, &a.cert, "webhook.tls", tls.VerifyClientCertIfGiven)
+}
+
+// serverTLSFor is a listener's TLS configuration: its certificate through cert (so SIGHUP can
+// rotate it), and with t.ClientCAFile client certificates verified with clientAuth.
+func serverTLSFor(t config.ServerTLS, cert *atomic.Pointer[tls.Certificate], key string, clientAuth tls.ClientAuthType) (*tls.Config, error) {
 	c := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// HTTP/1.1 only: over HTTP/2 kube-apiserver's audit client multiplexes every batch on
@@ -230,21 +263,21 @@ func (a *Agent) serverTLS() (*tls.Config, error) {
 		// connections serve AdmissionReviews without a handshake per request anyway.
 		NextProtos: []string{"http/1.1"},
 		// Through a pointer so SIGHUP can rotate the certificate without a restart.
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.cert.Load(), nil },
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert.Load(), nil },
 	}
 	if t.ClientCAFile != "" {
 		pem, err := os.ReadFile(t.ClientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read webhook.tls.client_ca_file: %w", err)
+			return nil, fmt.Errorf("read %s.client_ca_file: %w", key, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("webhook.tls.client_ca_file %s: no PEM certificates", t.ClientCAFile)
+			return nil, fmt.Errorf("%s.client_ca_file %s: no PEM certificates", key, t.ClientCAFile)
 		}
 		c.ClientCAs = pool
-		// Verify a certificate when one is given; the webhook handler then requires one, while
-		// health checks on the same port (Pebble, kubelet) need none.
-		c.ClientAuth = tls.VerifyClientCertIfGiven
+		// On the webhook's port, verify a certificate when one is given; the webhook handler
+		// then requires one, while health checks on the same port (Pebble, kubelet) need none.
+		c.ClientAuth = clientAuth
 	}
 	return c, nil
 }
@@ -385,6 +418,20 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.metricsLn = ln
 		metricsSrv = newServer(a.metricsHandler())
 	}
+	var peerSrv *http.Server
+	if a.peer != nil {
+		ln, err := a.listenPeer()
+		if err != nil {
+			for _, l := range []net.Listener{whLn, a.obsLn, a.metricsLn} {
+				if l != nil {
+					l.Close()
+				}
+			}
+			return err
+		}
+		a.peerLn = ln
+		peerSrv = newServer(a.peerHandler())
+	}
 	close(a.addrReady)
 
 	workers := a.cfg.EvaluationWorkers()
@@ -392,6 +439,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	for range workers {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.worker() }()
+	}
+
+	noticeCtx, stopNotices := context.WithCancel(context.Background())
+	defer stopNotices()
+	if a.notifier != nil {
+		go a.notifier.Run(noticeCtx, 2*time.Second)
 	}
 
 	srcCtx, cancelSources := context.WithCancel(ctx)
@@ -406,13 +459,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- serve(whSrv, whLn) }()
 	if obsSrv != nil {
 		go func() { errc <- serve(obsSrv, a.obsLn) }()
 	}
 	if metricsSrv != nil {
 		go func() { errc <- serve(metricsSrv, a.metricsLn) }()
+	}
+	if peerSrv != nil {
+		go func() { errc <- serve(peerSrv, a.peerLn) }()
+		a.log.Info().Str("listen", a.peerLn.Addr().String()).Bool("tls", a.cfg.Peer.TLS.Enabled()).Msg("peer API serving (GET /alerts, /status; bearer token)")
 	}
 	a.log.Info().Str("listen", whLn.Addr().String()).Str("path", cfg.Path).Bool("tls", tlsCfg != nil).
 		Bool("mtls", cfg.TLS.ClientCAFile != "").Bool("bearer_token", cfg.BearerTokenFile != "").
@@ -425,6 +482,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("serve: %w", runErr)
 	}
 	err := a.shutdown(whSrv, obsSrv, &wg, cancelSources, &srcWG)
+	if a.notifier != nil {
+		// The sources have stopped: send what they last recorded, briefly.
+		stopNotices()
+		select {
+		case <-a.notifier.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	if peerSrv != nil {
+		peerSrv.Close()
+	}
 	if metricsSrv != nil {
 		// Last, so Prometheus sees the final counters while the queue drains.
 		metricsSrv.Close()
@@ -481,7 +549,7 @@ func (a *Agent) shutdown(whSrv, obsSrv *http.Server, workers *sync.WaitGroup, ca
 // the configured files. Failures are logged and recorded; the agent keeps running as before.
 func (a *Agent) HUP(ctx context.Context) {
 	if err := a.loadCredentials(); err != nil {
-		a.log.Error().Err(err).Msg("reloading webhook credentials failed; keeping the previous ones")
+		a.log.Error().Err(err).Msg("reloading credentials failed; keeping the previous ones")
 	}
 	a.ReopenOutputs()
 	if err := a.reload(ctx, TriggerSIGHUP); err != nil {

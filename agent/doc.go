@@ -20,6 +20,7 @@
 //   - agent/apiclient: the one client of that API, used by the charm's hooks and actions and
 //     by `falco-k8s alerts review|tune --url` (CA file, bearer token).
 //   - agent/follower: the OCI rules follower, a RuleSource (see below).
+//   - agent/notice: Pebble custom notices about accepted and ignored candidates (below).
 //   - agent/admission: the validating admission webhook (POST admission.path, default
 //     /k8s-admission, on the webhook listener behind its credentials): an AdmissionRequest
 //     becomes the audit event kube-apiserver would log, evaluated in the request's goroutine
@@ -204,4 +205,51 @@
 // another digest, malformed); an unsigned digest is examined again at the next check, since
 // publishers push first and sign next. The verified signer is in each sync result and in the
 // reference's /status source (signer). An idle check stays one HEAD.
+//
+// # Several units: pinned following, notices, the peer API
+//
+// The units of one Juju application behave as one: the leader's agent polls (follow.mode:
+// poll) and the charm publishes what it accepted; every other unit runs follow.mode: pinned.
+//
+// Pinned mode (follower/pins.go) never asks the registry for a tag. follow.pins_file, written
+// atomically by the charm, names each reference's digest:
+//
+//	{"pins":[{"ref":"ghcr.io/org/rules:1","digest":"sha256:<64 hex>"}]}
+//
+// (refs as in follow.refs, compared in canonical form; other keys are ignored; parsed by
+// follower.ParsePins). A pinned digest that differs from the accepted one goes through the
+// candidate pipeline by digest (manifest, config, layer: 3 requests, plus the signature's)
+// and the one promote transaction, exactly like a new digest found by polling; an accepted pin
+// costs no request at all, whatever happens to the tag. The file is watched (fsnotify on its
+// directory, debounced, plus a re-read every minute) and re-read by POST /sync, so a new pin
+// applies without a restart. A reference without a pin (no file yet, or none for it) keeps its
+// accepted set: "waiting for the leader's published rules". A pin that cannot be fetched
+// (registry errors are retried with the usual backoff) or is refused (ignored like any
+// candidate, not fetched again while it stays pinned) keeps the last good set. The state on
+// disk is the same in both modes, so restarting with the other mode (a leadership change)
+// neither downloads nor accepts the accepted digest again.
+//
+// /status "sources" (one per followed reference, name "follower") is what the leader publishes
+// and what a pinned unit reports: ref (canonical, as the pins file names it), digest (the
+// accepted digest), files (the accepted set's rule files, paths inside the artifact),
+// local_edit (files edited on disk since), signer, last_check/last_success/last_error (registry
+// checks), mode (poll or pinned), pinned_digest (pinned: the digest the pins file names) and
+// pin_error (pinned: why pinned_digest is not running; empty when it is).
+//
+// With notify.pebble_socket (default $PEBBLE_SOCKET; off when both are empty) every candidate
+// accepted or ignored (trigger "candidate") records the Pebble custom notice
+// falco-k8s.io/ruleset with data event ("accepted" or "ignored"), ref, digest and reason, so the
+// charm's <container>-pebble-custom-notice hook acts at once. It is queued and sent by its own
+// goroutine: a Pebble that is down costs a warning, never a delayed swap.
+//
+// peer.listen opens a listener for the other units (the application-wide review-alerts): GET
+// /alerts and GET /status, the local API's own handlers, and nothing else (404), every request
+// first checked for `Authorization: Bearer <token>` (401 otherwise, constant-time comparison).
+// The token is peer.token_file: required with peer.listen (the agent refuses to start without
+// it, or when it is empty or readable by group or others; errors name the file, never the
+// token), re-read on SIGHUP and whenever the file changes. peer.tls serves it over TLS
+// (client_ca_file: client certificates required). apiclient.NewRemote is the client of a peer,
+// and apiclient.ReviewPeers asks every unit at once, each within a timeout, and merges the
+// answers into one review, listing the units that did not answer and why (`falco-k8s alerts
+// review --peer UNIT=URL... --token-file FILE`).
 package agent

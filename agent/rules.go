@@ -238,6 +238,9 @@ func (a *Agent) record(ch *status.Change) {
 	if a.opts.OnChange != nil {
 		a.opts.OnChange(*ch) // a copy: the callee may keep it without racing /status
 	}
+	if a.notifier != nil && ch.Trigger == TriggerCandidate {
+		a.notifier.Record(*ch) // queued: never waits for Pebble
+	}
 }
 
 // reject records a failed candidate and raises Falco's internal alert. Callers hold a.mu.

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/alerts"
+	"github.com/falco-k8s/falco-k8s/internal/redact"
 )
 
 // Client talks to one agent. It is safe for concurrent use.
@@ -48,27 +50,72 @@ func Local(port int) *Client {
 // given (the agent guards /alerts with the webhook's credentials on a shared port). The token
 // never appears in an error.
 func NewHTTPClient(caFile, tokenFile string) (*http.Client, error) {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	var o RemoteOptions
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-file: %w", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s: no PEM certificate found", caFile)
-		}
-		tlsCfg.RootCAs = pool
+		o.CAPEM = pem
 	}
-	var rt http.RoundTripper = &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}
 	if tokenFile != "" {
 		tok, err := os.ReadFile(tokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("--token-file: %w", err)
 		}
-		rt = Bearer{Token: strings.TrimSpace(string(tok)), Next: rt}
+		o.Token = strings.TrimSpace(string(tok))
 	}
-	return &http.Client{Timeout: 60 * time.Second, Transport: rt}, nil
+	hc, err := remoteHTTP(o)
+	if err != nil && caFile != "" {
+		return nil, fmt.Errorf("--ca-file %s: %w", caFile, err)
+	}
+	return hc, err
+}
+
+// RemoteOptions are how a client reaches another agent (a peer unit's peer.listen, or an
+// agent's TLS port).
+type RemoteOptions struct {
+	// Token is sent as `Authorization: Bearer <Token>` when set; it never appears in errors.
+	Token string
+	// CAPEM verifies the agent's certificate over https (in addition to the system roots when
+	// empty: only the system roots).
+	CAPEM []byte
+	// Timeout bounds each request (default 60s).
+	Timeout time.Duration
+}
+
+// NewRemote returns a client for a remote agent at base (http(s)://host:port): the peer API of
+// another unit (GET /alerts, GET /status with the application's peer token), or an agent's
+// guarded port.
+func NewRemote(base string, o RemoteOptions) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("invalid agent URL %q: want http(s)://host:port", redact.URL(base))
+	}
+	hc, err := remoteHTTP(o)
+	if err != nil {
+		return nil, err
+	}
+	return New(base, hc), nil
+}
+
+func remoteHTTP(o RemoteOptions) (*http.Client, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if len(o.CAPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(o.CAPEM) {
+			return nil, errors.New("no PEM certificate found in the CA bundle")
+		}
+		tlsCfg.RootCAs = pool
+	}
+	var rt http.RoundTripper = &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}
+	if o.Token != "" {
+		rt = Bearer{Token: o.Token, Next: rt}
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 60 * time.Second
+	}
+	return &http.Client{Timeout: o.Timeout, Transport: rt}, nil
 }
 
 // Bearer adds Authorization: Bearer Token to every request.

@@ -156,3 +156,37 @@ func eventList(prefix string, n int) string {
 	}
 	return `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[` + strings.Join(items, ",") + `]}`
 }
+
+// BenchmarkRegistryRequestsPerInterval counts the registry requests of one agent in steady
+// state (its digest accepted, nothing pushed), per follow interval, in poll and pinned mode: a
+// Juju application of N units makes N x the poll figure without pinning, and 1 x it with the
+// leader polling and the others pinned.
+//
+//	go test -run '^$' -bench RegistryRequestsPerInterval -benchtime 20x ./agent/follower/
+func BenchmarkRegistryRequestsPerInterval(b *testing.B) {
+	const interval = 50 * time.Millisecond
+	for _, mode := range []string{ModePoll, ModePinned} {
+		b.Run(mode, func(b *testing.B) {
+			reg := testregistry.New(b, testregistry.Options{})
+			p := newPusher(b, reg, "", "")
+			d := p.push("rules/k8s:1", map[string]string{"k8s.yaml": genRule("v0")})
+			pins := b.TempDir() + "/pins.json"
+			writePins(b, pins, Pin{Ref: reg.Host + "/rules/k8s:1", Digest: d})
+			e := newEnv(b, envOpts{reg: reg, follow: func(o *Options) {
+				o.Interval, o.Jitter = interval, 0
+				if mode == ModePinned {
+					o.Mode, o.PinsFile = ModePinned, pins
+				}
+			}})
+			e.waitAccepted(d)
+			time.Sleep(interval) // past the first check
+			reg.Reset()
+			b.ResetTimer()
+			for range b.N {
+				time.Sleep(interval)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(reg.Requests())/float64(b.N), "requests/interval")
+		})
+	}
+}

@@ -341,9 +341,9 @@ func (f *Follower) reportHealth() {
 		return
 	}
 	for i := range f.health {
-		f.health[i].Files = nil
+		f.health[i].Files, f.health[i].LocalEdit = nil, false
 		if a := f.acc[i]; a != nil {
-			f.health[i].Files = sortedKeys(a.content)
+			f.health[i].Files, f.health[i].LocalEdit = sortedKeys(a.content), a.st.LocalEdit
 		}
 		f.sink.ReportSource(f.health[i])
 	}

@@ -111,6 +111,9 @@ type Source struct {
 	// Files are the rule files of the accepted set (paths inside the artifact, as in
 	// follow.rule_files): with Ref and Digest, what a Juju leader publishes for its peers.
 	Files []string `json:"files,omitempty"`
+	// LocalEdit is true when a file of the accepted set was edited on the agent's disk and
+	// accepted: the files no longer match Digest's content.
+	LocalEdit bool `json:"local_edit,omitempty"`
 	// Mode is the follower's mode, "poll" or "pinned" (follow.mode).
 	Mode string `json:"mode,omitempty"`
 	// PinnedDigest is, in pinned mode, the digest the pins file names for Ref.

@@ -296,13 +296,20 @@ func (h *Handler) authenticate(r *http.Request) string {
 	if tp == nil || len(*tp) == 0 {
 		return ""
 	}
+	return CheckBearer(r, *tp)
+}
+
+// CheckBearer returns "" when r carries `Authorization: Bearer <token>`, and otherwise why it
+// is refused (never quoting either token). The one bearer check of the agent's listeners (the
+// webhook's, the peer listener's).
+func CheckBearer(r *http.Request, token []byte) string {
 	auth := r.Header.Get("Authorization")
 	const prefix = "Bearer "
 	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
 		return "bearer token required"
 	}
 	// Constant time, so the comparison does not leak how much of a guess was right.
-	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(auth[len(prefix):])), *tp) != 1 {
+	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(auth[len(prefix):])), token) != 1 {
 		return "invalid bearer token"
 	}
 	return ""

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/engine"
 	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
+	"github.com/falco-k8s/falco-k8s/internal/redact"
 	"github.com/falco-k8s/falco-k8s/rules"
 )
 
@@ -99,14 +101,56 @@ func newAlertsCmd() *cobra.Command {
 	return cmd
 }
 
+// peerClients builds one client per --peer unit=URL, sharing --token-file and --ca-file.
+func (s *alertSource) peerClients(peers []string) ([]apiclient.Peer, error) {
+	if s.url != "" || s.file != "" {
+		return nil, errors.New("pass --peer, or one of --url and --file, not both")
+	}
+	var o apiclient.RemoteOptions
+	if s.tokenFile != "" {
+		tok, err := os.ReadFile(s.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		o.Token = strings.TrimSpace(string(tok))
+	}
+	if s.caFile != "" {
+		pem, err := os.ReadFile(s.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		o.CAPEM = pem
+	}
+	out := make([]apiclient.Peer, 0, len(peers))
+	seen := map[string]bool{}
+	for _, p := range peers {
+		unit, u, ok := strings.Cut(p, "=")
+		if !ok || unit == "" || u == "" {
+			return nil, fmt.Errorf("invalid --peer %q: want unit=URL, e.g. falco-k8s/1=http://10.1.2.3:8766", redact.URL(p))
+		}
+		if seen[unit] {
+			return nil, fmt.Errorf("--peer %s given twice", unit)
+		}
+		seen[unit] = true
+		c, err := apiclient.NewRemote(u, o)
+		if err != nil {
+			return nil, fmt.Errorf("--peer %s: %w", unit, err)
+		}
+		out = append(out, apiclient.Peer{Unit: unit, Client: c})
+	}
+	return out, nil
+}
+
 func newAlertsReviewCmd() *cobra.Command {
 	var (
-		src    alertSource
-		rule   string
-		format string
+		src         alertSource
+		rule        string
+		format      string
+		peers       []string
+		peerTimeout time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "review [--since 1h] [--namespace NS] [--rule R] [--priority P] [-o table|json] (--url URL | --file FILE)",
+		Use:   "review [--since 1h] [--namespace NS] [--rule R] [--priority P] [-o table|json] (--url URL | --file FILE | --peer UNIT=URL... --token-file F)",
 		Short: "Summarise alerts: totals, then one table per rule",
 		Long: "Prints a summary (alerts, rules, namespaces, time range, priorities) and then, per rule (most\n" +
 			"severe first), a table of namespace, target (resource/name), images, container, user and count.\n" +
@@ -119,6 +163,22 @@ func newAlertsReviewCmd() *cobra.Command {
 			f, err := src.filter(rule)
 			if err != nil {
 				return exitWith(2, err)
+			}
+			if len(peers) > 0 {
+				clients, err := src.peerClients(peers)
+				if err != nil {
+					return exitWith(2, err)
+				}
+				r := apiclient.ReviewPeers(cmd.Context(), clients, f, peerTimeout)
+				if format == "json" {
+					err = r.WriteJSON(cmd.OutOrStdout())
+				} else {
+					err = r.WriteTable(cmd.OutOrStdout())
+				}
+				if err == nil && len(r.Units) == 0 {
+					err = exitWith(1, errors.New("no unit answered"))
+				}
+				return err
 			}
 			list, skipped, truncated, err := src.read(cmd.Context(), cmd.InOrStdin(), f)
 			if err != nil {
@@ -135,6 +195,8 @@ func newAlertsReviewCmd() *cobra.Command {
 	src.register(cmd)
 	cmd.Flags().StringVar(&rule, "rule", "", "only alerts of this rule")
 	cmd.Flags().StringVarP(&format, "output", "o", "table", "table or json")
+	cmd.Flags().StringArrayVar(&peers, "peer", nil, "unit=URL of a unit's peer API (peer.listen), repeatable: one review of every unit's alerts, naming units that do not answer (--token-file: the peer token)")
+	cmd.Flags().DurationVar(&peerTimeout, "peer-timeout", apiclient.DefaultPeerTimeout, "how long each --peer may take to answer")
 	return cmd
 }
 
