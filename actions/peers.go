@@ -43,53 +43,59 @@ func paramArgs(p Params) string {
 	return b.String()
 }
 
-// unitAlerts is one unit's share of an application-wide query.
-type unitAlerts struct {
-	unit      string
-	list      []*alerts.Alert
-	truncated bool
-	err       string
-}
-
-// appAlerts reads the journal of every unit of the application at once (this unit's through
-// its local listener, the others' through their peer API with the application's token). Units
-// that do not answer are returned by name with the reason, never failing the whole query.
-func appAlerts(ctx context.Context, c *charm.Context, f alerts.Filter) (list []*alerts.Alert, truncated bool, answered []string, missing []string, local *apiclient.Client, err error) {
-	local, _, err = agent(ctx, c)
+// appUnits is every unit of the application as review peers: this one through its local
+// listener, the others through their peer API with the application's token.
+func appUnits(ctx context.Context, c *charm.Context) ([]apiclient.Peer, *apiclient.Client, error) {
+	local, _, err := agent(ctx, c)
 	if err != nil {
-		return nil, false, nil, nil, nil, err
+		return nil, nil, err
 	}
 	peers, err := c.Peers(ctx)
 	if err != nil {
+		return nil, local, err
+	}
+	var out []apiclient.Peer
+	for _, u := range c.PeerUnits(ctx, peers, local) {
+		out = append(out, apiclient.Peer{Unit: u.Name, Client: u.Client})
+	}
+	return out, local, nil
+}
+
+// appAlerts reads the journal of every unit of the application at once, for tune-rules (which
+// needs the alerts themselves, not apiclient.ReviewPeers' summary). Units that do not answer
+// are returned by name with the reason, never failing the whole query.
+func appAlerts(ctx context.Context, c *charm.Context, f alerts.Filter) (list []*alerts.Alert, truncated bool, answered []string, missing []string, local *apiclient.Client, err error) {
+	units, local, err := appUnits(ctx, c)
+	if err != nil {
 		return nil, false, nil, nil, local, err
 	}
-	units := c.PeerUnits(ctx, peers, local)
-	res := make([]unitAlerts, len(units))
+	type answer struct {
+		list      []*alerts.Alert
+		truncated bool
+		err       error
+	}
+	res := make([]answer, len(units))
 	var wg sync.WaitGroup
 	for i, u := range units {
-		res[i].unit = u.Name
 		if u.Client == nil {
-			res[i].err = u.Problem
+			res[i].err = fmt.Errorf("no peer address or token published yet")
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l, tr, err := u.Client.Alerts(ctx, f)
-			if err != nil {
-				res[i].err = err.Error()
-				return
-			}
-			res[i].list, res[i].truncated = l, tr
+			pctx, cancel := context.WithTimeout(ctx, apiclient.DefaultPeerTimeout)
+			defer cancel()
+			res[i].list, res[i].truncated, res[i].err = u.Client.Alerts(pctx, f)
 		}()
 	}
 	wg.Wait()
-	for _, r := range res {
-		if r.err != "" {
-			missing = append(missing, fmt.Sprintf("%s (%s)", r.unit, r.err))
+	for i, r := range res {
+		if r.err != nil {
+			missing = append(missing, fmt.Sprintf("%s (%v)", units[i].Unit, r.err))
 			continue
 		}
-		answered = append(answered, r.unit)
+		answered = append(answered, units[i].Unit)
 		list = append(list, r.list...)
 		truncated = truncated || r.truncated
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/alerts"
 	"github.com/falco-k8s/falco-k8s/charm"
 	"github.com/falco-k8s/falco-k8s/engine"
@@ -38,13 +39,13 @@ func reviewAlerts(ctx context.Context, c *charm.Context, p Params) (map[string]a
 	if err != nil {
 		return nil, err
 	}
-	// The whole application: every unit's journal, units that did not answer named.
-	list, truncated, answered, missing, _, err := appAlerts(ctx, c, f)
+	// The whole application: every unit's journal at once (apiclient.ReviewPeers), units that
+	// did not answer named instead of failing the review.
+	units, _, err := appUnits(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	r := alerts.NewReview(list)
-	r.Truncated = truncated
+	r := apiclient.ReviewPeers(ctx, units, f, 0)
 	var b bytes.Buffer
 	switch format := p.String("format"); format {
 	case "", "table":
@@ -57,11 +58,22 @@ func reviewAlerts(ctx context.Context, c *charm.Context, p Params) (map[string]a
 	if err != nil {
 		return nil, err
 	}
+	answered := make([]string, len(r.Units))
+	for i, u := range r.Units {
+		answered[i] = u.Unit
+	}
+	missing := make([]string, len(r.NotAnswered))
+	for i, u := range r.NotAnswered {
+		missing[i] = fmt.Sprintf("%s (%s)", u.Unit, u.Reason)
+	}
+	if len(answered) == 0 {
+		return nil, fmt.Errorf("cannot read alerts: no unit answered: %s", strings.Join(missing, "; "))
+	}
 	out := map[string]any{
 		"alerts":     fmt.Sprint(r.Alerts),
 		"rules":      fmt.Sprint(r.Rules),
 		"namespaces": strings.Join(r.Namespaces, ","),
-		"truncated":  fmt.Sprint(truncated),
+		"truncated":  fmt.Sprint(r.Truncated),
 		"review":     b.String(),
 		"units":      strings.Join(answered, ","),
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"sort"
-	"time"
 
 	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 )
@@ -43,7 +41,6 @@ func (c *Context) PeerUnits(ctx context.Context, p *Peers, local *apiclient.Clie
 		names = append(names, u)
 	}
 	sort.Strings(names)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: apiclient.Bearer{Token: p.Token, Next: http.DefaultTransport}}
 	for _, u := range names {
 		addr := p.Units[u][keyPeerAddress]
 		pu := PeerUnit{Name: u}
@@ -53,7 +50,11 @@ func (c *Context) PeerUnits(ctx context.Context, p *Peers, local *apiclient.Clie
 		case p.Token == "":
 			pu.Problem = "no peer token (the leader has not created it yet)"
 		default:
-			pu.Client = apiclient.New(addr, hc)
+			cl, err := apiclient.NewRemote(addr, apiclient.RemoteOptions{Token: p.Token, Timeout: apiclient.DefaultPeerTimeout})
+			if err != nil {
+				pu.Problem = err.Error()
+			}
+			pu.Client = cl
 		}
 		out = append(out, pu)
 	}
