@@ -416,16 +416,13 @@ func sourceError(st *status.Status) string {
 // differs (a reference without a digest yet keeps its published pin, so a restarting agent never
 // unpublishes anything), and the latest ignored candidate is recorded with its reason.
 func (c *Context) publishAccepted(ctx context.Context, rt RelationTools, p *Peers, st *status.Status, running []Pin) {
-	next := Published{By: p.Unit}
+	var next Published
 	if p.Published != nil {
 		next = *p.Published
-		next.By = p.Unit
 	}
 	pins := map[string]string{}
-	if p.Published != nil {
-		for _, x := range p.Published.Pins {
-			pins[x.Ref] = x.Digest
-		}
+	for _, x := range next.Pins {
+		pins[x.Ref] = x.Digest
 	}
 	changed := p.Published == nil && len(running) > 0
 	for _, x := range running {
@@ -442,7 +439,10 @@ func (c *Context) publishAccepted(ctx context.Context, rt RelationTools, p *Peer
 		}
 	}
 	if changed {
+		// A new accepted set: the generation moves and an older refusal no longer applies.
 		next.Generation++
+		next.By = p.Unit
+		next.Ignored = nil
 		next.Pins = next.Pins[:0:0]
 		for ref, d := range pins {
 			next.Pins = append(next.Pins, Pin{ref, d})
@@ -457,15 +457,15 @@ func (c *Context) publishAccepted(ctx context.Context, rt RelationTools, p *Peer
 			}
 		}
 	}
+	// The latest refusal since the running set was accepted, kept until a new set is published
+	// (a new leader's agent has none to report: what the old leader published stays).
 	if li := st.LastIgnored; li != nil && (st.LastAccepted == nil || li.Time.After(st.LastAccepted.Time)) {
 		ig := &Ignored{Ref: li.Ref, Digest: li.Digest, Reason: li.Reason}
 		if next.Ignored == nil || *next.Ignored != *ig {
 			next.Ignored, changed = ig, true
 		}
-	} else if next.Ignored != nil && st.LastAccepted != nil && (st.LastIgnored == nil || st.LastAccepted.Time.After(st.LastIgnored.Time)) {
-		next.Ignored, changed = nil, true
 	}
-	if !changed && p.Published != nil && p.Published.By == p.Unit {
+	if !changed {
 		return
 	}
 	b, err := json.Marshal(next)

@@ -179,9 +179,23 @@ func (a *app) tick() {
 	}
 }
 
+// action runs an action through the model (what it writes reaches the other units).
+func (a *app) action(u *unit, name string, params map[string]any) map[string]any {
+	a.t.Helper()
+	r, res, err := a.m.Action(u.Unit, name, params)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	u.outputs.WriteString(r.Stdout + r.Stderr)
+	if r.Code != 0 || res.Failed {
+		a.t.Fatalf("action %s on %s failed: %q\n%s", name, u.Unit, res.Message, r)
+	}
+	return res.Results
+}
+
 func (a *app) actionFails(u *unit, name string, params map[string]any) string {
 	a.t.Helper()
-	_, res, err := u.Action(name, params)
+	_, res, err := a.m.Action(u.Unit, name, params)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -193,7 +207,7 @@ func (a *app) actionFails(u *unit, name string, params map[string]any) string {
 
 func (a *app) reviewCount(u *unit, ns, since string) (int, map[string]any) {
 	a.t.Helper()
-	res := u.action("review-alerts", map[string]any{"rule": "Privileged Container Started in Pod", "namespace": ns, "since": since})
+	res := a.action(u, "review-alerts", map[string]any{"rule": "Privileged Container Started in Pod", "namespace": ns, "since": since})
 	var n int
 	fmt.Sscan(fmt.Sprint(res["alerts"]), &n) //nolint:errcheck // checked by the caller's comparison
 	return n, res
@@ -302,7 +316,7 @@ func TestScaleOutOneDetection(t *testing.T) {
 	if msg := a.actionFails(u1, "tune-rules", map[string]any{"scope": "namespace", "namespace": "team-a"}); !strings.Contains(msg, "juju run falco-k8s/leader tune-rules") {
 		t.Errorf("tune-rules on a non-leader: %q", msg)
 	}
-	tuned := u0.action("tune-rules", map[string]any{"scope": "namespace", "namespace": "team-a"})
+	tuned := a.action(u0, "tune-rules", map[string]any{"scope": "namespace", "namespace": "team-a"})
 	if tuned["written"] != "true" || tuned["shared"] != "true" {
 		t.Fatalf("tune-rules on the leader: %v", tuned)
 	}
@@ -335,6 +349,9 @@ func TestScaleOutOneDetection(t *testing.T) {
 	published := relApp(u1)["published"]
 	reg.Reset()
 	a.m.SetLeader(u1.Unit)
+	a.m.Settle()
+	// The old leader's pod comes back (its next hook replans the agent, now pinned).
+	a.m.Queue(u0.Unit, "update-status")
 	a.converge("new leader", func() bool { return a.allOn(v2) && running(t, u1) == v2 })
 	if relApp(u1)["published"] != published {
 		t.Errorf("new leader re-published: %s, was %s", relApp(u1)["published"], published)

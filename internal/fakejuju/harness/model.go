@@ -391,3 +391,18 @@ func copyAppSecrets(src, dst *fakejuju.State) {
 		}
 	}
 }
+
+// Action runs an action on a unit (`juju run`) and, like a hook, propagates what it wrote (an
+// action may set relation data: the leader's tune-rules publishes the shared tuning).
+func (m *Model) Action(unit, name string, params map[string]any) (Run, *fakejuju.Action, error) {
+	u := m.Unit(unit)
+	if u == nil {
+		return Run{}, nil, fmt.Errorf("harness: no unit %s", unit)
+	}
+	before := u.State()
+	r, a, err := u.Action(name, params)
+	if err == nil && r.Code == 0 {
+		m.propagate(u, before)
+	}
+	return r, a, err
+}
