@@ -188,6 +188,8 @@ func (m *Model) RemoveUnit(name string) {
 			m.elect(others[0].Unit)
 		}
 	}
+	// A unit being removed gets no more notice hooks (Juju stops its workload watchers).
+	m.StopWatching(name)
 	m.Settle()
 	m.Units = others
 	delete(m.departing, name)
@@ -263,6 +265,9 @@ func (m *Model) Step() (Event, Run, bool) {
 	ev := m.queue[0]
 	m.queue = m.queue[1:]
 	u := m.Unit(ev.Unit)
+	if u == nil { // removed meanwhile: Juju drops its pending hooks
+		return ev, Run{}, true
+	}
 	before := u.State()
 	r := u.Hook(ev.Hook, ev.Env...)
 	remote := ""

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/canonical/pebble/client"
@@ -39,22 +40,38 @@ func (m *Model) StopWatching(unit string) {
 }
 
 // PollNotices queues the hooks for every custom notice recorded or repeated since each watch
-// last looked, waiting up to wait on each Pebble for one to arrive (0: no wait). It returns how
-// many hooks it queued.
+// last looked. With wait > 0 it first waits, up to wait, until any watched Pebble has one (the
+// unit agent's long poll); 0 only looks. It returns how many hooks it queued.
 func (m *Model) PollNotices(ctx context.Context, wait time.Duration) (int, error) {
+	if wait > 0 && len(m.watches) > 0 {
+		wctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for _, w := range m.watches {
+			c, err := client.New(&client.Config{Socket: w.Socket})
+			if err != nil {
+				cancel()
+				return 0, fmt.Errorf("pebble client for %s: %w", w.Unit, err)
+			}
+			opts := &client.NoticesOptions{Types: []client.NoticeType{client.CustomNotice}, After: w.after}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Errors (a stopped Pebble, the cancellation) are the look below's to report.
+				if n, _ := c.WaitNotices(wctx, wait, opts); len(n) > 0 {
+					cancel()
+				}
+			}()
+		}
+		wg.Wait()
+		cancel()
+	}
 	n := 0
 	for _, w := range m.watches {
 		c, err := client.New(&client.Config{Socket: w.Socket})
 		if err != nil {
 			return n, fmt.Errorf("pebble client for %s: %w", w.Unit, err)
 		}
-		opts := &client.NoticesOptions{Types: []client.NoticeType{client.CustomNotice}, After: w.after}
-		var notices []*client.Notice
-		if wait > 0 {
-			notices, err = c.WaitNotices(ctx, wait, opts)
-		} else {
-			notices, err = c.Notices(opts)
-		}
+		notices, err := c.Notices(&client.NoticesOptions{Types: []client.NoticeType{client.CustomNotice}, After: w.after})
 		if err != nil {
 			return n, fmt.Errorf("pebble notices of %s: %w", w.Unit, err)
 		}
