@@ -19,10 +19,11 @@ import (
 //     status saying so. The leader's follow timer firing is POST /sync right after the push, so
 //     this is the propagation time (notice → hook → publish → relation-changed → pinned
 //     pull); the real figure adds up to one follow-interval before the leader's check.
+//
 //   - tag-checks/interval and registry-req/interval: what the registry sees when every unit's
 //     follow timer fires once with nothing new (one poller, whatever the number of units).
 //
-//	go test -run '^$' -bench ScaleOut -benchtime 3x ./charm/charmtest/   (make bench)
+//     go test -run '^$' -bench ScaleOut -benchtime 3x ./charm/charmtest/   (make bench)
 func BenchmarkScaleOut(b *testing.B) {
 	for _, n := range []int{1, 3} {
 		b.Run(fmt.Sprintf("units=%d", n), func(b *testing.B) {
