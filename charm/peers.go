@@ -161,20 +161,12 @@ func (c *Context) Peers(ctx context.Context) (*Peers, error) {
 		}
 		p.Units[u] = bag
 	}
-	if v := p.App[keyPublished]; v != "" {
-		p.Published = &Published{}
-		if err := json.Unmarshal([]byte(v), p.Published); err != nil {
-			// Only our own leader writes it; a bad value is a bug, but must not wedge the unit.
-			c.Log.Warn().Err(err).Msg("published rules set in the peer databag is unreadable; ignoring it")
-			p.Published = nil
-		}
+	// Only our own leader writes these; a bad value is a bug, but must not wedge the unit.
+	if p.Published, err = ParsePublished(p.App[keyPublished]); err != nil {
+		c.Log.Warn().Err(err).Msg("ignoring the published rules set")
 	}
-	if v := p.App[keyTuning]; v != "" {
-		p.Tuning = &Tuning{}
-		if err := json.Unmarshal([]byte(v), p.Tuning); err != nil {
-			c.Log.Warn().Err(err).Msg("shared tuning in the peer databag is unreadable; ignoring it")
-			p.Tuning = nil
-		}
+	if p.Tuning, err = ParseTuning(p.App[keyTuning]); err != nil {
+		c.Log.Warn().Err(err).Msg("ignoring the shared tuning")
 	}
 	if p.Address, err = rt.IngressAddress(ctx, PeerEndpoint); err != nil {
 		return nil, fmt.Errorf("network-get %s: %w", PeerEndpoint, err)
@@ -246,8 +238,17 @@ func (p *Peers) Agent(env Env, webhookPort int) *PeerAgent {
 	return a
 }
 
-// PeerPortFor is the peer API port: after the webhook, status and metrics ports.
-func PeerPortFor(webhook int) int { return webhook + 3 }
+// PeerPortFor is the peer API port: after the webhook, status and metrics ports, or below them
+// near the top of the range.
+func PeerPortFor(webhook int) int {
+	taken := []int{webhook, statusPortFor(webhook), metricsPortFor(webhook)}
+	for _, p := range []int{webhook + 3, webhook - 1, webhook - 2, webhook - 3} {
+		if p >= 1 && p <= 65535 && !slices.Contains(taken, p) {
+			return p
+		}
+	}
+	return webhook + 3
+}
 
 // pinsFile renders the pins file for a pinned agent: the published set, or no pins yet.
 func (p *Peers) pinsFile() []byte {
@@ -528,4 +529,36 @@ func (c *Context) peerAgent(ctx context.Context, s *Settings) (*PeerAgent, *Peer
 // peerHook reports whether the hook is about peers or the agent's notices only.
 func (c *Context) peerHook() bool {
 	return c.Env.Kind == "hooks" && (strings.HasPrefix(c.Env.Name, PeerEndpoint+"-relation-") || c.Env.Name == Container+"-pebble-custom-notice")
+}
+
+// ErrBadPeerData is a peer databag value that cannot be read.
+var ErrBadPeerData = errors.New("unreadable peer databag value")
+
+// ParsePublished reads the application databag's published set (nil when absent).
+func ParsePublished(v string) (*Published, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var p Published
+	if err := json.Unmarshal([]byte(v), &p); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", keyPublished, ErrBadPeerData, err)
+	}
+	for _, x := range p.Pins {
+		if x.Ref == "" || !strings.HasPrefix(x.Digest, "sha256:") {
+			return nil, fmt.Errorf("%s: %w: pin %q@%q is not a reference and a sha256 digest", keyPublished, ErrBadPeerData, x.Ref, x.Digest)
+		}
+	}
+	return &p, nil
+}
+
+// ParseTuning reads the application databag's shared tuning (nil when absent).
+func ParseTuning(v string) (*Tuning, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var t Tuning
+	if err := json.Unmarshal([]byte(v), &t); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", keyTuning, ErrBadPeerData, err)
+	}
+	return &t, nil
 }
