@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/agent/status"
@@ -138,28 +139,62 @@ func (c *Context) Peers(ctx context.Context) (*Peers, error) {
 		return nil, nil
 	}
 	p := &Peers{RelID: ids[0], Unit: c.Env.Unit, Units: map[string]map[string]string{}}
-	if p.Leader, err = rt.IsLeader(ctx); err != nil {
-		return nil, fmt.Errorf("is-leader: %w", err)
+	// Every hook tool is a process and a round trip to the controller: the independent reads
+	// go at once (the unit agent serves hook tools concurrently), then every unit's bag at once.
+	var units []string
+	errs := make([]error, 5)
+	var wg sync.WaitGroup
+	for i, read := range []func() error{
+		func() (err error) { p.Leader, err = rt.IsLeader(ctx); return wrap(err, "is-leader") },
+		func() (err error) {
+			p.App, err = rt.RelationGet(ctx, p.RelID, c.Env.App, true)
+			return wrap(err, "relation-get --app "+p.RelID)
+		},
+		func() (err error) {
+			units, err = rt.RelationList(ctx, p.RelID)
+			return wrap(err, "relation-list "+p.RelID)
+		},
+		func() (err error) {
+			p.mine, err = rt.RelationGet(ctx, p.RelID, p.Unit, false)
+			return wrap(err, "relation-get "+p.RelID+" "+p.Unit)
+		},
+		func() (err error) {
+			p.Address, err = rt.IngressAddress(ctx, PeerEndpoint)
+			return wrap(err, "network-get "+PeerEndpoint)
+		},
+	} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = read() }()
 	}
-	if p.App, err = rt.RelationGet(ctx, p.RelID, c.Env.App, true); err != nil {
-		return nil, fmt.Errorf("relation-get --app %s: %w", p.RelID, err)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
-	units, err := rt.RelationList(ctx, p.RelID)
-	if err != nil {
-		return nil, fmt.Errorf("relation-list %s: %w", p.RelID, err)
+	if p.App == nil {
+		p.App = map[string]string{}
 	}
-	if p.mine, err = rt.RelationGet(ctx, p.RelID, p.Unit, false); err != nil {
-		return nil, fmt.Errorf("relation-get %s %s: %w", p.RelID, p.Unit, err)
+	departing := ""
+	if c.Env.Name == PeerEndpoint+"-relation-departed" {
+		departing = os.Getenv("JUJU_DEPARTING_UNIT")
 	}
-	for _, u := range units {
-		if c.Env.Name == PeerEndpoint+"-relation-departed" && u == os.Getenv("JUJU_DEPARTING_UNIT") {
-			continue
-		}
-		bag, err := rt.RelationGet(ctx, p.RelID, u, false)
-		if err != nil {
-			return nil, fmt.Errorf("relation-get %s %s: %w", p.RelID, u, err)
-		}
-		p.Units[u] = bag
+	units = slices.DeleteFunc(units, func(u string) bool { return u == departing })
+	bags := make([]map[string]string, len(units))
+	errs = make([]error, len(units))
+	for i, u := range units {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			bags[i], err = rt.RelationGet(ctx, p.RelID, u, false)
+			errs[i] = wrap(err, "relation-get "+p.RelID+" "+u)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, u := range units {
+		p.Units[u] = bags[i]
 	}
 	// Only our own leader writes these; a bad value is a bug, but must not wedge the unit.
 	if p.Published, err = ParsePublished(p.App[keyPublished]); err != nil {
@@ -167,9 +202,6 @@ func (c *Context) Peers(ctx context.Context) (*Peers, error) {
 	}
 	if p.Tuning, err = ParseTuning(p.App[keyTuning]); err != nil {
 		c.Log.Warn().Err(err).Msg("ignoring the shared tuning")
-	}
-	if p.Address, err = rt.IngressAddress(ctx, PeerEndpoint); err != nil {
-		return nil, fmt.Errorf("network-get %s: %w", PeerEndpoint, err)
 	}
 	if err := c.peerToken(ctx, rt, p); err != nil {
 		return nil, err
@@ -561,4 +593,11 @@ func ParseTuning(v string) (*Tuning, error) {
 		return nil, fmt.Errorf("%s: %w: %v", keyTuning, ErrBadPeerData, err)
 	}
 	return &t, nil
+}
+
+func wrap(err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
