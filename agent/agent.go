@@ -481,6 +481,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	case runErr = <-errc:
 		runErr = fmt.Errorf("serve: %w", runErr)
 	}
+	if peerSrv != nil {
+		// First: peers' reviews need not outlive the unit, and the journal closes below.
+		peerSrv.Close()
+	}
 	err := a.shutdown(whSrv, obsSrv, &wg, cancelSources, &srcWG)
 	if a.notifier != nil {
 		// The sources have stopped: send what they last recorded, briefly.
@@ -489,9 +493,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-a.notifier.Done():
 		case <-time.After(5 * time.Second):
 		}
-	}
-	if peerSrv != nil {
-		peerSrv.Close()
 	}
 	if metricsSrv != nil {
 		// Last, so Prometheus sees the final counters while the queue drains.

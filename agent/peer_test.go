@@ -182,3 +182,30 @@ func TestReviewPeers(t *testing.T) {
 		t.Fatalf("wrong token: %+v", r.NotAnswered)
 	}
 }
+
+// The peer listener over TLS (peer.tls): a client with the CA and the token gets in; one that
+// does not trust the certificate does not.
+func TestPeerListenerTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, caPEM := tlsFiles(t, dir)
+	tokFile := filepath.Join(dir, "peer-token")
+	if err := os.WriteFile(tokFile, []byte(peerToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ta := startAgent(t, []string{"peer.listen=127.0.0.1:0", "peer.token_file=" + tokFile, "peer.tls.cert_file=" + cert, "peer.tls.key_file=" + key}, Options{})
+	base := "https://" + ta.PeerAddr().String()
+	c, err := apiclient.NewRemote(base, apiclient.RemoteOptions{Token: peerToken, CAPEM: caPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.Status(context.Background()); err != nil || !st.Ready {
+		t.Fatalf("status over TLS: %+v, %v", st, err)
+	}
+	untrusted, _ := apiclient.NewRemote(base, apiclient.RemoteOptions{Token: peerToken})
+	if _, err := untrusted.Status(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("untrusted certificate: %v", err)
+	}
+	if _, err := apiclient.NewRemote(base, apiclient.RemoteOptions{CAPEM: []byte("not pem")}); err == nil {
+		t.Fatal("a CA bundle without certificates was accepted")
+	}
+}

@@ -94,7 +94,7 @@ func (f *Follower) round(ctx context.Context, due []int, force, dryRun bool) []s
 	}
 	defer func() {
 		if f.pinned() {
-			f.notePins(results)
+			f.notePins(results, dryRun)
 		}
 		f.reportHealth()
 	}()

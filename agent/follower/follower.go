@@ -128,6 +128,7 @@ type Follower struct {
 	pins     map[string]string
 	pinsSeen bool
 	pinsErr  string
+	pinFail  []string // per reference: why its pinned digest was not applied ("" when it was)
 	sink     agent.RuleSink
 	running  bool
 	started  chan struct{} // closed when Run has the sink
@@ -234,6 +235,7 @@ func New(o Options) (*Follower, error) {
 	f.acc = make([]*accepted, len(f.refs))
 	f.fails = make([]int, len(f.refs))
 	f.contentFail = make([]bool, len(f.refs))
+	f.pinFail = make([]string, len(f.refs))
 	var err error
 	if f.client, f.creds, err = newClient(context.Background(), o.Registry, f.ra); err != nil {
 		return nil, err

@@ -475,6 +475,9 @@ func TestWatchDeleteAndEdit(t *testing.T) {
 	e.waitAccepted(d1)
 	active := e.f.ActivePath(e.ref, "k8s.yaml")
 	waitFor(t, "active file", func() bool { b, _ := os.ReadFile(active); return string(b) == genRule("v1") })
+	// Initial takes the follower's lock: the promotion has finished, its new directory is
+	// watched (deleting the file before that was a race that lost the event under load).
+	e.f.Initial(context.Background()) //nolint:errcheck // only its lock matters
 
 	// Deleted: restored.
 	if err := os.Remove(active); err != nil {

@@ -158,6 +158,17 @@ func TestPinnedRefusedOrMissingKeepsLastGood(t *testing.T) {
 			}
 		})
 	}
+	// An invalid pins file rewritten again and again is reported once, not piled up.
+	for range 3 {
+		if err := atomicfile.WriteFile(pins, []byte(`{"pins":`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // past the 50ms debounce: one event each
+	}
+	waitFor(t, "pins file error", func() bool { return strings.Contains(e.source().PinError, "unexpected EOF") })
+	if pe := e.source().PinError; strings.Count(pe, "pins file ") != 1 {
+		t.Fatalf("pin error %q", pe)
+	}
 	// The refused digest is not fetched again while it stays pinned.
 	writePins(t, pins, Pin{Ref: ref, Digest: bad})
 	waitFor(t, "refused again", func() bool { return strings.Contains(e.source().PinError, bad) })

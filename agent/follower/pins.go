@@ -11,19 +11,21 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/falco-k8s/falco-k8s/agent/config"
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/artifact/ref"
 )
 
 // Follow modes (follow.mode).
 const (
-	ModePoll   = "poll"
-	ModePinned = "pinned"
+	ModePoll   = config.FollowPoll
+	ModePinned = config.FollowPinned
 )
 
 // MaxPinsFile bounds the pins file: a few hundred bytes per reference.
@@ -177,36 +179,38 @@ func readBounded(path string, limit int64) ([]byte, error) {
 }
 
 // notePins records, after a pinned round (f.mu held), which pinned digest each reference
-// could not apply and why, for /status.
-func (f *Follower) notePins(results map[int]*status.SyncResult) {
+// could not apply and why, for /status. A dry run's results change nothing.
+func (f *Follower) notePins(results map[int]*status.SyncResult, dryRun bool) {
 	for i := range f.refs {
 		h := &f.health[i]
 		h.Mode = ModePinned
 		d, ok := f.pins[f.names[i]]
 		h.PinnedDigest = d
-		if !ok {
-			h.PinError = f.waitingReason()
-			continue
-		}
-		if r := results[i]; r != nil {
+		if r := results[i]; r != nil && ok && !dryRun {
 			switch r.Result {
 			case ResultAccepted, ResultUnchanged:
-				h.PinError = ""
+				f.pinFail[i] = ""
 			default:
-				h.PinError = fmt.Sprintf("pinned digest %s not applied: %s; the last good rules keep running", d, r.Reason)
+				f.pinFail[i] = fmt.Sprintf("pinned digest %s not applied: %s; the last good rules keep running", d, r.Reason)
 			}
 		}
-		if f.pinsErr != "" {
-			h.PinError = joinReasons(f.pinsErr, h.PinError)
+		why := f.pinFail[i]
+		if !ok {
+			why = f.waitingReason()
 		}
+		h.PinError = joinReasons(f.pinsErr, why)
 	}
 }
 
-func joinReasons(a, b string) string {
-	if b == "" {
-		return a
+// joinReasons joins the non-empty reasons with "; ".
+func joinReasons(reasons ...string) string {
+	var out []string
+	for _, r := range reasons {
+		if r != "" {
+			out = append(out, r)
+		}
 	}
-	return a + "; " + b
+	return strings.Join(out, "; ")
 }
 
 // runPinned is Run in pinned mode: no scheduled registry checks. A round runs at start, when
@@ -217,7 +221,9 @@ func (f *Follower) runPinned(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	done := make(chan struct{})
 	defer func() { <-done }()
-	go func() { defer close(done); f.watchPins(ctx, wake) }()
+	// Watching before the first read: a change in between is not lost.
+	w := f.newPinsWatcher()
+	go func() { defer close(done); f.watchPins(ctx, w, wake) }()
 	all := make([]int, len(f.refs))
 	for i := range all {
 		all[i] = i
@@ -270,25 +276,34 @@ const pinsReread = time.Minute
 func (f *Follower) reportPins() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.notePins(map[int]*status.SyncResult{})
+	f.notePins(nil, false)
 	f.reportHealth()
 }
 
-// watchPins signals wake (debounced) when the pins file's directory changes: the charm replaces
-// the file by rename, which a watch on the file itself would lose.
-func (f *Follower) watchPins(ctx context.Context, wake chan<- struct{}) {
+// newPinsWatcher watches the pins file's directory: the charm replaces the file by rename,
+// which a watch on the file itself would lose. Nil when it cannot (the periodic re-read
+// remains).
+func (f *Follower) newPinsWatcher() *fsnotify.Watcher {
 	dir := filepath.Dir(f.o.PinsFile)
 	w, err := fsnotify.NewWatcher()
 	if err == nil {
 		if err = os.MkdirAll(dir, 0o755); err == nil {
 			err = w.Add(dir)
 		}
+		if err != nil {
+			w.Close()
+		}
 	}
 	if err != nil {
 		f.log.Error().Err(err).Str("dir", dir).Dur("reread", pinsReread).Msg("cannot watch the pins file; re-reading it periodically only")
-		if w != nil {
-			w.Close()
-		}
+		return nil
+	}
+	return w
+}
+
+// watchPins signals wake (debounced) when w reports a change of the pins file.
+func (f *Follower) watchPins(ctx context.Context, w *fsnotify.Watcher, wake chan<- struct{}) {
+	if w == nil {
 		return
 	}
 	defer w.Close()

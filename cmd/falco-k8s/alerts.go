@@ -31,7 +31,7 @@ type alertSource struct {
 func (s *alertSource) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&s.url, "url", "", "agent base URL to read GET /alerts from, e.g. http://falco-k8s:9765")
-	f.StringVar(&s.tokenFile, "token-file", "", "file holding the webhook bearer token, needed when /alerts shares the webhook's port")
+	f.StringVar(&s.tokenFile, "token-file", "", "file holding the bearer token: the webhook's when /alerts shares the webhook's port, the peer token with --peer")
 	f.StringVar(&s.caFile, "ca-file", "", "CA bundle (PEM) that signed the agent's certificate, for an https --url")
 	f.StringVar(&s.file, "file", "", "file of Falco JSON alerts, one per line (the file output with json: true), - for stdin")
 	f.StringVar(&s.since, "since", "", "only alerts since a duration ago (30m, 1h, 7d) or an RFC 3339 time")
