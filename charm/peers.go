@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	"github.com/falco-k8s/falco-k8s/agent/apiclient"
+	agentconfig "github.com/falco-k8s/falco-k8s/agent/config"
+	"github.com/falco-k8s/falco-k8s/agent/follower"
 	"github.com/falco-k8s/falco-k8s/agent/status"
 )
 
@@ -43,7 +45,7 @@ const (
 	// PeerTokenLabel labels the application-owned secret with the peer API token.
 	PeerTokenLabel = "peer-token"
 	// NoticeKey is the Pebble custom notice the agent records for accepted/ignored candidates.
-	NoticeKey = "falco-k8s.io/ruleset"
+	NoticeKey = agentconfig.NoticeKey
 	// workloadPebbleSocket is where Juju mounts the container's own Pebble socket inside it.
 	workloadPebbleSocket = "/charm/container/pebble.socket"
 
@@ -54,11 +56,9 @@ const (
 	keyPeerAddress  = "peer-address"
 )
 
-// Pin is one reference and the digest it runs.
-type Pin struct {
-	Ref    string `json:"ref"`
-	Digest string `json:"digest"`
-}
+// Pin is one reference and the digest it runs: the pins file's entry (agent/follower), also
+// what the databags carry.
+type Pin = follower.Pin
 
 // Published is the leader's accepted set in the application databag.
 type Published struct {
@@ -282,22 +282,18 @@ func PeerPortFor(webhook int) int {
 	return webhook + 3
 }
 
-// pinsFile renders the pins file for a pinned agent: the published set, or no pins yet.
-func (p *Peers) pinsFile() []byte {
-	type pin struct {
-		Ref    string `json:"ref"`
-		Digest string `json:"digest"`
-	}
-	doc := struct {
-		Pins []pin `json:"pins"`
-	}{Pins: []pin{}}
+// pinsFile renders the pins file for a pinned agent (follower.WritePins): the published set,
+// or no pins yet.
+func (p *Peers) pinsFile() ([]byte, error) {
+	var pins []Pin
 	if p.Published != nil {
-		for _, x := range p.Published.Pins {
-			doc.Pins = append(doc.Pins, pin(x))
-		}
+		pins = p.Published.Pins
 	}
-	b, _ := json.Marshal(doc)
-	return append(b, '\n')
+	b, err := follower.WritePins(pins)
+	if err != nil {
+		return nil, fmt.Errorf("pins file: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 // syncPeerFiles writes the pins file (pinned units) and the shared tuning file when their
@@ -312,7 +308,11 @@ func (c *Context) syncPeerFiles(ctx context.Context, w Workload, p *Peers) (pins
 		return false, false, err
 	}
 	if !p.Leader {
-		if pins, err = pushIfChanged(ctx, w, root+PinsPath, p.pinsFile()); err != nil {
+		b, err := p.pinsFile()
+		if err != nil {
+			return false, false, err
+		}
+		if pins, err = pushIfChanged(ctx, w, root+PinsPath, b); err != nil {
 			return false, false, err
 		}
 	}
@@ -478,7 +478,7 @@ func (c *Context) publishAccepted(ctx context.Context, rt RelationTools, p *Peer
 		next.Ignored = nil
 		next.Pins = next.Pins[:0:0]
 		for ref, d := range pins {
-			next.Pins = append(next.Pins, Pin{ref, d})
+			next.Pins = append(next.Pins, Pin{Ref: ref, Digest: d})
 		}
 		sort.Slice(next.Pins, func(i, j int) bool { return next.Pins[i].Ref < next.Pins[j].Ref })
 		next.RuleFiles = nil
