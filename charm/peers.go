@@ -386,7 +386,11 @@ func (c *Context) PeerConverge(ctx context.Context, p *Peers, agent *apiclient.C
 		}
 	}
 	var syncErr string
-	if pinsChanged && !replanned {
+	// A pinned agent not running the published set is asked again on every hook (a digest it
+	// could not fetch, the registry back): POST /sync re-reads the pins and retries them.
+	behind := !p.Leader && p.Published != nil && !samePins(RunningPins(st), p.Published.Pins)
+	if (pinsChanged || behind) && !replanned {
+		pinsChanged = true
 		res, err := agent.Sync(ctx, false)
 		if err != nil {
 			syncErr = err.Error()

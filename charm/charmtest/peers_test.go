@@ -406,6 +406,49 @@ func TestScaleOutOneDetection(t *testing.T) {
 			t.Errorf("%s tuning changed on removal", u.Unit)
 		}
 	}
+
+	// A published digest a unit cannot fetch: it keeps its last good set and says so, the
+	// application status names it; once the registry is back, it converges.
+	leader := a.leader()
+	v4 := pushRules(t, reg, "", "", "acme/k8s-rules:1", map[string]string{"k8s_audit_rules.yaml": strings.ReplaceAll(rulesArtifact, "charm-test", "charm-test-4")})
+	if res, err := apiclient.Local(leader.port+1).Sync(context.Background(), false); err != nil || res[0].Result != "accepted" {
+		t.Fatalf("v4 sync %v %v", res, err)
+	}
+	reg.Fail(503, "")
+	a.converge("registry down", func() bool {
+		s, msg := a.appStatus()
+		return s == "waiting" && strings.Contains(msg, "keeps k8s-rules@"+v2[:len("sha256:")+12])
+	})
+	for _, u := range a.live() {
+		if u == leader {
+			continue
+		}
+		if st := u.State().UnitStatus; st.Status != "waiting" || !strings.Contains(st.Message, "keeping k8s-rules@"+v2[:len("sha256:")+12]) {
+			t.Errorf("%s with the registry down: %s %q", u.Unit, st.Status, st.Message)
+		}
+		if d := running(t, u); d != v2 {
+			t.Errorf("%s runs %s with the registry down, want the last good v2", u.Unit, d)
+		}
+	}
+	reg.Recover()
+	a.converge("registry back", func() bool { return a.allOn(v4) })
+
+	// The peer token never leaves its secret and the 0600 file in the workload.
+	lst := leader.State()
+	token := lst.Secrets[lst.SecretLabels[charm.PeerTokenLabel]]["token"]
+	if len(token) < 32 {
+		t.Fatalf("peer token %q", token)
+	}
+	for _, u := range a.live() {
+		st := u.State()
+		leak := u.outputs.String() + u.pebble.logs.String() + st.UnitStatus.Message + st.AppStatus.Message + fmt.Sprint(st.Logs) + fmt.Sprint(st.Relations)
+		if strings.Contains(leak, token) {
+			t.Errorf("%s: the peer token leaked", u.Unit)
+		}
+		if fi, err := os.Stat(u.root + charm.PeerTokenPath); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s token file: %v %v", u.Unit, fi, err)
+		}
+	}
 }
 
 func relApp(u *unit) map[string]string {
