@@ -433,6 +433,36 @@ func TestScaleOutOneDetection(t *testing.T) {
 	reg.Recover()
 	a.converge("registry back", func() bool { return a.allOn(v4) })
 
+	// sync-rules: the leader checks and publishes; another unit reports its pins and their source.
+	var other *unit
+	for _, u := range a.live() {
+		if u != leader {
+			other = u
+		}
+	}
+	res = a.action(leader, "sync-rules", nil)
+	if r := res["references"].(map[string]any)["ref-1"].(map[string]any); r["result"] != "unchanged" || r["digest"] != v4 ||
+		!strings.Contains(fmt.Sprint(res["published"]), "published by "+leader.Unit+" (leader)") {
+		t.Errorf("sync-rules on the leader: %v", res)
+	}
+	res = a.action(other, "sync-rules", nil)
+	if res["mode"] != "pinned" || !strings.Contains(fmt.Sprint(res["source"]), "published by "+leader.Unit) ||
+		!strings.HasPrefix(fmt.Sprint(res["summary"]), "running the published rules") ||
+		res["pins"].(map[string]any)["pin-1"].(map[string]any)["digest"] != v4 {
+		t.Errorf("sync-rules on %s: %v", other.Unit, res)
+	}
+	// reset-tuning: leader only; every unit drops the shared tuning.
+	if msg := a.actionFails(other, "reset-tuning", nil); !strings.Contains(msg, "juju run falco-k8s/leader reset-tuning") {
+		t.Errorf("reset-tuning on a non-leader: %q", msg)
+	}
+	a.action(leader, "reset-tuning", nil)
+	a.m.Settle()
+	for _, u := range a.live() {
+		if _, err := os.Stat(u.root + charm.TuningPath); !os.IsNotExist(err) {
+			t.Errorf("%s still has a tuning file after reset: %v", u.Unit, err)
+		}
+	}
+
 	// The peer token never leaves its secret and the 0600 file in the workload.
 	lst := leader.State()
 	token := lst.Secrets[lst.SecretLabels[charm.PeerTokenLabel]]["token"]
