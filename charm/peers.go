@@ -423,6 +423,10 @@ func (c *Context) PeerConverge(ctx context.Context, p *Peers, agent *apiclient.C
 			}
 			res = &PeerResult{Waiting, msg}
 		}
+	} else if !p.Leader && len(st.Sources) > 0 {
+		// Rules are followed but the leader has published nothing yet: a pinned unit must not
+		// look done while it runs only the built-in rules.
+		res = &PeerResult{Waiting, "waiting for the leader to publish the accepted rules"}
 	}
 	if err := c.publishRunning(ctx, rt, p, run); err != nil {
 		return st, nil, err

@@ -124,6 +124,40 @@ func TestLeaderPublishesAndCounts(t *testing.T) {
 	}
 }
 
+// TestPinnedUnitStatus: a pinned unit is active only on the published set.
+func TestPinnedUnitStatus(t *testing.T) {
+	src := []status.Source{{Name: "follower", Ref: testRef, Digest: dA, Mode: "pinned"}}
+	pubA := &Published{Generation: 1, Pins: []Pin{{Ref: testRef, Digest: dA}}}
+	for _, tc := range []struct {
+		name string
+		pub  *Published
+		st   status.Status
+		want *PeerResult
+	}{
+		{"on the published set", pubA, status.Status{Sources: src}, nil},
+		{"nothing published yet", nil, status.Status{Sources: []status.Source{{Name: "follower", Ref: testRef, Mode: "pinned"}}},
+			&PeerResult{Waiting, "waiting for the leader to publish the accepted rules"}},
+		{"built-in rules only", nil, status.Status{}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tools := &peerTools{}
+			c := &Context{Env: Env{Unit: "falco-k8s/1", App: "falco-k8s"}, Tools: tools, Log: zerolog.Nop()}
+			p := &Peers{RelID: "falco-peers:1", Unit: c.Env.Unit, Published: tc.pub, App: map[string]string{}, Units: map[string]map[string]string{}, mine: map[string]string{}}
+			st := tc.st
+			_, res, err := c.PeerConverge(context.Background(), p, nil, &st, false, false, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (res == nil) != (tc.want == nil) || res != nil && *res != *tc.want {
+				t.Errorf("got %+v, want %+v", res, tc.want)
+			}
+			if tools.appStatus != [2]string{} {
+				t.Errorf("a non-leader set the application status")
+			}
+		})
+	}
+}
+
 func TestNotLeaderMessage(t *testing.T) {
 	err := error(&ErrNotLeader{Action: "tune-rules", Args: " scope=namespace namespace=payments", App: "falco-k8s"})
 	if !strings.Contains(err.Error(), "run `juju run falco-k8s/leader tune-rules scope=namespace namespace=payments`") {
