@@ -54,3 +54,36 @@ func BenchmarkScaleOut(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPeerHook is the steady-state hook cost with peers (the peer relation's reads, the
+// unit's running set, and on the leader the application status), next to BenchmarkHook's single
+// unit without a peer relation:
+//
+//	go test -run '^$' -bench PeerHook -benchtime 20x ./charm/charmtest/
+func BenchmarkPeerHook(b *testing.B) {
+	reg := testregistry.New(b, testregistry.Options{})
+	digest := pushRules(b, reg, "", "", "acme/k8s-rules:1", map[string]string{"k8s_audit_rules.yaml": rulesArtifact})
+	a := newApp(b, reg)
+	for range 3 {
+		a.add()
+	}
+	a.converge("first digest", func() bool { return a.allOn(digest) })
+	for _, name := range []string{"falco-k8s/0", "falco-k8s/1"} {
+		role := "leader"
+		if name != a.m.Leader() {
+			role = "non-leader"
+		}
+		b.Run("update-status/"+role, func(b *testing.B) {
+			u := a.units[name]
+			for b.Loop() {
+				if r := u.Hook("update-status"); r.Code != 0 {
+					b.Fatal(r)
+				}
+			}
+			b.StopTimer()
+			if st := u.State().UnitStatus; st.Status != "active" {
+				b.Fatalf("%s %q", st.Status, st.Message)
+			}
+		})
+	}
+}
