@@ -281,6 +281,7 @@ func TestScaleOutOneDetection(t *testing.T) {
 		t.Fatalf("v3 sync %v %v", res, err)
 	}
 	a.converge("v3 ignored", func() bool { _, msg := a.appStatus(); return strings.Contains(msg, "ignored") })
+	t.Logf("application status after v3: %v", a.leader().State().AppStatus)
 	if s, msg := a.appStatus(); s != "active" || !strings.HasPrefix(msg, "3/3 units on k8s-rules@"+v2[:len("sha256:")+12]) || !strings.Contains(msg, "k8s_audit_rules.yaml") {
 		t.Errorf("app status after v3: %s %q", s, msg)
 	}
@@ -419,6 +420,7 @@ func TestScaleOutOneDetection(t *testing.T) {
 		s, msg := a.appStatus()
 		return s == "waiting" && strings.Contains(msg, "keeps k8s-rules@"+v2[:len("sha256:")+12])
 	})
+	t.Logf("application status with the registry down: %v", a.leader().State().AppStatus)
 	for _, u := range a.live() {
 		if u == leader {
 			continue
