@@ -397,7 +397,7 @@ func (c *Context) PeerConverge(ctx context.Context, p *Peers, agent *apiclient.C
 		}
 		for _, r := range res {
 			if r.Result == "error" || r.Result == "ignored" {
-				syncErr = r.Ref + "@" + r.Digest + ": " + r.Reason
+				syncErr = shortArtifact(r.Ref, r.Digest) + ": " + r.Reason
 			}
 		}
 	}
