@@ -59,7 +59,7 @@ charm:
 
 # Hook latency of the real charm binary against a real Pebble running the real agent.
 bench-charm:
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./charm/charmtest/
+	$(GO) test -run '^$$' -bench Hook -benchtime 20x ./charm/charmtest/
 
 # The zero-allocation tests skip under -race (the race detector allocates), so they run once more
 # without it; the step fails unless the decoder's steady-state test actually passed.
@@ -84,6 +84,8 @@ bench:
 	$(GO) test -run '^$$' -bench AdmissionLatency -benchtime 3000x ./agent/
 	$(GO) test -run '^$$' -bench 'PushToActive|SyncToActive' -benchtime 10x ./agent/follower/
 	$(GO) test -run '^$$' -bench SwapUnderLoad -benchtime 1x ./agent/follower/
+	# Scale-out (issue 12): push to all units active, registry requests per interval, 1 and 3 units.
+	$(GO) test -run '^$$' -bench ScaleOut -benchtime 3x ./charm/charmtest/
 
 # Short fuzzing of every parser: every Fuzz target in the module, FUZZTIME each (discovered by
 # scripts/fuzz.sh). Longer runs: FUZZTIME=10m make fuzz, or go test -fuzz=NAME ./pkg

@@ -3,7 +3,10 @@ package actions
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/charm"
@@ -20,6 +23,14 @@ func syncRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 	}
 	dry := p.Bool("dry-run")
 	out := map[string]any{"dry-run": fmt.Sprint(dry)}
+	peers, err := c.Peers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if peers != nil && !peers.Leader {
+		// Pinned: this unit never asks the registry; it runs what the leader published.
+		return pinnedReport(ctx, c, a, peers, out)
+	}
 	if len(s.RulesArtifacts) == 0 {
 		out["summary"] = "no rules-artifacts configured: only the built-in rules run"
 		return out, nil
@@ -59,6 +70,17 @@ func syncRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 		}
 	}
 	out["summary"] = strings.Join(parts, ", ")
+	if peers != nil && !dry {
+		// Propagate at once: the leader publishes what its agent now runs, and the other
+		// units' relation-changed hooks apply it.
+		if _, err := c.Reconcile(ctx); err != nil {
+			return out, fmt.Errorf("checked, but publishing to the other units failed: %v", err)
+		}
+		if now, err := c.Peers(ctx); err == nil && now != nil {
+			peers = now
+		}
+		out["published"] = publishedSummary(peers)
+	}
 	if counts["error"] > 0 {
 		return out, fmt.Errorf("%d reference(s) could not be checked: %s", counts["error"], firstError(results))
 	}
@@ -72,4 +94,41 @@ func firstError(rs []status.SyncResult) string {
 		}
 	}
 	return ""
+}
+
+// pinnedReport is sync-rules on a unit that is not the leader: the pinned digests, where they
+// come from, and whether the agent runs them.
+func pinnedReport(ctx context.Context, c *charm.Context, a *apiclient.Client, peers *charm.Peers, out map[string]any) (map[string]any, error) {
+	out["mode"] = "pinned"
+	out["source"] = publishedSummary(peers)
+	pins := map[string]any{}
+	if peers.Published != nil {
+		for i, x := range peers.Published.Pins {
+			pins[fmt.Sprintf("pin-%d", i+1)] = map[string]any{"reference": x.Ref, "digest": x.Digest}
+		}
+	}
+	out["pins"] = pins
+	st, err := a.Status(ctx)
+	if err != nil {
+		return out, fmt.Errorf("cannot read the agent's status: %v", err)
+	}
+	running := charm.RunningPins(st)
+	out["running"] = charm.PinsLabel(running)
+	var want []charm.Pin
+	if peers.Published != nil {
+		want = peers.Published.Pins
+	}
+	if slices.Equal(running, want) || len(running) == 0 && len(want) == 0 {
+		out["summary"] = "running the published rules: " + charm.PinsLabel(want) + "; the leader checks the registry (juju run " + c.Env.App + "/leader sync-rules)"
+	} else {
+		out["summary"] = "not yet running the published rules " + charm.PinsLabel(want) + " (running " + charm.PinsLabel(running) + ")"
+	}
+	return out, nil
+}
+
+func publishedSummary(p *charm.Peers) string {
+	if p.Published == nil {
+		return "nothing published yet by the leader"
+	}
+	return fmt.Sprintf("published by %s (leader), generation %d: %s", p.Published.By, p.Published.Generation, charm.PinsLabel(p.Published.Pins))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/falco-k8s/falco-k8s/alerts"
@@ -23,7 +24,7 @@ import (
 func init() { Register("tune-rules", tuneRules) }
 
 // TuningPath is the tuning file in the workload container.
-const TuningPath = charm.StateDir + "/tuning.yaml"
+const TuningPath = charm.TuningPath
 
 // workloadFiles is the tuning flow's store (alerts.TuningStore) in the workload container,
 // reached through Pebble under root (where the charm's tests run the workload; empty in a real
@@ -85,7 +86,13 @@ func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 	if err != nil {
 		return nil, err
 	}
-	list, truncated, a, err := fetchAlerts(ctx, c, f)
+	// The tuning is the application's: only the leader changes it, from every unit's alerts,
+	// and every unit renders what it publishes.
+	peers, err := leaderOnly(ctx, c, "tune-rules", p)
+	if err != nil {
+		return nil, err
+	}
+	list, truncated, _, missing, a, err := appAlerts(ctx, c, f)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +104,8 @@ func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 	// The agent's order (engine/rulesfile.Layers); the charm validates against the built-in
 	// layer, followed rules being the registry's (their alerts are reported as skipped).
 	base := rulesfile.Layers[engine.File]{Builtin: []engine.File{{Name: rules.DefaultName, Content: rules.Default()}}}.Ordered()
-	res, err := alerts.TuneFile(ctx, workloadFiles{w: w, root: c.Env.WorkloadRoot}, list,
+	files := workloadFiles{w: w, root: c.Env.WorkloadRoot}
+	res, err := alerts.TuneFile(ctx, files, list,
 		alerts.TuneOptions{Scope: scope, Base: base, Path: TuningPath, Now: time.Now()}, dry)
 	if res == nil { // a failed write comes with the result, reported below
 		return nil, err
@@ -115,6 +123,9 @@ func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 		"added-count": fmt.Sprint(len(res.Added)), "already-present": fmt.Sprint(res.Present),
 		"truncated": fmt.Sprint(truncated), "added": added, "skipped": skipped,
 	}
+	if len(missing) > 0 {
+		out["not-answering"] = strings.Join(missing, "; ")
+	}
 	if err != nil {
 		return out, err
 	}
@@ -123,6 +134,16 @@ func tuneRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 		return out, nil
 	}
 	out["written"] = "true"
+	if peers != nil {
+		content, err := files.Read(ctx, TuningPath)
+		if err != nil {
+			return out, err
+		}
+		if err := c.PublishTuning(ctx, peers, string(content)); err != nil {
+			return out, fmt.Errorf("tuning written here but not shared with the other units: %v", err)
+		}
+		out["shared"] = "true"
+	}
 	if err := a.Reload(ctx); err != nil {
 		return out, fmt.Errorf("tuning written but the agent did not reload: %v", err)
 	}

@@ -13,7 +13,10 @@
 //   - the Pebble layer (service `agent`, HTTP checks on /healthz and /readyz) carries the hash
 //     of everything the agent reads at start-up, so Replan restarts the agent exactly when
 //     something it reads changed, and never otherwise;
-//   - open-port, application-version-set, and a status derived from the agent's /status.
+//   - open-port, application-version-set, and a status derived from the agent's /status;
+//   - with the peer relation (peers.go), the application's shared state: the leader's agent
+//     polls and the leader publishes what it accepted, every other agent is pinned to it; the
+//     shared tuning file; the peer API token; the application status.
 //
 // User mistakes (invalid options, a missing Kubernetes Secret, an ungranted Juju secret) give
 // `blocked` with the fix; an unreachable Pebble gives `waiting`; only bugs and hook-tool

@@ -72,6 +72,7 @@ func (c *Context) Settings(ctx context.Context) (*Settings, error) {
 // marks the hook failed and retries it.
 func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	out := &Outcome{}
+	var peers *Peers
 	start := time.Now()
 	phases := zerolog.Dict()
 	phase := func(name string) { phases.Dur(name, time.Since(start)) }
@@ -137,6 +138,9 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return out, err
 	}
+	if in.Peer, peers, err = c.peerAgent(ctx, s); err != nil {
+		return out, err
+	}
 	phase("relations")
 	if err := c.resolveRefs(ctx, s, m); err != nil {
 		if errors.As(err, &be) {
@@ -160,6 +164,10 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		return c.workloadErr(ctx, out, err)
 	}
 	if out.Pushed, err = c.syncFiles(ctx, w, d, m); err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
+	pinsChanged, tuningChanged, err := c.syncPeerFiles(ctx, w, peers)
+	if err != nil {
 		return c.workloadErr(ctx, out, err)
 	}
 
@@ -224,6 +232,13 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	}
 	if !st.Ready {
 		return setStatus(Waiting, "agent is loading its rules")
+	}
+	st, pr, err := c.PeerConverge(ctx, peers, agent, st, pinsChanged, tuningChanged, out.Replanned)
+	if err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
+	if pr != nil {
+		return setStatus(pr.Status, pr.Message)
 	}
 	if p := in.Problem(); p != "" {
 		// The agent runs with every valid relation; the user has to fix or remove this one.

@@ -49,6 +49,8 @@ type Integrations struct {
 	Loki     []LokiTarget
 	HTTPURLs []string
 	Problems []string
+	// Peer is what the peer relation adds to the agent (nil without one).
+	Peer *PeerAgent
 }
 
 // Problem is the status message for ignored relation data, "" when there is none.
@@ -99,7 +101,7 @@ func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint stri
 }
 
 // allEndpoints are the charm's relation endpoints that every reconcile looks at.
-var allEndpoints = []string{EndpointCertificates, EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP}
+var allEndpoints = []string{EndpointCertificates, EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP, PeerEndpoint}
 
 type relIDsResult struct {
 	ids []string
@@ -178,9 +180,12 @@ func (c *Context) Integrations(ctx context.Context, s *Settings, m *manifest) (*
 	before, _ := json.Marshal(m.Relations)
 	hookEP, kind := c.relationHook()
 	var err error
-	if hookEP != "" && m.Relations != nil {
+	switch {
+	case c.peerHook() && m.Relations != nil:
+		// Peer and notice hooks change nothing other relations contributed: use the cache.
+	case hookEP != "" && m.Relations != nil:
 		err = c.relationHookUpdate(ctx, rt, s, m.Relations, hookEP, kind)
-	} else {
+	default:
 		m.Relations, err = c.fullUpdate(ctx, rt, s)
 	}
 	if err != nil {

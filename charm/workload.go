@@ -186,6 +186,7 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integ
 		// The validating admission webhook (enforce-mode, enforce-rules).
 		"admission": s.Enforce.agentSection(),
 	}
+	integ.Peer.agentSections(cfg, follow, p, add)
 	body, err := yaml.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("render agent config: %w", err)

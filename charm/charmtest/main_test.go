@@ -136,8 +136,8 @@ func startPebble(tb testing.TB) *pebble {
 	}
 }
 
-// freePorts returns a free port whose two successors are free too (webhook, status and metrics
-// ports).
+// freePorts returns a free port whose three successors are free too (webhook, status, metrics
+// and peer API ports).
 func freePorts(tb testing.TB) int {
 	tb.Helper()
 	for range 50 {
@@ -156,8 +156,12 @@ func freePorts(tb testing.TB) int {
 		l2.Close()
 		if err == nil {
 			l3.Close()
-			if p+2 <= 65535 {
-				return p
+			l4, err := net.Listen("tcp", fmt.Sprintf(":%d", p+3))
+			if err == nil {
+				l4.Close()
+				if p+3 <= 65535 {
+					return p
+				}
 			}
 		}
 	}

@@ -103,8 +103,13 @@ func checkCharm(t *testing.T, ch jujucharm.Charm) {
 	if m.Assumes == nil || !strings.Contains(fmt.Sprintf("%+v", m.Assumes.Expression), "k8s-api") {
 		t.Errorf("assumes k8s-api missing: %+v", m.Assumes)
 	}
+	// The peer relation every unit shares (leader-published rules, tuning, review credential).
+	if pr, ok := m.Peers[charm.PeerEndpoint]; !ok || pr.Interface != "falco_k8s_peers" || pr.Role != jujucharm.RolePeer {
+		t.Errorf("peer relation %s (interface falco_k8s_peers): %+v", charm.PeerEndpoint, m.Peers)
+	}
 	hooks := m.Hooks()
-	for _, h := range []string{"install", "config-changed", "start", "update-status", "upgrade-charm", "leader-elected",
+	for _, h := range []string{charm.PeerEndpoint + "-relation-changed", charm.PeerEndpoint + "-relation-departed",
+		charm.Container + "-pebble-custom-notice", "install", "config-changed", "start", "update-status", "upgrade-charm", "leader-elected",
 		"falco-pebble-ready", "secret-changed", "stop", "remove"} {
 		if !hooks[h] {
 			t.Errorf("Juju would not send hook %s to this charm", h)

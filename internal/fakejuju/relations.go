@@ -27,6 +27,9 @@ type Relation struct {
 	// Broken is set for the relation-broken hook: the relation is still listed by relation-ids
 	// (as Juju does) but has no units; it is removed when the hook ends.
 	Broken bool `json:"broken,omitempty"`
+	// Peer marks a peer relation: the remote application is our own, and its application
+	// databag is the one LocalApp holds, readable by every unit and written by the leader only.
+	Peer bool `json:"peer,omitempty"`
 }
 
 // Key is the relation's "endpoint:id" as relation-ids prints it.
@@ -129,8 +132,9 @@ func runRelationTool(st *State, tool string, args []string, out io.Writer, stdin
 		var bag map[string]string
 		switch {
 		case f.on("app") && who == st.appName():
-			// Our own application databag is only readable by the leader (Juju's uniter).
-			if !st.Leader {
+			// Our own application databag is only readable by the leader (Juju's uniter),
+			// except on a peer relation, where it is every unit's shared state.
+			if !st.Leader && !r.Peer {
 				return fmt.Errorf("permission denied")
 			}
 			bag = r.LocalApp

@@ -14,11 +14,14 @@ func TestRelationTools(t *testing.T) {
 		for _, k := range []string{"JUJU_RELATION", "JUJU_RELATION_ID", "JUJU_REMOTE_UNIT", "JUJU_REMOTE_APP"} {
 			t.Setenv(k, env[k])
 		}
-		st := &State{Unit: "falco-k8s/0", Leader: leader, Endpoints: []string{"logging", "metrics-endpoint"}, Address: "10.1.2.3",
+		st := &State{Unit: "falco-k8s/0", Leader: leader, Endpoints: []string{"logging", "metrics-endpoint", "falco-peers"}, Address: "10.1.2.3",
 			Relations: []*Relation{{ID: 3, Endpoint: "logging", RemoteApp: "loki", Units: []string{"loki/1", "loki/0"},
 				LocalApp: map[string]string{"metadata": "m"}, LocalUnit: map[string]string{},
 				RemoteAppData:  map[string]string{"k": "v"},
-				RemoteUnitData: map[string]map[string]string{"loki/0": {"endpoint": `{"url":"http://l0/loki/api/v1/push"}`}, "loki/1": {}}}}}
+				RemoteUnitData: map[string]map[string]string{"loki/0": {"endpoint": `{"url":"http://l0/loki/api/v1/push"}`}, "loki/1": {}}},
+				{ID: 5, Endpoint: "falco-peers", RemoteApp: "falco-k8s", Peer: true, Units: []string{"falco-k8s/1"},
+					LocalApp: map[string]string{"published": "p"}, LocalUnit: map[string]string{},
+					RemoteUnitData: map[string]map[string]string{"falco-k8s/1": {"ingress-address": "10.1.2.4"}}}}}
 		if err := st.Save(path); err != nil {
 			t.Fatal(err)
 		}
@@ -48,6 +51,11 @@ func TestRelationTools(t *testing.T) {
 		{name: "relation-get remote app", argv: []string{"relation-get", "--format=json", "-r", "logging:3", "--app", "-", "loki"}, out: `{"k":"v"}`},
 		{name: "relation-get own app leader", leader: true, argv: []string{"relation-get", "--format=json", "-r", "logging:3", "--app", "-", "falco-k8s"}, out: `{"metadata":"m"}`},
 		{name: "relation-get own app non-leader", argv: []string{"relation-get", "-r", "logging:3", "--app", "-", "falco-k8s"}, code: 1, err: "permission denied"},
+		// A peer relation's application databag is the application's shared state: every unit
+		// reads it; only the leader writes it.
+		{name: "relation-get peer app non-leader", argv: []string{"relation-get", "--format=json", "-r", "falco-peers:5", "--app", "-", "falco-k8s"}, out: `{"published":"p"}`},
+		{name: "relation-set peer app non-leader refused", argv: []string{"relation-set", "-r", "falco-peers:5", "--app", "a=1"}, code: 1, err: "permission denied"},
+		{name: "relation-get peer unit address", argv: []string{"relation-get", "-r", "falco-peers:5", "ingress-address", "falco-k8s/1"}, out: "10.1.2.4"},
 		{name: "relation-get unknown unit", argv: []string{"relation-get", "-r", "logging:3", "-", "loki/7"}, code: 1, err: "settings not found"},
 		{name: "relation-set unit", argv: []string{"relation-set", "-r", "logging:3", "a=1", "b=2"}, check: func(t *testing.T, s *State) {
 			if u := s.Relations[0].LocalUnit; u["a"] != "1" || u["b"] != "2" {

@@ -9,7 +9,8 @@
 // status values, --application only on the leader, action-set's key rules and reserved keys,
 // action tools only inside an action, ports without ranges (Kubernetes), secrets only when
 // granted, --format values, secret revisions pinned per unit (--refresh, --peek), relation
-// application data written only by the leader and readable by the leader only on our side. The harness (Env) checks its inputs the way Juju does before a hook
+// application data written only by the leader and readable by the leader only on our side (on a
+// peer relation, where it is the application's shared state, by every unit). The harness (Env) checks its inputs the way Juju does before a hook
 // runs: config values against config.yaml (unknown keys and wrong types are errors) and action
 // parameters against actions.yaml's JSON schema with defaults inserted, both through
 // github.com/juju/charm/v12. As in Juju, open-port and close-port only take effect when the

@@ -2,8 +2,11 @@
 // the way Juju's unit agent would: a fresh environment (nothing inherited), cwd the charm
 // directory, JUJU_DISPATCH_PATH and the JUJU_* variables of spec/juju.md §1.4, the tools first
 // on PATH. Config values and action parameters are validated with github.com/juju/charm/v12
-// against the charm's own config.yaml and actions.yaml before anything runs, as Juju does. It
-// is a separate package so the fake tools binary stays small and fast to start.
+// against the charm's own config.yaml and actions.yaml before anything runs, as Juju does.
+// Model runs several units of one application (model.go): a shared peer relation, leadership,
+// application-owned secrets, Juju's hook queue, and Pebble custom notices turned into
+// <container>-pebble-custom-notice hooks (notices.go). It is a separate package so the fake
+// tools binary stays small and fast to start.
 package harness
 
 import (

@@ -1,0 +1,215 @@
+package charm
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/falco-k8s/falco-k8s/agent/status"
+)
+
+// peerTools records what the peer code writes: relation-set and status-set --application.
+type peerTools struct {
+	Tools
+	app, unit map[string]string
+	appStatus [2]string
+}
+
+func (t *peerTools) RelationSet(_ context.Context, _ string, app bool, data map[string]string) error {
+	bag := &t.unit
+	if app {
+		bag = &t.app
+	}
+	if *bag == nil {
+		*bag = map[string]string{}
+	}
+	for k, v := range data {
+		(*bag)[k] = v
+	}
+	return nil
+}
+func (t *peerTools) AppStatusSet(_ context.Context, st, msg string) error {
+	t.appStatus = [2]string{st, msg}
+	return nil
+}
+func (*peerTools) IsLeader(context.Context) (bool, error)                 { return true, nil }
+func (*peerTools) RelationIDs(context.Context, string) ([]string, error)  { return nil, nil }
+func (*peerTools) RelationList(context.Context, string) ([]string, error) { return nil, nil }
+func (*peerTools) RelationApp(context.Context, string) (string, error)    { return "", nil }
+func (*peerTools) IngressAddress(context.Context, string) (string, error) { return "", nil }
+func (*peerTools) RelationGet(context.Context, string, string, bool) (map[string]string, error) {
+	return nil, nil
+}
+
+const (
+	testRef = "ghcr.io/acme/k8s-audit-rules:1"
+	dA      = "sha256:ab12cd34ef56aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	dB      = "sha256:cd34ef56ab12bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+func running(d string) string {
+	if d == "" {
+		return `{"pins":null,"generation":0}`
+	}
+	return `{"pins":[{"ref":"` + testRef + `","digest":"` + d + `"}],"generation":1}`
+}
+
+// TestLeaderPublishesAndCounts: what the leader publishes from its agent's /status and the
+// application status it derives from every unit's databag.
+func TestLeaderPublishesAndCounts(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	src := func(d string) []status.Source {
+		return []status.Source{{Name: "follower", Ref: testRef, Digest: d, Files: []string{"k8s_audit_rules.yaml"}}}
+	}
+	for _, tc := range []struct {
+		name      string
+		published string
+		st        status.Status
+		others    map[string]string // unit → running JSON
+		wantGen   int
+		wantApp   [2]string
+	}{
+		{name: "first accepted set, all on it", st: status.Status{Sources: src(dA)},
+			others:  map[string]string{"falco-k8s/1": running(dA), "falco-k8s/2": running(dA)},
+			wantGen: 1, wantApp: [2]string{Active, "3/3 units on k8s-audit-rules@sha256:ab12cd34ef56…"}},
+		{name: "new digest, one lags and one failed",
+			published: `{"generation":1,"pins":[{"ref":"` + testRef + `","digest":"` + dA + `"}],"by":"falco-k8s/0"}`,
+			st:        status.Status{Sources: src(dB)},
+			others: map[string]string{"falco-k8s/1": running(dA),
+				"falco-k8s/2": `{"pins":[{"ref":"` + testRef + `","digest":"` + dA + `"}],"error":"registry unreachable"}`},
+			wantGen: 2, wantApp: [2]string{Waiting, "1/3 units on k8s-audit-rules@sha256:cd34ef56ab12…; falco-k8s/1 on k8s-audit-rules@sha256:ab12cd34ef56…; falco-k8s/2 keeps k8s-audit-rules@sha256:ab12cd34ef56… (registry unreachable)"}},
+		{name: "ignored candidate: nobody moves, status says why",
+			published: `{"generation":3,"pins":[{"ref":"` + testRef + `","digest":"` + dA + `"}],"by":"falco-k8s/0"}`,
+			st: status.Status{Sources: src(dA), LastAccepted: &status.Change{Time: t0},
+				LastIgnored: &status.Change{Time: t0.Add(time.Minute), Ref: testRef, Digest: dB, Reason: "k8s_audit_rules.yaml:2:14: error"}},
+			others:  map[string]string{"falco-k8s/1": running(dA), "falco-k8s/3": ""},
+			wantGen: 3, wantApp: [2]string{Waiting, "2/3 units on k8s-audit-rules@sha256:ab12cd34ef56…; falco-k8s/3 not reporting yet; ignored k8s-audit-rules@sha256:cd34ef56ab12…: k8s_audit_rules.yaml:2:14: error"}},
+		{name: "agent restarting (no digest yet) never unpublishes",
+			published: `{"generation":5,"pins":[{"ref":"` + testRef + `","digest":"` + dA + `"}],"by":"falco-k8s/0"}`,
+			st:        status.Status{Sources: []status.Source{{Name: "follower", Ref: testRef}}},
+			others:    map[string]string{"falco-k8s/1": running(dA)},
+			wantGen:   5, wantApp: [2]string{Waiting, "1/2 units on k8s-audit-rules@sha256:ab12cd34ef56…; falco-k8s/0 on the built-in rules"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tools := &peerTools{}
+			c := &Context{Env: Env{Unit: "falco-k8s/0", App: "falco-k8s"}, Tools: tools, Log: zerolog.Nop()}
+			pub, err := ParsePublished(tc.published)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &Peers{RelID: "falco-peers:1", Leader: true, Unit: c.Env.Unit, Published: pub, App: map[string]string{},
+				Units: map[string]map[string]string{}, mine: map[string]string{}}
+			for u, r := range tc.others {
+				p.Units[u] = map[string]string{keyRunning: r}
+			}
+			st := tc.st
+			if _, _, err := c.PeerConverge(context.Background(), p, nil, &st, false, false, false); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ParsePublished(firstNonEmpty(tools.app[keyPublished], tc.published))
+			if err != nil || got == nil || got.Generation != tc.wantGen {
+				t.Fatalf("published %v %v, want generation %d", got, err, tc.wantGen)
+			}
+			if tools.appStatus != tc.wantApp {
+				t.Errorf("app status\n got %q\nwant %q", tools.appStatus, tc.wantApp)
+			}
+			if tools.unit[keyPeerAddress] == "" || tools.unit[keyRunning] == "" {
+				t.Errorf("unit databag not written: %v", tools.unit)
+			}
+		})
+	}
+}
+
+// TestPinnedUnitStatus: a pinned unit is active only on the published set.
+func TestPinnedUnitStatus(t *testing.T) {
+	src := []status.Source{{Name: "follower", Ref: testRef, Digest: dA, Mode: "pinned"}}
+	pubA := &Published{Generation: 1, Pins: []Pin{{Ref: testRef, Digest: dA}}}
+	for _, tc := range []struct {
+		name string
+		pub  *Published
+		st   status.Status
+		want *PeerResult
+	}{
+		{"on the published set", pubA, status.Status{Sources: src}, nil},
+		{"nothing published yet", nil, status.Status{Sources: []status.Source{{Name: "follower", Ref: testRef, Mode: "pinned"}}},
+			&PeerResult{Waiting, "waiting for the leader to publish the accepted rules"}},
+		{"built-in rules only", nil, status.Status{}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tools := &peerTools{}
+			c := &Context{Env: Env{Unit: "falco-k8s/1", App: "falco-k8s"}, Tools: tools, Log: zerolog.Nop()}
+			p := &Peers{RelID: "falco-peers:1", Unit: c.Env.Unit, Published: tc.pub, App: map[string]string{}, Units: map[string]map[string]string{}, mine: map[string]string{}}
+			st := tc.st
+			_, res, err := c.PeerConverge(context.Background(), p, nil, &st, false, false, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (res == nil) != (tc.want == nil) || res != nil && *res != *tc.want {
+				t.Errorf("got %+v, want %+v", res, tc.want)
+			}
+			if tools.appStatus != [2]string{} {
+				t.Errorf("a non-leader set the application status")
+			}
+		})
+	}
+}
+
+func TestNotLeaderMessage(t *testing.T) {
+	err := error(&ErrNotLeader{Action: "tune-rules", Args: " scope=namespace namespace=payments", App: "falco-k8s"})
+	if !strings.Contains(err.Error(), "run `juju run falco-k8s/leader tune-rules scope=namespace namespace=payments`") {
+		t.Error(err)
+	}
+	var nl *ErrNotLeader
+	if !errors.As(err, &nl) {
+		t.Error("not typed")
+	}
+}
+
+func TestPeerPortFor(t *testing.T) {
+	for _, w := range []int{1, 9765, 65532, 65533, 65534, 65535} {
+		p := PeerPortFor(w)
+		if p < 1 || p > 65535 || p == w || p == statusPortFor(w) || p == metricsPortFor(w) {
+			t.Errorf("webhook %d: peer %d collides or is out of range", w, p)
+		}
+	}
+}
+
+func TestParsePeerData(t *testing.T) {
+	for _, tc := range []struct {
+		v  string
+		ok bool
+	}{
+		{"", true},
+		{`{"generation":1,"pins":[{"ref":"r:1","digest":"sha256:aa"}]}`, true},
+		{`{"pins":[{"ref":"","digest":"sha256:aa"}]}`, false},
+		{`{"pins":[{"ref":"r:1","digest":"md5:aa"}]}`, false},
+		{`{`, false},
+	} {
+		_, err := ParsePublished(tc.v)
+		if (err == nil) != tc.ok || err != nil && !errors.Is(err, ErrBadPeerData) {
+			t.Errorf("ParsePublished(%q): %v", tc.v, err)
+		}
+	}
+}
+
+func FuzzParsePeerData(f *testing.F) {
+	for _, s := range []string{"", `{"generation":1,"pins":[{"ref":"r:1","digest":"sha256:aa"}],"ignored":{"ref":"r","digest":"d","reason":"x"}}`, `{"content":"- rule: x\n","generation":2}`, `{"pins":null}`, `[`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if p, err := ParsePublished(v); err == nil && p != nil {
+			for _, x := range p.Pins {
+				if x.Ref == "" || !strings.HasPrefix(x.Digest, "sha256:") {
+					t.Fatalf("accepted pin %+v", x)
+				}
+			}
+			_ = PinsLabel(p.Pins)
+		}
+		ParseTuning(v) //nolint:errcheck // must not panic
+		UnitRunning(map[string]string{keyRunning: v})
+	})
+}
