@@ -1,0 +1,225 @@
+package charm
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
+)
+
+// The engine option: which rules engine evaluates the audit stream.
+const (
+	// EngineFalcoK8s is the agent's own Falco-compatible engine (the default): the audit
+	// webhook, admission enforcement and the rules all in the agent.
+	EngineFalcoK8s = "falco-k8s"
+	// EngineFalco runs the real Falco binary of the workload image as a second Pebble service:
+	// Falco's k8saudit plugin is the audit webhook, the agent follows, validates (its engine and
+	// `falco -V`) and serves the rules, and receives Falco's alerts for its journal and outputs.
+	EngineFalco = "falco"
+)
+
+// Paths and names of engine=falco (before FALCO_K8S_WORKLOAD_ROOT, except the Falco binary
+// and plugins, which belong to the image).
+const (
+	FalcoServiceName = "falco"
+	FalcoConfigDir   = ConfigDir + "/falco"
+	FalcoConfigPath  = FalcoConfigDir + "/falco.yaml"
+	// FalcoBuiltinRulesPath is the built-in ruleset as a file, for Falco to load first.
+	FalcoBuiltinRulesPath = FalcoConfigDir + "/k8s_audit_default.yaml"
+	// FalcoTLSPath is the webhook's certificate and key in one PEM file, as k8saudit's
+	// sslCertificate wants them (0600).
+	FalcoTLSPath = FalcoConfigDir + "/webhook.pem"
+	// FalcoRulesDir is the agent's falco.rules_dir: the validated followed rules, flat (Falco
+	// loads a directory's files by name and does not descend into subdirectories).
+	FalcoRulesDir = StateDir + "/falco/rules"
+	// FalcoAlertsTokenPath is the agent's falco.alerts_token_file: the agent creates it (0600)
+	// and accepts Falco's alerts on /falco/alerts/<token>.
+	FalcoAlertsTokenPath = StateDir + "/falco/alerts-token"
+	// TuningPath is the agent's default rules.tuning_file, which Falco loads last.
+	TuningPath = StateDir + "/tuning.yaml"
+	// DefaultFalcoBinary and DefaultFalcoPluginsDir are where falcosecurity/falco images have
+	// them.
+	DefaultFalcoBinary     = "/usr/bin/falco"
+	DefaultFalcoPluginsDir = "/usr/share/falco/plugins"
+)
+
+// parseEngine validates the engine option. Admission enforcement is the agent engine's: Falco
+// has no admission webhook, so enforce-mode with engine=falco is refused rather than silently
+// not enforcing.
+func parseEngine(v string, e Enforce, bad func(opt, example, format string, a ...any) error) (string, error) {
+	switch strings.ToLower(v) {
+	case "", EngineFalcoK8s:
+		return EngineFalcoK8s, nil
+	case EngineFalco:
+		if e.Mode != "off" {
+			return "", bad("enforce-mode", "off", "admission enforcement (enforce-mode=%s) needs engine=falco-k8s; Falco has no admission webhook", e.Mode)
+		}
+		return EngineFalco, nil
+	}
+	return "", bad("engine", EngineFalcoK8s, "%q is not falco-k8s or falco", v)
+}
+
+// FalcoParams is what the Falco configuration is rendered from.
+type FalcoParams struct {
+	WebhookPort int
+	WebhookPath string
+	// TLSFile is k8saudit's sslCertificate (certificate and key in one PEM file); empty serves
+	// plain HTTP.
+	TLSFile    string
+	PluginsDir string
+	// Rules are the rules files and directories Falco loads, by layer; rendered in the one
+	// load order (rulesfile.Layers.Ordered), the order the agent validates them in.
+	Rules rulesfile.Layers[string]
+	// MinPriority is the charm's minimum-priority; RuleMatching first or all.
+	MinPriority, RuleMatching string
+	// LogLevel is the charm's log-level spelling.
+	LogLevel string
+	// Topology is appended to every alert's output_fields.
+	Topology map[string]string
+	// Forward is the command Falco's program output pipes its JSON alerts to.
+	Forward string
+}
+
+// falcoPlugin is one entry of Falco's plugins list.
+type falcoPlugin struct {
+	Name        string `yaml:"name"`
+	LibraryPath string `yaml:"library_path"`
+	// InitConfig is an object, or "" for the plugin's defaults (Falco turns an empty
+	// object into a null its plugins' schemas refuse).
+	InitConfig any    `yaml:"init_config"`
+	OpenParams string `yaml:"open_params,omitempty"`
+}
+
+type falcoEnabled struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+type falcoProgramOutput struct {
+	Enabled   bool   `yaml:"enabled"`
+	KeepAlive bool   `yaml:"keep_alive"`
+	Program   string `yaml:"program"`
+}
+
+type falcoAppendOutput struct {
+	Match       map[string]string   `yaml:"match"`
+	ExtraFields []map[string]string `yaml:"extra_fields"`
+}
+
+// falcoConfig is the subset of Falco 0.44's falco.yaml the charm writes; every key is in the
+// schema `falco --config-schema` prints (a test loads the result with the real Falco and wants
+// "schema validation: ok").
+type falcoConfig struct {
+	LoadPlugins      []string      `yaml:"load_plugins"`
+	Plugins          []falcoPlugin `yaml:"plugins"`
+	RulesFiles       []string      `yaml:"rules_files"`
+	WatchConfigFiles bool          `yaml:"watch_config_files"`
+	Priority         string        `yaml:"priority"`
+	RuleMatching     string        `yaml:"rule_matching"`
+	JSONOutput       bool          `yaml:"json_output"`
+	JSONOutputProp   bool          `yaml:"json_include_output_property"`
+	JSONTagsProp     bool          `yaml:"json_include_tags_property"`
+	// time_format_iso_8601 keeps the text output's times unambiguous across time zones.
+	TimeISO8601   bool                `yaml:"time_format_iso_8601"`
+	StdoutOutput  falcoEnabled        `yaml:"stdout_output"`
+	SyslogOutput  falcoEnabled        `yaml:"syslog_output"`
+	FileOutput    falcoEnabled        `yaml:"file_output"`
+	ProgramOutput falcoProgramOutput  `yaml:"program_output"`
+	AppendOutput  []falcoAppendOutput `yaml:"append_output,omitempty"`
+	LogStderr     bool                `yaml:"log_stderr"`
+	LogSyslog     bool                `yaml:"log_syslog"`
+	LogLevel      string              `yaml:"log_level"`
+}
+
+// RenderFalcoConfig writes Falco's configuration for Kubernetes audit ingestion: the k8saudit
+// plugin's webhook on the webhook port (https with TLSFile) and the json plugin; the rules in
+// the one load order; watch_config_files, so that Falco reloads itself when the agent switches
+// the validated rules or the charm rewrites this file; JSON alerts on stdout (Pebble's log) and
+// piped to the forwarder, which posts them to the agent (Falco's http_output is not in every
+// build: the minimal one refuses it); the Juju topology appended to every alert.
+func RenderFalcoConfig(p FalcoParams) ([]byte, error) {
+	if p.WebhookPort < 1 || p.WebhookPort > 65535 {
+		return nil, fmt.Errorf("falco config: webhook port %d out of range", p.WebhookPort)
+	}
+	if !strings.HasPrefix(p.WebhookPath, "/") || p.PluginsDir == "" || p.Forward == "" {
+		return nil, fmt.Errorf("falco config: webhook path, plugins directory and forwarder are required")
+	}
+	scheme, k8sInit := "http", any("")
+	if p.TLSFile != "" {
+		scheme, k8sInit = "https", map[string]any{"sslCertificate": p.TLSFile}
+	}
+	rm := p.RuleMatching
+	if rm == "" {
+		rm = "first"
+	}
+	cfg := falcoConfig{
+		LoadPlugins: []string{"k8saudit", "json"},
+		Plugins: []falcoPlugin{
+			// An empty host listens on every address of the pod, as the agent's ":port".
+			{Name: "k8saudit", LibraryPath: path.Join(p.PluginsDir, "libk8saudit.so"), InitConfig: k8sInit,
+				OpenParams: fmt.Sprintf("%s://:%d%s", scheme, p.WebhookPort, p.WebhookPath)},
+			{Name: "json", LibraryPath: path.Join(p.PluginsDir, "libjson.so"), InitConfig: ""},
+		},
+		RulesFiles:       p.Rules.Ordered(),
+		WatchConfigFiles: true,
+		Priority:         falcoPriority(p.MinPriority),
+		RuleMatching:     rm,
+		JSONOutput:       true,
+		JSONOutputProp:   true,
+		JSONTagsProp:     true,
+		TimeISO8601:      true,
+		StdoutOutput:     falcoEnabled{true},
+		ProgramOutput:    falcoProgramOutput{Enabled: true, KeepAlive: true, Program: p.Forward},
+		LogStderr:        true,
+		LogLevel:         falcoLogLevel(p.LogLevel),
+	}
+	if len(p.Topology) > 0 {
+		keys := make([]string, 0, len(p.Topology))
+		for k := range p.Topology {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		ao := falcoAppendOutput{Match: map[string]string{"source": "k8s_audit"}}
+		for _, k := range keys {
+			ao.ExtraFields = append(ao.ExtraFields, map[string]string{k: p.Topology[k]})
+		}
+		cfg.AppendOutput = []falcoAppendOutput{ao}
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("render falco config: %w", err)
+	}
+	return append([]byte("# Written by the falco-k8s charm (engine=falco) on every hook; edits are overwritten.\n"), b...), nil
+}
+
+// falcoPriority is Falco's spelling of a charm priority (Falco knows "informational" too, but
+// its own documentation and default configuration say "info").
+func falcoPriority(p string) string {
+	if p == "" {
+		return "debug"
+	}
+	if p == "informational" {
+		return "info"
+	}
+	return p
+}
+
+// falcoLogLevel maps the charm's log-level to Falco's (which has no trace).
+func falcoLogLevel(l string) string {
+	switch l {
+	case "trace", "debug":
+		return "debug"
+	case "warning", "error":
+		return l
+	}
+	return "info"
+}
+
+// FalcoArgs are Falco's arguments for the charm's configuration: the syscall source is
+// disabled, since a Kubernetes-audit Falco has no driver and would otherwise try to open one.
+func FalcoArgs(config string, extra ...string) []string {
+	return append([]string{"-c", config, "--disable-source=syscall"}, extra...)
+}

@@ -1,0 +1,183 @@
+package charm
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
+	"github.com/falco-k8s/falco-k8s/internal/falcooracle"
+	"github.com/falco-k8s/falco-k8s/rules"
+)
+
+func TestParseEngine(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		raw     map[string]any
+		want    string
+		wantErr string // the blocked message part
+	}{
+		{name: "default", raw: map[string]any{}, want: EngineFalcoK8s},
+		{name: "falco-k8s", raw: map[string]any{"engine": "falco-k8s"}, want: EngineFalcoK8s},
+		{name: "falco", raw: map[string]any{"engine": "falco"}, want: EngineFalco},
+		{name: "case and spaces", raw: map[string]any{"engine": " Falco "}, want: EngineFalco},
+		{name: "unknown", raw: map[string]any{"engine": "sysdig"}, wantErr: `invalid config engine: "sysdig" is not falco-k8s or falco (fix: juju config falco-k8s engine=falco-k8s)`},
+		{name: "enforce needs falco-k8s", raw: map[string]any{"engine": "falco", "enforce-mode": "deny", "enforce-rules": "tag:x"},
+			wantErr: "invalid config enforce-mode: admission enforcement (enforce-mode=deny) needs engine=falco-k8s"},
+		{name: "enforce off with falco", raw: map[string]any{"engine": "falco", "enforce-mode": "off"}, want: EngineFalco},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := ParseSettings(tc.raw, "falco-k8s")
+			if tc.wantErr != "" {
+				var ce *ConfigError
+				if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want a ConfigError containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Engine != tc.want {
+				t.Fatalf("engine = %q, want %q", s.Engine, tc.want)
+			}
+		})
+	}
+}
+
+func TestRenderFalcoConfig(t *testing.T) {
+	base := func() FalcoParams {
+		return FalcoParams{
+			WebhookPort: 9765, WebhookPath: "/k8s-audit", PluginsDir: "/usr/share/falco/plugins",
+			Rules: rulesfile.Layers[string]{Tuning: []string{"/t.yaml"}, Followed: []string{"/f"}, Builtin: []string{"/b.yaml"}},
+			MinPriority: "warning", LogLevel: "trace", Forward: "/bin/fwd --url x",
+			Topology: map[string]string{"juju_unit": "falco-k8s/0", "juju_model": "audit"},
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		mod     func(*FalcoParams)
+		check   map[string]any // dotted path → value
+		wantErr bool
+	}{
+		{name: "plain http", mod: func(*FalcoParams) {}, check: map[string]any{
+			"plugins.0.name": "k8saudit", "plugins.0.open_params": "http://:9765/k8s-audit",
+			"plugins.0.library_path": "/usr/share/falco/plugins/libk8saudit.so", "plugins.1.library_path": "/usr/share/falco/plugins/libjson.so",
+			"load_plugins":       []any{"k8saudit", "json"},
+			"rules_files":        []any{"/b.yaml", "/f", "/t.yaml"}, // the one load order, whatever the fields' order
+			"watch_config_files": true, "json_output": true, "priority": "warning", "rule_matching": "first", "log_level": "debug",
+			"stdout_output.enabled": true, "program_output.enabled": true, "program_output.keep_alive": true, "program_output.program": "/bin/fwd --url x",
+			"append_output.0.match.source":         "k8s_audit",
+			"append_output.0.extra_fields.0.juju_model": "audit", "append_output.0.extra_fields.1.juju_unit": "falco-k8s/0",
+		}},
+		{name: "tls", mod: func(p *FalcoParams) { p.TLSFile = "/etc/falco-k8s/falco/webhook.pem"; p.WebhookPort = 443 }, check: map[string]any{
+			"plugins.0.open_params": "https://:443/k8s-audit", "plugins.0.init_config.sslCertificate": "/etc/falco-k8s/falco/webhook.pem",
+		}},
+		{name: "informational is info", mod: func(p *FalcoParams) { p.MinPriority = "informational"; p.RuleMatching = "all" },
+			check: map[string]any{"priority": "info", "rule_matching": "all"}},
+		{name: "no topology", mod: func(p *FalcoParams) { p.Topology = nil }, check: map[string]any{"append_output": nil}},
+		{name: "bad port", mod: func(p *FalcoParams) { p.WebhookPort = 0 }, wantErr: true},
+		{name: "no forwarder", mod: func(p *FalcoParams) { p.Forward = "" }, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := base()
+			tc.mod(&p)
+			b, err := RenderFalcoConfig(p)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("want an error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc map[string]any
+			if err := yaml.Unmarshal(b, &doc); err != nil {
+				t.Fatal(err)
+			}
+			for k, want := range tc.check {
+				got := dig(doc, k)
+				if !yamlEqual(got, want) {
+					t.Errorf("%s = %#v, want %#v\n%s", k, got, want, b)
+				}
+			}
+		})
+	}
+}
+
+func dig(v any, dotted string) any {
+	for _, k := range strings.Split(dotted, ".") {
+		switch t := v.(type) {
+		case map[string]any:
+			v = t[k]
+		case []any:
+			i := 0
+			for _, c := range k {
+				i = i*10 + int(c-'0')
+			}
+			if i >= len(t) {
+				return nil
+			}
+			v = t[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+func yamlEqual(a, b any) bool {
+	x, _ := yaml.Marshal(a)
+	y, _ := yaml.Marshal(b)
+	return string(x) == string(y)
+}
+
+// The rendered configuration is loaded by the real Falco 0.44.1 with its real plugins and the
+// built-in rules: every key passes Falco's own schema, and the plugins and rules load.
+func TestFalcoConfigLoadsInRealFalco(t *testing.T) {
+	o := falcooracle.Require(t)
+	dir := filepath.Dir(o.Path)
+	tmp := t.TempDir()
+	builtin := filepath.Join(tmp, "k8s_audit_default.yaml")
+	if err := os.WriteFile(builtin, rules.Default(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tls := range []bool{false, true} {
+		p := FalcoParams{
+			WebhookPort: 9765, WebhookPath: "/k8s-audit", PluginsDir: filepath.Join(dir, "plugins"),
+			Rules:       rulesfile.Layers[string]{Builtin: []string{builtin}, Followed: []string{filepath.Join(tmp, "followed")}, Tuning: []string{filepath.Join(tmp, "tuning.yaml")}},
+			MinPriority: "informational", LogLevel: "info", Forward: "cat >/dev/null",
+			Topology: TopologyOf(Env{Unit: "falco-k8s/0", App: "falco-k8s", Model: "audit", ModelUUID: "u"}).Labels(),
+		}
+		if tls {
+			p.TLSFile = filepath.Join(tmp, "webhook.pem")
+		}
+		b, err := RenderFalcoConfig(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(tmp, "falco.yaml")
+		if err := os.WriteFile(cfg, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, filepath.Join(dir, "bin", "falco"), FalcoArgs(cfg, "--dry-run")...).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("tls=%v: falco --dry-run: %v\n%s\n%s", tls, err, out, b)
+		}
+		for _, want := range []string{cfg + " | schema validation: ok", "Loaded plugin 'k8saudit@", "Loaded plugin 'json@", builtin + " | schema validation: ok"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("tls=%v: falco output lacks %q:\n%s", tls, want, out)
+			}
+		}
+	}
+}
