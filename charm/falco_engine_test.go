@@ -56,7 +56,7 @@ func TestRenderFalcoConfig(t *testing.T) {
 	base := func() FalcoParams {
 		return FalcoParams{
 			WebhookPort: 9765, WebhookPath: "/k8s-audit", PluginsDir: "/usr/share/falco/plugins",
-			Rules: rulesfile.Layers[string]{Tuning: []string{"/t.yaml"}, Followed: []string{"/f"}, Builtin: []string{"/b.yaml"}},
+			Rules:       rulesfile.Layers[string]{Tuning: []string{"/t.yaml"}, Followed: []string{"/f"}, Builtin: []string{"/b.yaml"}},
 			MinPriority: "warning", LogLevel: "trace", Forward: "/bin/fwd --url x",
 			Topology: map[string]string{"juju_unit": "falco-k8s/0", "juju_model": "audit"},
 		}
@@ -74,7 +74,7 @@ func TestRenderFalcoConfig(t *testing.T) {
 			"rules_files":        []any{"/b.yaml", "/f", "/t.yaml"}, // the one load order, whatever the fields' order
 			"watch_config_files": true, "json_output": true, "priority": "warning", "rule_matching": "first", "log_level": "debug",
 			"stdout_output.enabled": true, "program_output.enabled": true, "program_output.keep_alive": true, "program_output.program": "/bin/fwd --url x",
-			"append_output.0.match.source":         "k8s_audit",
+			"append_output.0.match.source":              "k8s_audit",
 			"append_output.0.extra_fields.0.juju_model": "audit", "append_output.0.extra_fields.1.juju_unit": "falco-k8s/0",
 		}},
 		{name: "tls", mod: func(p *FalcoParams) { p.TLSFile = "/etc/falco-k8s/falco/webhook.pem"; p.WebhookPort = 443 }, check: map[string]any{
