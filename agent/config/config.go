@@ -40,6 +40,10 @@ var DefaultYAML []byte
 
 // Config is the whole agent configuration.
 type Config struct {
+	// Engine is what evaluates the audit events: falco-k8s (this agent) or falco (a real Falco
+	// beside it, configured by the charm; see Falco).
+	Engine        string        `yaml:"engine"`
+	Falco         Falco         `yaml:"falco"`
 	Webhook       Webhook       `yaml:"webhook"`
 	Observability Observability `yaml:"observability"`
 	Rules         Rules         `yaml:"rules"`
@@ -884,6 +888,7 @@ func (c *Config) Validate() error {
 		positive("journal.buffer_size", int64(j.BufferSize))
 	}
 	c.validateAdmission(bad)
+	c.validateFalco(bad)
 	switch c.Kubernetes.Events {
 	case "auto", "true", "false":
 	default:

@@ -14,7 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/internal/falcobin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,30 +89,15 @@ func firstLine(b []byte) string {
 	return s
 }
 
-// Position and Location are the engine's own: falco-k8s writes falco_load_results' JSON with
-// them, so Falco's parse into the same types. Diagnostic and FileResult mirror the rest of it
-// (the code as Falco's string).
+// The load results' types and their decoding are internal/falcobin's (the agent validates
+// with the same code when engine: falco).
 type (
-	Position = engine.Position
-	Location = engine.Location
+	Position   = falcobin.Position
+	Location   = falcobin.Location
+	Diagnostic = falcobin.Diagnostic
+	FileResult = falcobin.FileResult
+	FatalError = falcobin.FatalError
 )
-
-type Diagnostic struct {
-	Code     string `json:"code"`
-	CodeDesc string `json:"codedesc"`
-	Message  string `json:"message"`
-	Context  struct {
-		Locations []Location `json:"locations"`
-		Snippet   string     `json:"snippet"`
-	} `json:"context"`
-}
-
-type FileResult struct {
-	Name       string       `json:"name"`
-	Successful bool         `json:"successful"`
-	Errors     []Diagnostic `json:"errors"`
-	Warnings   []Diagnostic `json:"warnings"`
-}
 
 // Validate runs `falco -V` over files in order (one Falco process; the files are loaded
 // cumulatively into one engine, each with its own result) and returns the per-file results.
@@ -127,31 +112,8 @@ func (o *Oracle) Validate(ctx context.Context, dir string, files []string) ([]Fi
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
 		return nil, fmt.Errorf("falco -V: %w: %s", err, firstLine(stderr))
 	}
-	var doc struct {
-		Results []FileResult `json:"falco_load_results"`
-	}
-	if !bytes.Contains(stdout, []byte(`{"falco_load_results"`)) {
-		if msg, ok := bytes.CutPrefix(bytes.TrimSpace(stderr), []byte("Error: ")); ok {
-			return nil, &FatalError{Message: string(msg)}
-		}
-	}
-	if jerr := json.Unmarshal(firstJSONLine(stdout), &doc); jerr != nil {
-		return nil, fmt.Errorf("falco -V: decode load results: %w (stdout %q, stderr %q)", jerr, clip(stdout), clip(stderr))
-	}
-	if len(doc.Results) != len(files) {
-		return nil, fmt.Errorf("falco -V: %d results for %d files", len(doc.Results), len(files))
-	}
-	return doc.Results, nil
+	return falcobin.ParseLoadResults(stdout, stderr, len(files))
 }
-
-// FatalError is Falco refusing the files outright, without load results: it checks
-// required_plugin_versions after loading, and a requirement the loaded plugins do not meet ends
-// the run with "Error: <message>" on stderr.
-type FatalError struct {
-	Message string
-}
-
-func (e *FatalError) Error() string { return "falco: " + e.Message }
 
 // Run is the outcome of evaluating events.
 type Run struct {
