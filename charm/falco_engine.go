@@ -1,14 +1,14 @@
 package charm
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"path"
 	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
 )
 
 // The engine option: which rules engine evaluates the audit stream.
@@ -71,9 +71,11 @@ type FalcoParams struct {
 	// plain HTTP.
 	TLSFile    string
 	PluginsDir string
-	// Rules are the rules files and directories Falco loads, by layer; rendered in the one
-	// load order (rulesfile.Layers.Ordered), the order the agent validates them in.
-	Rules rulesfile.Layers[string]
+	// RulesDir is the agent's falco.rules_dir, Falco's only rules_files entry: the agent writes
+	// there every file of the ruleset it validated (built-in, followed, local, tuning), named
+	// in the one load order (rulesfile.Layers.Ordered), so Falco loads exactly what the agent
+	// validated, in the same order, and nothing it did not.
+	RulesDir string
 	// MinPriority is the charm's minimum-priority; RuleMatching first or all.
 	MinPriority, RuleMatching string
 	// LogLevel is the charm's log-level spelling.
@@ -136,7 +138,7 @@ type falcoConfig struct {
 
 // RenderFalcoConfig writes Falco's configuration for Kubernetes audit ingestion: the k8saudit
 // plugin's webhook on the webhook port (https with TLSFile) and the json plugin; the rules in
-// the one load order; watch_config_files, so that Falco reloads itself when the agent switches
+// the rules directory the agent fills; watch_config_files, so that Falco reloads itself when the agent switches
 // the validated rules or the charm rewrites this file; JSON alerts on stdout (Pebble's log) and
 // piped to the forwarder, which posts them to the agent (Falco's http_output is not in every
 // build: the minimal one refuses it); the Juju topology appended to every alert.
@@ -144,8 +146,8 @@ func RenderFalcoConfig(p FalcoParams) ([]byte, error) {
 	if p.WebhookPort < 1 || p.WebhookPort > 65535 {
 		return nil, fmt.Errorf("falco config: webhook port %d out of range", p.WebhookPort)
 	}
-	if !strings.HasPrefix(p.WebhookPath, "/") || p.PluginsDir == "" || p.Forward == "" {
-		return nil, fmt.Errorf("falco config: webhook path, plugins directory and forwarder are required")
+	if !strings.HasPrefix(p.WebhookPath, "/") || p.PluginsDir == "" || p.Forward == "" || !path.IsAbs(p.RulesDir) {
+		return nil, fmt.Errorf("falco config: webhook path, plugins directory, forwarder and an absolute rules directory are required")
 	}
 	scheme, k8sInit := "http", any("")
 	if p.TLSFile != "" {
@@ -163,7 +165,7 @@ func RenderFalcoConfig(p FalcoParams) ([]byte, error) {
 				OpenParams: fmt.Sprintf("%s://:%d%s", scheme, p.WebhookPort, p.WebhookPath)},
 			{Name: "json", LibraryPath: path.Join(p.PluginsDir, "libjson.so"), InitConfig: ""},
 		},
-		RulesFiles:       p.Rules.Ordered(),
+		RulesFiles:       []string{p.RulesDir},
 		WatchConfigFiles: true,
 		Priority:         falcoPriority(p.MinPriority),
 		RuleMatching:     rm,
@@ -222,4 +224,74 @@ func falcoLogLevel(l string) string {
 // disabled, since a Kubernetes-audit Falco has no driver and would otherwise try to open one.
 func FalcoArgs(config string, extra ...string) []string {
 	return append([]string{"-c", config, "--disable-source=syscall"}, extra...)
+}
+
+// falcoDesired adds engine=falco to the agent configuration cfg and the files Falco reads
+// (its configuration, and the webhook's certificate and key in one file) through add. p maps a
+// workload path to the path under the workload root.
+func falcoDesired(cfg map[string]any, s *Settings, c Creds, env Env, statusPort int, p func(string) string,
+	add func(path string, mode os.FileMode, content []byte, secret bool)) error {
+	cfg["engine"] = EngineFalco
+	cfg["falco"] = map[string]any{
+		"binary":            env.falcoBinary(),
+		"config_file":       p(FalcoConfigPath),
+		"rules_dir":         p(FalcoRulesDir),
+		"alerts_token_file": p(FalcoAlertsTokenPath),
+	}
+	fp := FalcoParams{
+		WebhookPort: s.WebhookPort, WebhookPath: WebhookPath, PluginsDir: env.falcoPluginsDir(),
+		RulesDir: p(FalcoRulesDir), MinPriority: s.MinPriority, LogLevel: s.LogLevel,
+		Topology: TopologyOf(env).Labels(),
+		// No shell quoting needed: every path is the charm's own, without spaces.
+		Forward: fmt.Sprintf("%s falco-forward --url http://127.0.0.1:%d/falco/alerts/ --token-file %s",
+			p(BinaryPath), statusPort, p(FalcoAlertsTokenPath)),
+	}
+	if len(c.TLSCert) > 0 {
+		fp.TLSFile = p(FalcoTLSPath)
+		pem := append(append(bytes.TrimRight(bytes.Clone(c.TLSCert), "\n"), '\n'), c.TLSKey...)
+		add(FalcoTLSPath, 0o600, pem, true)
+	}
+	b, err := RenderFalcoConfig(fp)
+	if err != nil {
+		return err
+	}
+	add(FalcoConfigPath, 0o644, b, false)
+	return nil
+}
+
+// isFalcoReloaded reports whether a file is Falco's alone and reloaded by Falco itself
+// (watch_config_files; SIGHUP for the certificate): it is kept out of the agent's inputs hash,
+// so changing it never restarts the agent.
+func isFalcoReloaded(path string) bool { return path == FalcoConfigPath || path == FalcoTLSPath }
+
+// falcoService is the Pebble service running Falco, and its check: Falco's webhook must accept
+// connections, or Pebble restarts it (a Falco that lost its listener alerts on nothing).
+func falcoService(env Env, webhookPort int, p func(string) string) (svc, check map[string]any) {
+	svc = map[string]any{
+		"override": "replace",
+		"summary":  "Falco (engine=falco): k8saudit webhook and rules, configured by the falco-k8s charm",
+		"command":  strings.Join(append([]string{env.falcoBinary()}, FalcoArgs(p(FalcoConfigPath))...), " "),
+		"startup":  "enabled",
+		// The agent first: it writes the validated rules Falco loads and receives its alerts.
+		"after":            []string{ServiceName},
+		"environment":      map[string]string{"FALCO_HOSTNAME": env.Unit},
+		"on-failure":       "restart",
+		"on-check-failure": map[string]string{FalcoCheckName: "restart"},
+	}
+	check = map[string]any{
+		"override": "replace", "period": "10s", "timeout": "3s", "threshold": 3,
+		"tcp": map[string]any{"port": webhookPort, "host": "127.0.0.1"},
+	}
+	return svc, check
+}
+
+// FalcoCheckName is the Pebble check that restarts a Falco whose webhook stopped listening.
+const FalcoCheckName = "falco-webhook"
+
+// WebhookPath is the audit webhook's URL path, the same for both engines (webhook-config).
+const WebhookPath = "/k8s-audit"
+
+func (e Env) falcoBinary() string { return firstNonEmpty(e.FalcoBinary, DefaultFalcoBinary) }
+func (e Env) falcoPluginsDir() string {
+	return firstNonEmpty(e.FalcoPluginsDir, DefaultFalcoPluginsDir)
 }

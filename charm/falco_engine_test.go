@@ -12,7 +12,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/falco-k8s/falco-k8s/engine/rulesfile"
 	"github.com/falco-k8s/falco-k8s/internal/falcooracle"
 	"github.com/falco-k8s/falco-k8s/rules"
 )
@@ -56,7 +55,7 @@ func TestRenderFalcoConfig(t *testing.T) {
 	base := func() FalcoParams {
 		return FalcoParams{
 			WebhookPort: 9765, WebhookPath: "/k8s-audit", PluginsDir: "/usr/share/falco/plugins",
-			Rules:       rulesfile.Layers[string]{Tuning: []string{"/t.yaml"}, Followed: []string{"/f"}, Builtin: []string{"/b.yaml"}},
+			RulesDir:    "/var/lib/falco-k8s/falco/rules",
 			MinPriority: "warning", LogLevel: "trace", Forward: "/bin/fwd --url x",
 			Topology: map[string]string{"juju_unit": "falco-k8s/0", "juju_model": "audit"},
 		}
@@ -71,7 +70,7 @@ func TestRenderFalcoConfig(t *testing.T) {
 			"plugins.0.name": "k8saudit", "plugins.0.open_params": "http://:9765/k8s-audit",
 			"plugins.0.library_path": "/usr/share/falco/plugins/libk8saudit.so", "plugins.1.library_path": "/usr/share/falco/plugins/libjson.so",
 			"load_plugins":       []any{"k8saudit", "json"},
-			"rules_files":        []any{"/b.yaml", "/f", "/t.yaml"}, // the one load order, whatever the fields' order
+			"rules_files":        []any{"/var/lib/falco-k8s/falco/rules"},
 			"watch_config_files": true, "json_output": true, "priority": "warning", "rule_matching": "first", "log_level": "debug",
 			"stdout_output.enabled": true, "program_output.enabled": true, "program_output.keep_alive": true, "program_output.program": "/bin/fwd --url x",
 			"append_output.0.match.source":              "k8s_audit",
@@ -85,6 +84,7 @@ func TestRenderFalcoConfig(t *testing.T) {
 		{name: "no topology", mod: func(p *FalcoParams) { p.Topology = nil }, check: map[string]any{"append_output": nil}},
 		{name: "bad port", mod: func(p *FalcoParams) { p.WebhookPort = 0 }, wantErr: true},
 		{name: "no forwarder", mod: func(p *FalcoParams) { p.Forward = "" }, wantErr: true},
+		{name: "relative rules dir", mod: func(p *FalcoParams) { p.RulesDir = "rules" }, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := base()
@@ -146,14 +146,18 @@ func TestFalcoConfigLoadsInRealFalco(t *testing.T) {
 	o := falcooracle.Require(t)
 	dir := filepath.Dir(o.Path)
 	tmp := t.TempDir()
-	builtin := filepath.Join(tmp, "k8s_audit_default.yaml")
+	rulesDir := filepath.Join(tmp, "rules")
+	if err := os.Mkdir(rulesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	builtin := filepath.Join(rulesDir, "000-k8s_audit_default.yaml")
 	if err := os.WriteFile(builtin, rules.Default(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tls := range []bool{false, true} {
 		p := FalcoParams{
 			WebhookPort: 9765, WebhookPath: "/k8s-audit", PluginsDir: filepath.Join(dir, "plugins"),
-			Rules:       rulesfile.Layers[string]{Builtin: []string{builtin}, Followed: []string{filepath.Join(tmp, "followed")}, Tuning: []string{filepath.Join(tmp, "tuning.yaml")}},
+			RulesDir:    rulesDir,
 			MinPriority: "informational", LogLevel: "info", Forward: "cat >/dev/null",
 			Topology: TopologyOf(Env{Unit: "falco-k8s/0", App: "falco-k8s", Model: "audit", ModelUUID: "u"}).Labels(),
 		}

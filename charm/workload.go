@@ -175,6 +175,11 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integ
 		// The validating admission webhook (enforce-mode, enforce-rules).
 		"admission": s.Enforce.agentSection(),
 	}
+	if s.Engine == EngineFalco {
+		if err := falcoDesired(cfg, s, c, env, d.StatusPort, p, add); err != nil {
+			return nil, err
+		}
+	}
 	body, err := yaml.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("render agent config: %w", err)
@@ -198,6 +203,9 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integ
 	hashes := make([]string, 0, len(d.Files))
 	for _, f := range d.Files {
 		h := f.Hash
+		if isFalcoReloaded(f.Path) {
+			continue
+		}
 		if f.Path == TLSCertPath || f.Path == TLSKeyPath {
 			// A renewed certificate is reloaded on SIGHUP, never by a restart: only whether
 			// TLS is on belongs in the layer's inputs.
@@ -239,6 +247,11 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integ
 				"http": map[string]any{"url": fmt.Sprintf("http://127.0.0.1:%d/readyz", d.StatusPort)},
 			},
 		},
+	}
+	if s.Engine == EngineFalco {
+		svc, check := falcoService(env, s.WebhookPort, p)
+		layer["services"].(map[string]any)[FalcoServiceName] = svc
+		layer["checks"].(map[string]any)[FalcoCheckName] = check
 	}
 	if d.Layer, err = yaml.Marshal(layer); err != nil {
 		return nil, fmt.Errorf("render pebble layer: %w", err)
