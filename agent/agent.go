@@ -86,6 +86,9 @@ type Agent struct {
 
 	journal    *journal.Journal // nil when disabled or unavailable (see journalErr)
 	journalErr string
+
+	falco      *falcoEngine           // engine: falco (falco.go); nil with engine: falco-k8s
+	falcoToken atomic.Pointer[[]byte] // falco.alerts_token_file's token
 }
 
 // New validates cfg, opens the outputs and loads the start-up ruleset. It does not listen yet.
@@ -104,6 +107,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Agent, error) 
 	a.budget = queue.NewBudget(int64(cfg.Webhook.MemoryBudget))
 	a.m = metrics.New(func() float64 { n, _ := a.q.Len(); return float64(n) },
 		func() float64 { _, b := a.q.Len(); return float64(b) })
+	if cfg.FalcoEngine() {
+		fe, err := newFalcoEngine(ctx, cfg.Falco)
+		if err != nil {
+			return nil, err
+		}
+		a.falco = fe
+		if cfg.Admission.Mode != "off" {
+			a.log.Warn().Str("admission.mode", cfg.Admission.Mode).Msg(admissionUnavailable)
+		}
+	}
 	for _, s := range opts.Sources {
 		if _, dup := a.sourceFiles[s.Name()]; dup {
 			return nil, fmt.Errorf("two rule sources named %q", s.Name())
@@ -138,7 +151,7 @@ func (a *Agent) openOutputs() error {
 	o := a.cfg.Outputs
 	var outs []output.Filtered
 	prio := func(s string) engine.Priority { p, _ := engine.ParsePriority(s); return p }
-	if o.Stdout.Enabled {
+	if o.Stdout.Enabled && a.falco == nil { // engine: falco prints its alerts on its own stdout
 		w := a.opts.Stdout
 		if w == nil {
 			w = os.Stdout
@@ -206,6 +219,16 @@ func (a *Agent) loadCredentials() error {
 			return fmt.Errorf("load webhook TLS certificate: %w", err)
 		}
 		a.cert.Store(&c)
+	}
+	if a.falco != nil {
+		tok, err := os.ReadFile(a.cfg.Falco.AlertsTokenFile)
+		if err != nil {
+			return fmt.Errorf("read falco.alerts_token_file: %w", err)
+		}
+		if tok = trimSpace(tok); len(tok) == 0 {
+			return fmt.Errorf("falco.alerts_token_file %s is empty", a.cfg.Falco.AlertsTokenFile)
+		}
+		a.falcoToken.Store(&tok)
 	}
 	return nil
 }
@@ -284,6 +307,10 @@ func (a *Agent) observe(mux *http.ServeMux, guard func(http.Handler) http.Handle
 	// The charm's sync-rules action: check followed references now (agent/follower).
 	mux.Handle("POST "+status.PathSync, guard(http.HandlerFunc(a.serveSync)))
 	mux.Handle(status.PathRules, guard(http.HandlerFunc(a.serveRules))) // the charm's show-rules action
+	if a.falco != nil {
+		// Falco's http_output: the token in the path is the credential (Falco sends no headers).
+		mux.HandleFunc("POST "+status.PathFalcoAlerts+"{token}", a.serveFalcoAlerts)
+	}
 }
 
 // metricsHandler serves the metrics listener: /metrics and the probes only, because it is
@@ -315,9 +342,13 @@ func (a *Agent) MetricsAddr() net.Addr {
 
 func (a *Agent) ready() bool { return a.cur.Load() != nil && !a.draining.Load() }
 
-// WebhookAddr returns the webhook listener's address once Run is listening (for tests).
+// WebhookAddr returns the webhook listener's address once Run is listening (for tests); nil
+// with engine: falco, where the port is Falco's.
 func (a *Agent) WebhookAddr() net.Addr {
 	<-a.addrReady
+	if a.whLn == nil {
+		return nil
+	}
 	return a.whLn.Addr()
 }
 
@@ -337,13 +368,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	whLn := a.opts.WebhookListener
-	if whLn == nil {
+	if a.falco != nil {
+		// The webhook port is Falco's (its k8saudit plugin); the agent serves only its API.
+		whLn = nil
+	} else if whLn == nil {
 		var err error
 		if whLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return fmt.Errorf("webhook listen: %w", err)
 		}
 	}
-	if tlsCfg != nil {
+	if tlsCfg != nil && whLn != nil {
 		whLn = tls.NewListener(whLn, tlsCfg)
 	}
 	a.whLn = whLn
@@ -407,14 +441,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	errc := make(chan error, 3)
-	go func() { errc <- serve(whSrv, whLn) }()
+	if whLn != nil {
+		go func() { errc <- serve(whSrv, whLn) }()
+	}
 	if obsSrv != nil {
 		go func() { errc <- serve(obsSrv, a.obsLn) }()
 	}
 	if metricsSrv != nil {
 		go func() { errc <- serve(metricsSrv, a.metricsLn) }()
 	}
-	a.log.Info().Str("listen", whLn.Addr().String()).Str("path", cfg.Path).Bool("tls", tlsCfg != nil).
+	listen := "falco's k8saudit plugin"
+	if whLn != nil {
+		listen = whLn.Addr().String()
+	}
+	a.log.Info().Str("engine", a.cfg.Engine).Str("listen", listen).Str("path", cfg.Path).Bool("tls", tlsCfg != nil).
 		Bool("mtls", cfg.TLS.ClientCAFile != "").Bool("bearer_token", cfg.BearerTokenFile != "").
 		Int("workers", workers).Msg("agent serving")
 

@@ -117,6 +117,7 @@ type built struct {
 	rs       *engine.Ruleset
 	files    []status.File
 	warnings int
+	loaded   []engine.File // the files in load order (what Falco loads with engine: falco)
 }
 
 func sha(b []byte) string {
@@ -173,11 +174,17 @@ func (a *Agent) compose(local []engine.File, overrideSource string, override []S
 	if err != nil {
 		return nil, err
 	}
+	if a.falco != nil {
+		// Falco judges last: a set it refuses never reaches its rules directory.
+		if err := a.falco.validate(context.Background(), files); err != nil {
+			return nil, err
+		}
+	}
 	w := 0
 	for _, r := range results {
 		w += len(r.Warnings)
 	}
-	return &built{rs: rs, files: meta, warnings: w}, nil
+	return &built{rs: rs, files: meta, warnings: w, loaded: files}, nil
 }
 
 // compileCostPerByte is the memory compiling a rules file takes per byte of YAML, charged to
@@ -274,6 +281,9 @@ func (a *Agent) reload(ctx context.Context, trigger string) error {
 	if err == nil {
 		b, err = a.compose(local, "", nil)
 	}
+	if err == nil {
+		err = a.publish(b)
+	}
 	if err != nil {
 		a.reject(OriginFile, trigger, "", "", err)
 		return fmt.Errorf("reload rules: %s", Reason(err))
@@ -313,6 +323,10 @@ func (a *Agent) Accept(c *Candidate) (uint64, error) {
 			return 0, fmt.Errorf("accept %s candidate: %s", c.source, Reason(err))
 		}
 		diff = a.diffFrom(b)
+	}
+	if err := a.publish(b); err != nil {
+		a.reject(c.source, TriggerCandidate, ref, digest, err)
+		return 0, fmt.Errorf("accept %s candidate: %s", c.source, Reason(err))
 	}
 	a.sourceFiles[c.source] = c.files
 	a.inputs++
@@ -414,8 +428,27 @@ func (a *Agent) loadInitial(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rules do not load: %s", Reason(err))
 	}
+	if err := a.publish(b); err != nil {
+		// Validated by -V already: Falco's configuration refuses it (another rules file, a
+		// plugin). Recorded, and Falco keeps what its rules directory held.
+		a.reject(OriginFile, TriggerStartup, "", "", err)
+	}
 	a.inputs++
 	gen := a.swapLocked(b.rs, RulesetMeta{Files: b.files, Warnings: b.warnings, Origin: OriginFile, Trigger: TriggerStartup})
 	a.record(&status.Change{Time: time.Now(), Origin: OriginFile, Trigger: TriggerStartup, Accepted: true, Generation: gen})
 	return nil
+}
+
+// publish hands a ruleset about to be swapped in to Falco (engine: falco): its rules directory
+// is switched and Falco's reload check run; a refusal switches it back and is returned, and the
+// caller records the candidate as ignored. Callers hold a.mu.
+func (a *Agent) publish(b *built) error {
+	if a.falco == nil {
+		return nil
+	}
+	notRun, err := a.falco.publish(context.Background(), b.loaded)
+	if notRun != nil {
+		a.log.Error().Err(notRun).Msg("could not check that Falco reloads the new rules (they passed falco -V)")
+	}
+	return err
 }

@@ -11,7 +11,8 @@ import (
 
 // Status returns the document served on /status.
 func (a *Agent) Status() status.Status {
-	s := status.Status{Version: a.opts.Version, StartedAt: a.started, Ready: a.ready(), Draining: a.draining.Load()}
+	s := status.Status{Version: a.opts.Version, StartedAt: a.started, Ready: a.ready(), Draining: a.draining.Load(),
+		Engine: a.engineInfo()}
 	if act := a.cur.Load(); act != nil {
 		c := status.Counts{Total: len(act.rs.Rules()), Active: len(act.rs.ActiveRules())}
 		for _, r := range act.rs.Rules() {

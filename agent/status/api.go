@@ -16,6 +16,8 @@ const (
 	PathReload  = "/reload" // POST
 	PathSync    = "/sync"   // POST
 	PathRules   = "/rules"
+	// PathFalcoAlerts + <token>: Falco's http_output posts its alerts there (engine: falco).
+	PathFalcoAlerts = "/falco/alerts/" // POST
 )
 
 // ErrorBody is the API's one error body format, {"error": "what is wrong and what to do"},

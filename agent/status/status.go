@@ -9,7 +9,9 @@ import "time"
 // Status is the body of GET /status.
 type Status struct {
 	// Version is the agent's build version.
-	Version   string    `json:"version"`
+	Version string `json:"version"`
+	// Engine is what evaluates the events (falco-k8s or falco) and its version.
+	Engine    Engine    `json:"engine"`
 	StartedAt time.Time `json:"started_at"`
 	// Ready mirrors /readyz: a ruleset is loaded and the agent is not shutting down.
 	Ready    bool    `json:"ready"`
@@ -163,4 +165,29 @@ type Output struct {
 	Sent    uint64 `json:"sent"`
 	Failed  uint64 `json:"failed"`
 	Dropped uint64 `json:"dropped"`
+}
+
+// Engine names what evaluates the audit events and its version: falco-k8s (the agent itself)
+// or falco (a real Falco beside the agent, engine: falco).
+type Engine struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Admission explains why admission.mode has no effect (engine: falco has no admission
+	// webhook); empty otherwise.
+	Admission string `json:"admission,omitempty"`
+	// RulesDir is the directory Falco loads (engine: falco).
+	RulesDir string `json:"rules_dir,omitempty"`
+	// LastRefusal is the latest ruleset Falco refused to reload (engine: falco).
+	LastRefusal *FalcoRefusal `json:"last_refusal,omitempty"`
+}
+
+// FalcoRefusal is a reload Falco refused: the agent's check after a switch (rolled back), or
+// Falco's own "Falco internal: hot restart failure" alert.
+type FalcoRefusal struct {
+	Time   time.Time `json:"time"`
+	Reason string    `json:"reason"`
+	// RolledBack is true when the agent switched Falco's rules back to the previous set.
+	RolledBack bool `json:"rolled_back,omitempty"`
+	// FromFalco is true when Falco reported it (its internal alert).
+	FromFalco bool `json:"from_falco,omitempty"`
 }
