@@ -2,6 +2,10 @@ package charm
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -36,8 +40,9 @@ const (
 	// FalcoRulesDir is the agent's falco.rules_dir: the validated followed rules, flat (Falco
 	// loads a directory's files by name and does not descend into subdirectories).
 	FalcoRulesDir = StateDir + "/falco/rules"
-	// FalcoAlertsTokenPath is the agent's falco.alerts_token_file: the agent creates it (0600)
-	// and accepts Falco's alerts on /falco/alerts/<token>.
+	// FalcoAlertsTokenPath is the agent's falco.alerts_token_file (0600): the agent accepts
+	// Falco's alerts on /falco/alerts/<token>. The charm makes the token once and keeps it (the
+	// file is in the state storage).
 	FalcoAlertsTokenPath = StateDir + "/falco/alerts-token"
 	// TuningPath is the agent's default rules.tuning_file, which Falco loads last.
 	TuningPath = StateDir + "/tuning.yaml"
@@ -246,6 +251,10 @@ func falcoDesired(cfg map[string]any, s *Settings, c Creds, env Env, statusPort 
 		Forward: fmt.Sprintf("%s falco-forward --url http://127.0.0.1:%d/falco/alerts/ --token-file %s",
 			p(BinaryPath), statusPort, p(FalcoAlertsTokenPath)),
 	}
+	if c.FalcoAlertsToken == "" {
+		return fmt.Errorf("engine=falco: no alerts token")
+	}
+	add(FalcoAlertsTokenPath, 0o600, []byte(c.FalcoAlertsToken+"\n"), true)
 	if len(c.TLSCert) > 0 {
 		fp.TLSFile = p(FalcoTLSPath)
 		pem := append(append(bytes.TrimRight(bytes.Clone(c.TLSCert), "\n"), '\n'), c.TLSKey...)
@@ -294,4 +303,23 @@ const WebhookPath = "/k8s-audit"
 func (e Env) falcoBinary() string { return firstNonEmpty(e.FalcoBinary, DefaultFalcoBinary) }
 func (e Env) falcoPluginsDir() string {
 	return firstNonEmpty(e.FalcoPluginsDir, DefaultFalcoPluginsDir)
+}
+
+// falcoAlertsToken is the token in the workload, or a new random one when there is none: the
+// same token on every hook, so the file (and the agent's inputs) only change when it is lost.
+func (c *Context) falcoAlertsToken(ctx context.Context, w Workload) (string, error) {
+	b, err := w.Pull(ctx, c.Env.WorkloadRoot+FalcoAlertsTokenPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 32 {
+		r := make([]byte, 32)
+		if _, err := rand.Read(r); err != nil {
+			return "", fmt.Errorf("alerts token: %w", err)
+		}
+		tok = hex.EncodeToString(r)
+	}
+	c.AddSecret(tok)
+	return tok, nil
 }

@@ -185,3 +185,28 @@ func TestFalcoConfigLoadsInRealFalco(t *testing.T) {
 		}
 	}
 }
+
+func TestFalcoFailureReason(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		want  string
+	}{
+		{name: "none", lines: []string{"Thu Dec 03 15:44:24 2026: Falco version: 0.44.1 (x86_64)"}, want: ""},
+		{name: "plugin load", lines: []string{
+			"2026-12-03T15:48:22+0000: Loaded plugin 'k8saudit@0.18.0'",
+			"2026-12-03T15:48:22+0000: Runtime error: cannot load plugin /x/libjson.so: No such file. Exiting.",
+			"Events detected: 0"}, want: "Runtime error: cannot load plugin /x/libjson.so: No such file"},
+		{name: "port conflict, last error wins", lines: []string{
+			"Thu Dec 03 15:44:48 2026: Runtime error: old. Exiting.",
+			"Error: listen tcp :9765: bind: address already in use",
+			"Rule counts by severity:"}, want: "Error: listen tcp :9765: bind: address already in use"},
+		{name: "plugin log", lines: []string{"2026/12/03 15:44:40 [k8saudit] error reading body"}, want: "[k8saudit] error reading body"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := FalcoFailureReason(tc.lines); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

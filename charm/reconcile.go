@@ -131,6 +131,11 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 			return out, err
 		}
 	}
+	if s.Engine == EngineFalco {
+		if creds.FalcoAlertsToken, err = c.falcoAlertsToken(ctx, w); err != nil {
+			return c.workloadErr(ctx, out, err)
+		}
+	}
 	// After the manifest: it caches what the other relations contributed, so a relation hook
 	// reads only its own endpoint's data.
 	in, err := c.Integrations(ctx, s, m)
@@ -198,6 +203,9 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		c.Log.Info().Msg("webhook certificate renewed; agent reloaded it without a restart")
 	}
 
+	if err := c.reloadFalcoTLS(ctx, w, s, out); err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
 	phase("layer")
 	if err := c.syncPort(ctx, s.WebhookPort); err != nil {
 		return out, err
@@ -229,7 +237,11 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		// The agent runs with every valid relation; the user has to fix or remove this one.
 		return setStatus(Blocked, p)
 	}
-	return setStatus(Active, StatusMessage(st, c.Now(), c.Redact))
+	es, msg, err := c.engineStatus(ctx, w, s, st)
+	if err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
+	return setStatus(es, msg)
 }
 
 // workloadErr turns a lost Pebble connection mid-hook (the container restarting) into waiting.

@@ -68,6 +68,8 @@ type Creds struct {
 	TLSCert      []byte
 	TLSKey       []byte
 	TLSCA        []byte
+	// FalcoAlertsToken is the token of the agent's /falco/alerts/<token> (engine=falco).
+	FalcoAlertsToken string
 }
 
 func sha(b []byte) string {

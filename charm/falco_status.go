@@ -1,0 +1,121 @@
+package charm
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/canonical/pebble/client"
+
+	"github.com/falco-k8s/falco-k8s/agent/status"
+)
+
+// falcoLogTail is how many of Falco's last log lines are searched for the reason it stopped.
+const falcoLogTail = 40
+
+// engineStatus is the unit status once the agent is ready. With engine=falco, Falco's state
+// comes first: a Falco that crashed (Pebble restarting it) or cannot start (a plugin that does
+// not load, the webhook port taken) is the unit's problem, named with the reason from Falco's
+// own log; a running Falco prefixes the agent's summary with its name and version.
+func (c *Context) engineStatus(ctx context.Context, w Workload, s *Settings, st *status.Status) (string, string, error) {
+	msg := StatusMessage(st, c.Now(), c.Redact)
+	if s.Engine != EngineFalco {
+		return Active, msg, nil
+	}
+	name := EngineFalco
+	if st.Engine.Version != "" {
+		name += " " + st.Engine.Version
+	}
+	svc, err := w.ServiceStatus(ctx, FalcoServiceName)
+	if err != nil {
+		return "", "", err
+	}
+	switch svc {
+	case "active":
+	case "backoff":
+		return Maintenance, c.falcoStopped(ctx, w, "falco crashed; Pebble is restarting it"), nil
+	default:
+		return Blocked, c.falcoStopped(ctx, w, fmt.Sprintf("falco is not running (service %s)", svc)), nil
+	}
+	if r := st.Engine.LastRefusal; r != nil && (st.LastAccepted == nil || r.Time.After(st.LastAccepted.Time)) {
+		what := "falco refused the new rules"
+		if r.RolledBack {
+			what += " (rolled back)"
+		}
+		msg += "; " + what + ": " + r.Reason
+	}
+	return Active, truncate(oneLine(c.Redact(name+": "+msg)), maxMessage), nil
+}
+
+// falcoStopped is the status message for a Falco that is not running: what happened and the
+// last error Falco logged, if any.
+func (c *Context) falcoStopped(ctx context.Context, w Workload, what string) string {
+	lines, err := w.ServiceLogs(ctx, FalcoServiceName, falcoLogTail)
+	if err != nil {
+		c.Log.Warn().Err(err).Msg("reading falco's log")
+	}
+	if r := FalcoFailureReason(lines); r != "" {
+		what += ": " + r
+	}
+	return truncate(oneLine(c.Redact(what)), maxMessage)
+}
+
+// falcoTimestamp is the time Falco puts before each log line (ctime or ISO 8601 form).
+var falcoTimestamp = regexp.MustCompile(`^(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}|\d{4}-\d\d-\d\dT[\d:.]+[+-]\d{4}|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d): `)
+
+// FalcoFailureReason is the last line of Falco's log that reports an error (Falco's
+// "Runtime error: ..." and "Error: ...", a plugin's "[k8saudit] ... error"), without its
+// timestamp; "" when there is none. Falco's log is text meant for people, so this is only ever
+// shown, never used to decide anything.
+func FalcoFailureReason(lines []string) string {
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(falcoTimestamp.ReplaceAllString(strings.TrimSpace(lines[i]), ""))
+		if strings.Contains(strings.ToLower(l), "error") {
+			return strings.TrimSuffix(strings.TrimSuffix(l, " Exiting."), ".")
+		}
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// ServiceLogs implements Workload.
+func (p *Pebble) ServiceLogs(ctx context.Context, service string, n int) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var lines []string
+	err := p.c.Logs(&client.LogsOptions{Services: []string{service}, N: n, WriteLog: func(e client.LogEntry) error {
+		lines = append(lines, e.Message)
+		return nil
+	}})
+	if err != nil {
+		return nil, pebbleErr("logs "+service, err)
+	}
+	return lines, nil
+}
+
+// reloadFalcoTLS makes a running Falco read a renewed webhook certificate: k8saudit reads its
+// sslCertificate when it opens, which Falco's SIGHUP restart does (watch_config_files only
+// follows the configuration and rules files).
+func (c *Context) reloadFalcoTLS(ctx context.Context, w Workload, s *Settings, out *Outcome) error {
+	if s.Engine != EngineFalco || out.Replanned || !slices.Contains(out.Pushed, FalcoTLSPath) {
+		return nil
+	}
+	if svc, err := w.ServiceStatus(ctx, FalcoServiceName); err != nil || svc != "active" {
+		return err
+	}
+	if err := w.Signal(ctx, FalcoServiceName, "SIGHUP"); err != nil {
+		return err
+	}
+	out.Reloaded = true
+	c.Log.Info().Msg("webhook certificate renewed; Falco reloaded it")
+	return nil
+}
