@@ -63,7 +63,7 @@ func (c *Context) falcoStopped(ctx context.Context, w Workload, what string) str
 }
 
 // falcoTimestamp is the time Falco puts before each log line (ctime or ISO 8601 form).
-var falcoTimestamp = regexp.MustCompile(`^(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}|\d{4}-\d\d-\d\dT[\d:.]+[+-]\d{4}|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d): `)
+var falcoTimestamp = regexp.MustCompile(`^(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}|\d{4}-\d\d-\d\dT[\d:.]+[+-]\d{4}|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d):? `)
 
 // FalcoFailureReason is the last line of Falco's log that reports an error (Falco's
 // "Runtime error: ..." and "Error: ...", a plugin's "[k8saudit] ... error"), without its
