@@ -72,6 +72,10 @@ func showRules(ctx context.Context, c *charm.Context, p Params) (map[string]any,
 	// Who signed each followed artifact, when its signature was verified (rules-signing-key),
 	// and with changes=true the diff view of the last candidates.
 	if st, err := a.Status(ctx); err == nil {
+		// Which engine runs these rules: falco-k8s's own, or the real Falco (engine=falco).
+		if st.Engine.Name != "" {
+			out["engine"] = strings.TrimSpace(st.Engine.Name + " " + st.Engine.Version)
+		}
 		if p.Bool("changes") {
 			for key, ch := range map[string]*status.Change{"last-accepted-changes": st.LastAccepted, "last-ignored-changes": st.LastIgnored} {
 				if ch != nil && ch.Diff != nil {
