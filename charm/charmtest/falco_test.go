@@ -239,10 +239,14 @@ func TestFalcoEngine(t *testing.T) {
 	waitFalcoAlert(t, u, client, followed)
 
 	// tune-rules: the exception reaches Falco, which stops alerting for team-a only.
+	reloads := falcoOpens(u)
 	tr := u.action("tune-rules", map[string]any{"scope": "namespace", "namespace": "team-a", "rule": privileged})
 	if tr["written"] != "true" {
 		t.Fatalf("tune-rules = %v", tr)
 	}
+	// The agent switched Falco's rules when the action returned; Falco reloads them itself
+	// (watch_config_files) a moment later.
+	waitFalcoOpens(t, u, reloads)
 	client.send(t, podCreate("team-a", "a2", true))
 	client.send(t, podCreate("team-b", "b2", true))
 	waitJournaled(t, u, privileged, "team-b", 2)
@@ -287,6 +291,23 @@ func waitFalcoAlert(tb testing.TB, u *unit, client *auditClient, rule string) {
 		if time.Now().After(deadline) {
 			tb.Fatalf("Falco never alerted on %q", rule)
 		}
+	}
+}
+
+// falcoOpens counts the times Falco opened its event source (each start and hot reload), from
+// Falco's log in Pebble's.
+func falcoOpens(u *unit) int {
+	return strings.Count(u.pebble.logs.String(), "Opening 'k8s_audit' source with plugin 'k8saudit'")
+}
+
+func waitFalcoOpens(tb testing.TB, u *unit, after int) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for falcoOpens(u) <= after {
+		if time.Now().After(deadline) {
+			tb.Fatal("Falco did not reload its rules")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
