@@ -207,7 +207,7 @@ const rulesArtifact = `- rule: Charm Test ConfigMap Created
 `
 
 // pushRules pushes files as a rulesfile artifact and returns its digest.
-func pushRules(t *testing.T, reg *testregistry.Registry, user, pass, repoTag string, files map[string]string) string {
+func pushRules(t testing.TB, reg *testregistry.Registry, user, pass, repoTag string, files map[string]string) string {
 	t.Helper()
 	res, err := auth.NewResolver(context.Background(), auth.Sources{Basic: []auth.Basic{{Registry: reg.Host, User: user, Password: pass}}, DisableDockerCfg: true})
 	if err != nil {
