@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/canonical/pebble/client"
+	"gopkg.in/yaml.v3"
 
 	"github.com/falco-k8s/falco-k8s/agent/status"
 )
@@ -118,4 +119,48 @@ func (c *Context) reloadFalcoTLS(ctx context.Context, w Workload, s *Settings, o
 	out.Reloaded = true
 	c.Log.Info().Msg("webhook certificate renewed; Falco reloaded it")
 	return nil
+}
+
+// Stop implements Workload. It does not wait for the change: the service's port is free once
+// the process is gone, which the next replan or hook does not depend on.
+func (p *Pebble) Stop(ctx context.Context, service string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := p.c.Stop(&client.ServiceOptions{Names: []string{service}}); err != nil {
+		return pebbleErr("stop "+service, err)
+	}
+	return nil
+}
+
+// retireFalco handles a switch from engine=falco back to falco-k8s. Pebble cannot remove a
+// service from a plan, and a replan restarts a service whose definition changed whatever its
+// startup, so the falco service is redefined disabled and never restarted on failure (d.Layer),
+// and stopped after the replan (the caller, when retiring is true) so the agent gets the
+// webhook port. Later replans leave the unchanged, disabled service alone.
+func (c *Context) retireFalco(ctx context.Context, w Workload, s *Settings, d *Desired) (retiring bool, err error) {
+	if s.Engine == EngineFalco {
+		return false, nil
+	}
+	svc, err := w.ServiceStatus(ctx, FalcoServiceName)
+	if err != nil || svc == "" {
+		return false, err
+	}
+	var layer map[string]any
+	if err := yaml.Unmarshal(d.Layer, &layer); err != nil {
+		return false, fmt.Errorf("pebble layer: %w", err)
+	}
+	services, _ := layer["services"].(map[string]any)
+	if services == nil {
+		return false, fmt.Errorf("pebble layer has no services")
+	}
+	services[FalcoServiceName] = map[string]any{
+		"override": "replace", "summary": "Falco (engine=falco-k8s: not used)",
+		"command": strings.Join(append([]string{c.Env.falcoBinary()}, FalcoArgs(c.Env.WorkloadRoot+FalcoConfigPath)...), " "),
+		"startup": "disabled", "on-success": "ignore", "on-failure": "ignore",
+	}
+	if d.Layer, err = yaml.Marshal(layer); err != nil {
+		return false, fmt.Errorf("render pebble layer: %w", err)
+	}
+	return svc == "active" || svc == "backoff" || svc == "error", nil
 }

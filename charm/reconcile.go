@@ -160,6 +160,10 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return out, err
 	}
+	retiring, err := c.retireFalco(ctx, w, s, d)
+	if err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
 
 	if err := c.syncLogTargets(ctx, w, in, m); err != nil {
 		return c.workloadErr(ctx, out, err)
@@ -192,6 +196,11 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 			return c.workloadErr(ctx, out, err)
 		}
 		out.Replanned = true
+		if retiring {
+			if err := w.Stop(ctx, FalcoServiceName); err != nil {
+				return c.workloadErr(ctx, out, err)
+			}
+		}
 		c.Log.Info().Str("inputs", d.InputsHash).Str("was", svc).Msg("agent layer applied, replanned")
 	} else if slices.Contains(out.Pushed, TLSCertPath) || slices.Contains(out.Pushed, TLSKeyPath) {
 		// A renewed certificate (the same paths, so the same inputs hash): SIGHUP makes the

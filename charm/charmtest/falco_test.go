@@ -273,6 +273,30 @@ func TestFalcoEngine(t *testing.T) {
 	}
 	client.send(t, podCreate("team-b", "b3", true))
 	waitJournaled(t, u, privileged, "team-b", 3)
+
+	// Back to engine=falco-k8s: Falco is stopped for good and the agent serves the webhook.
+	u.config(map[string]any{"engine": "falco-k8s"})
+	u.hook("config-changed")
+	waitActive(t, u, "k8s-rules@")
+	if s := u.State().UnitStatus; strings.Contains(s.Message, "falco 0.44.1") {
+		t.Fatalf("status still names Falco: %q", s.Message)
+	}
+	client.send(t, podCreate("team-b", "b4", true))
+	waitJournaled(t, u, privileged, "team-b", 4)
+	if e := u.agentStatus().Engine; e.Name != "falco-k8s" {
+		t.Fatalf("engine after the switch back = %+v", e)
+	}
+	u.hook("update-status")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, running := findFalco(u); !running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Falco still runs with engine=falco-k8s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // waitFalcoAlert posts the followed rule's event until Falco (reloaded) alerts on it.
@@ -330,6 +354,14 @@ func rulesDirSnapshot(tb testing.TB, u *unit) string {
 // unit's configuration file).
 func falcoPID(tb testing.TB, u *unit) int {
 	tb.Helper()
+	pid, ok := findFalco(u)
+	if !ok {
+		tb.Fatalf("no Falco process with %s", u.root+charm.FalcoConfigPath)
+	}
+	return pid
+}
+
+func findFalco(u *unit) (int, bool) {
 	want := u.root + charm.FalcoConfigPath
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -343,9 +375,8 @@ func falcoPID(tb testing.TB, u *unit) int {
 		}
 		args := strings.Split(string(cmd), "\x00")
 		if strings.HasSuffix(args[0], "/falco") && strings.Contains(string(cmd), want) {
-			return pid
+			return pid, true
 		}
 	}
-	tb.Fatalf("no Falco process with %s", want)
-	return 0
+	return 0, false
 }
