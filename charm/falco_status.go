@@ -29,16 +29,8 @@ func (c *Context) engineStatus(ctx context.Context, w Workload, s *Settings, st 
 	if st.Engine.Version != "" {
 		name += " " + st.Engine.Version
 	}
-	svc, err := w.ServiceStatus(ctx, FalcoServiceName)
-	if err != nil {
-		return "", "", err
-	}
-	switch svc {
-	case "active":
-	case "backoff":
-		return Maintenance, c.falcoStopped(ctx, w, "falco crashed; Pebble is restarting it"), nil
-	default:
-		return Blocked, c.falcoStopped(ctx, w, fmt.Sprintf("falco is not running (service %s)", svc)), nil
+	if st, msg, down, err := c.falcoDown(ctx, w); err != nil || down {
+		return st, msg, err
 	}
 	if r := st.Engine.LastRefusal; r != nil && (st.LastAccepted == nil || r.Time.After(st.LastAccepted.Time)) {
 		what := "falco refused the new rules"
@@ -163,4 +155,20 @@ func (c *Context) retireFalco(ctx context.Context, w Workload, s *Settings, d *D
 		return false, fmt.Errorf("render pebble layer: %w", err)
 	}
 	return svc == "active" || svc == "backoff" || svc == "error", nil
+}
+
+// falcoDown reports a Falco service that is not running, with the status to show: crashed and
+// being restarted by Pebble (maintenance), or not running at all (blocked).
+func (c *Context) falcoDown(ctx context.Context, w Workload) (st, msg string, down bool, err error) {
+	svc, err := w.ServiceStatus(ctx, FalcoServiceName)
+	if err != nil {
+		return "", "", false, err
+	}
+	switch svc {
+	case "active":
+		return "", "", false, nil
+	case "backoff":
+		return Maintenance, c.falcoStopped(ctx, w, "falco crashed; Pebble is restarting it"), true, nil
+	}
+	return Blocked, c.falcoStopped(ctx, w, fmt.Sprintf("falco is not running (service %s)", svc)), true, nil
 }

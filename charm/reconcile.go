@@ -235,6 +235,13 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		var we *waitingError
 		if errors.As(err, &we) {
+			// The agent validates with Falco: a Falco that cannot start (a plugin that does not
+			// load) stops it too, and Falco's reason is the one to show.
+			if s.Engine == EngineFalco {
+				if fs, msg, down, ferr := c.falcoDown(ctx, w); ferr == nil && down {
+					return setStatus(fs, msg)
+				}
+			}
 			return setStatus(Waiting, we.msg)
 		}
 		return c.workloadErr(ctx, out, err)

@@ -380,3 +380,47 @@ func findFalco(u *unit) (int, bool) {
 	}
 	return 0, false
 }
+
+// TestFalcoFailureModes: Falco's own failures are the unit's status, with Falco's reason: the
+// webhook port taken by another process, and a plugin that does not load.
+func TestFalcoFailureModes(t *testing.T) {
+	t.Run("webhook port taken", func(t *testing.T) {
+		u := newFalcoUnit(t)
+		ln, err := net.Listen("tcp", fmt.Sprintf(":%d", u.port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		u.hook("install")
+		waitStatus(t, u, "maintenance", "falco crashed; Pebble is restarting it: Error: listen tcp :"+fmt.Sprint(u.port)+": bind: address already in use")
+		// Freed, Pebble's next restart listens and the unit comes back.
+		ln.Close()
+		waitFalcoWebhook(t, u)
+		waitActive(t, u, "falco 0.44.1: ")
+	})
+	t.Run("plugin does not load", func(t *testing.T) {
+		u := newFalcoUnit(t)
+		empty := t.TempDir()
+		u.Extra = append(u.Extra, "FALCO_K8S_FALCO_PLUGINS_DIR="+empty)
+		u.hook("install")
+		waitStatus(t, u, "maintenance", "falco crashed; Pebble is restarting it: Runtime error: cannot load plugin "+empty+"/libk8saudit.so")
+	})
+}
+
+// waitStatus runs update-status until the unit status is st (any when "") and contains want.
+func waitStatus(t *testing.T, u *unit, st, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		u.hook("update-status")
+		got := u.State().UnitStatus
+		if (st == "" || got.Status == st) && strings.Contains(got.Message, want) {
+			t.Logf("unit status: %s %q", got.Status, got.Message)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("unit status %s %q, want %s containing %q", got.Status, got.Message, st, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
