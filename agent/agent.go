@@ -2,14 +2,18 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +28,7 @@ import (
 	"github.com/falco-k8s/falco-k8s/agent/status"
 	"github.com/falco-k8s/falco-k8s/agent/webhook"
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
 
 // Options are the agent's non-configuration inputs.
@@ -221,7 +226,7 @@ func (a *Agent) loadCredentials() error {
 		a.cert.Store(&c)
 	}
 	if a.falco != nil {
-		tok, err := os.ReadFile(a.cfg.Falco.AlertsTokenFile)
+		tok, err := readOrCreateToken(a.cfg.Falco.AlertsTokenFile)
 		if err != nil {
 			return fmt.Errorf("read falco.alerts_token_file: %w", err)
 		}
@@ -231,6 +236,24 @@ func (a *Agent) loadCredentials() error {
 		a.falcoToken.Store(&tok)
 	}
 	return nil
+}
+
+// readOrCreateToken reads a token file, first creating it (0600, 32 random bytes in hex) when
+// it does not exist: Falco's forwarder reads the same file, so nobody else has to make one.
+func readOrCreateToken(path string) ([]byte, error) {
+	tok, err := os.ReadFile(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return tok, err
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	tok = []byte(hex.EncodeToString(b[:]))
+	if err := atomicfile.WriteFileWith(path, append(tok, '\n'), 0o600, atomicfile.Options{MkdirAll: true}); err != nil {
+		return nil, err
+	}
+	return tok, nil
 }
 
 func trimSpace(b []byte) []byte {
@@ -310,6 +333,11 @@ func (a *Agent) observe(mux *http.ServeMux, guard func(http.Handler) http.Handle
 	if a.falco != nil {
 		// Falco's http_output: the token in the path is the credential (Falco sends no headers).
 		mux.HandleFunc("POST "+status.PathFalcoAlerts+"{token}", a.serveFalcoAlerts)
+		noToken := func(w http.ResponseWriter, _ *http.Request) {
+			status.WriteError(w, http.StatusUnauthorized, "unauthorized: the path must end in the token of falco.alerts_token_file")
+		}
+		mux.HandleFunc("POST "+status.PathFalcoAlerts, noToken)
+		mux.HandleFunc("POST "+strings.TrimSuffix(status.PathFalcoAlerts, "/"), noToken)
 	}
 }
 

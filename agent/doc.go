@@ -74,6 +74,56 @@
 // falco_k8s_journal_corrupt_records_total) and shown in /status under "journal", with the last
 // error.
 //
+// # engine: falco
+//
+// With engine: falco a real Falco (falco.binary, run beside the agent, e.g. as another Pebble
+// service with falco.config_file) evaluates the audit events: its k8saudit plugin serves the
+// webhook port, so the agent does not open webhook.listen (its API is on observability.listen,
+// which is then required), runs no evaluation of its own and serves no admission webhook
+// (admission enforcement is a falco-k8s-engine feature; /status engine.admission says so when
+// admission.mode asks for it). Everything else stays: the follower, rules.files, the tuning file,
+// /status, /rules, /sync, the journal and the outputs.
+//
+//   - Falco's rules: the agent owns falco.rules_dir, which Falco's rules_files lists (and
+//     nothing else of the agent's). It holds every file of the running ruleset (built-in,
+//     followed, rules.files, tuning) named NNN-<name>.yaml in the one load order, since Falco
+//     loads a directory's files sorted by name.
+//   - Validation: every ruleset the agent would run (start-up, follower candidates and dry runs,
+//     reloads, the tuning file) is compiled by the agent's engine and then validated by Falco,
+//     `falco -c falco.config_file -o json_output=true -V <the whole set in load order>`, staged
+//     beside rules_dir (so plugins load exactly as in the running Falco). A refusal is decoded
+//     from falco_load_results (internal/falcobin) and the candidate ignored with Falco's
+//     diagnostics ("refused by Falco: file:line:col: rule "x": message (CODE)"), named as the
+//     agent names the files. Falco never sees a ruleset it refuses.
+//   - The switch: the changed files are written into a staging directory beside rules_dir and
+//     renamed in one burst (the files the set no longer has removed), which Falco's
+//     watch_config_files (inotify, 100 ms debounce, then a dry run, then a restart) takes as one
+//     change. Falco's version is taken once at start (`falco --version`) for /status engine.
+//   - Refused reloads: after the switch the agent runs `falco -c falco.config_file --dry-run`,
+//     the check Falco's restart handler runs before restarting, on exactly what is on disk.
+//     Its exit status is the signal (1: refused, with Falco's message; anything else: could not
+//     tell, logged). Refused, rules_dir is switched back to the previous set, the change is
+//     recorded as ignored (last_ignored, the ArtifactsIgnored Kubernetes Event, Falco's internal
+//     alert) and shown in /status engine.last_refusal; the follower undoes its commit and, as
+//     the same files would be refused again, does not retry them until something changes
+//     (sync-rules forces it; Accept wraps the *falcobin.RefusedError). This
+//     catches what -V of the set alone cannot: other rules files Falco's configuration lists, a
+//     configuration Falco no longer accepts. Falco's own "Falco internal: hot restart failure"
+//     alert (rule and source "internal", structured fields) arriving on the alerts route is
+//     recorded there too (from_falco) and the agent's check runs again on rules_dir: refused,
+//     the reason is reported (engine.last_refusal.recheck); accepted, Falco refused something
+//     that has passed (its watcher checked mid-switch, a transient failure) and runs older rules
+//     than rules_dir, so one file is renamed in again and Falco checks once more (once per set,
+//     so a refusal the agent cannot reproduce never loops).
+//   - Alerts: Falco posts its JSON alerts to POST <observability.listen>/falco/alerts/<token>
+//     (http_output, or program_output through `falco-k8s falco-forward` where Falco is built
+//     without it), the token read from falco.alerts_token_file (created 0600 when missing;
+//     compared in constant time, never logged; wrong or missing: 401). One alert per request, or
+//     several one per line, at most falco.max_alert_size (413 beyond). They are counted in the
+//     metrics by rule and priority and sent to the journal and every output except stdout
+//     (Falco prints there itself), with outputs.output_fields added, so review-alerts and
+//     tune-rules work as with the agent's own engine.
+//
 // # Rulesets and hot swap
 //
 // The running ruleset sits behind an atomic pointer. Workers load it before every event, so a

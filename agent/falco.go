@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -43,9 +45,10 @@ type falcoEngine struct {
 	timeout time.Duration
 	version string
 
-	mu      sync.Mutex  // guards the fields below
+	mu      sync.Mutex  // guards the fields below; held through a switch and its checks
 	current []falcoFile // what rules_dir holds (the last published set)
 	refusal *status.FalcoRefusal
+	nudged  string // setKey of the set Falco was last asked to check again
 }
 
 // falcoFile is one file of a set as Falco loads it.
@@ -68,6 +71,10 @@ func newFalcoEngine(ctx context.Context, c config.Falco) (*falcoEngine, error) {
 	fe.version = v
 	if err := os.MkdirAll(fe.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("falco.rules_dir: %w", err)
+	}
+	// Sets staged by a process that was killed: nothing refers to them.
+	if err := os.RemoveAll(fe.staging); err != nil {
+		return nil, fmt.Errorf("falco rules staging: %w", err)
 	}
 	// What rules_dir holds now is what a refused first switch goes back to.
 	ents, _ := os.ReadDir(fe.dir)
@@ -134,6 +141,9 @@ func (fe *falcoEngine) stage(set []falcoFile) (string, error) {
 // validate runs `falco -V` over the whole set in load order. A refusal comes back as a
 // *falcobin.RefusedError whose positions name the files as the agent does.
 func (fe *falcoEngine) validate(ctx context.Context, files []engine.File) error {
+	if len(files) == 0 {
+		return nil // nothing to load (a follower before its first artifact): Falco loads nothing too
+	}
 	set := falcoSet(files)
 	dir, err := fe.stage(set)
 	if err != nil {
@@ -261,10 +271,54 @@ func (fe *falcoEngine) lastRefusal() *status.FalcoRefusal {
 	return &r
 }
 
-// noteReloadFailure records Falco's own "hot restart failure" alert (a reload its dry run
-// refused), received on the alerts route.
-func (fe *falcoEngine) noteReloadFailure(at time.Time, msg string) {
+// noteReloadFailure answers Falco's own "hot restart failure" alert (a reload its dry run
+// refused), received on the alerts route: recorded in /status, then the agent's check runs
+// again on what rules_dir holds. Refused there too, the cause (Falco's configuration, a file it
+// lists besides rules_dir) is reported for the operator. Accepted, Falco's refusal came from
+// something that has passed (its watcher checked while a switch was being renamed in, a
+// transient failure) and left Falco on older rules than rules_dir: one file is renamed in again
+// so Falco checks once more, at most once per set so a refusal the agent cannot see never
+// loops.
+func (fe *falcoEngine) noteReloadFailure(ctx context.Context, at time.Time, msg string) {
 	fe.mu.Lock()
 	defer fe.mu.Unlock()
-	fe.refusal = &status.FalcoRefusal{Time: at, Reason: msg, FromFalco: true}
+	r := &status.FalcoRefusal{Time: at, Reason: msg, FromFalco: true}
+	fe.refusal = r
+	ctx, cancel := context.WithTimeout(ctx, fe.timeout)
+	defer cancel()
+	err := fe.bin.DryRun(ctx)
+	var re *falcobin.RefusedError
+	switch {
+	case errors.As(err, &re):
+		r.Recheck = "refused by the agent's check too: " + re.Error()
+	case err != nil:
+		r.Recheck = "the agent's check could not run: " + err.Error()
+	case len(fe.current) == 0:
+		r.Recheck = "accepted by the agent's check; no rules to hand to Falco again"
+	case fe.nudged == setKey(fe.current):
+		r.Recheck = "accepted by the agent's check; Falco was already asked to check these rules again once"
+	default:
+		f := fe.current[0]
+		dir, serr := fe.stage([]falcoFile{f})
+		if serr == nil {
+			serr = os.Rename(filepath.Join(dir, f.name), filepath.Join(fe.dir, f.name))
+			os.RemoveAll(dir)
+		}
+		if serr != nil {
+			r.Recheck = "accepted by the agent's check; asking Falco to check again failed: " + serr.Error()
+			return
+		}
+		fe.nudged = setKey(fe.current)
+		r.Recheck = "accepted by the agent's check; Falco asked to check the rules again"
+	}
+}
+
+// setKey identifies a set's names and contents.
+func setKey(set []falcoFile) string {
+	h := sha256.New()
+	for _, f := range set {
+		fmt.Fprintf(h, "%s\x00%d\x00", f.name, len(f.content))
+		h.Write(f.content)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -61,8 +61,8 @@ func (a *Agent) serveFalcoAlerts(w http.ResponseWriter, r *http.Request) {
 	for _, al := range alerts {
 		if al.Rule == HotRestartFailureRule && al.Source == "internal" {
 			// Falco's own report of a reload its dry run refused (structured: rule and source).
-			a.falco.noteReloadFailure(time.Now(), al.Output)
-			a.log.Error().Str("falco", al.Output).Msg("Falco refused to reload its rules")
+			a.falco.noteReloadFailure(r.Context(), time.Now(), al.Output)
+			a.log.Error().Str("falco", al.Output).Str("recheck", a.falco.lastRefusal().Recheck).Msg("Falco refused to reload its rules")
 		}
 		a.m.Alert(al.Rule, al.Priority.String())
 		a.outs.Send(al.outputAlert(extra))

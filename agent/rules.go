@@ -326,7 +326,9 @@ func (a *Agent) Accept(c *Candidate) (uint64, error) {
 	}
 	if err := a.publish(b); err != nil {
 		a.reject(c.source, TriggerCandidate, ref, digest, err)
-		return 0, fmt.Errorf("accept %s candidate: %s", c.source, Reason(err))
+		// Wrapped: a *falcobin.RefusedError tells the source the same files would be refused
+		// again (the follower then does not retry them), unlike a stale recompile.
+		return 0, fmt.Errorf("accept %s candidate: %w", c.source, err)
 	}
 	a.sourceFiles[c.source] = c.files
 	a.inputs++

@@ -1,7 +1,10 @@
 package follower
 
 import (
+	"errors"
+
 	"github.com/falco-k8s/falco-k8s/agent"
+	"github.com/falco-k8s/falco-k8s/internal/falcobin"
 )
 
 // candidate is a proposed change of the accepted sets, from the registry (check.go) or from a
@@ -92,11 +95,14 @@ func (f *Follower) promote(c *candidate, dryRun bool) (uint64, error) {
 	}
 	gen, err := f.sink.Accept(cand)
 	if err != nil {
-		// The agent recompiled against newer local files and refused: put the old state back.
+		// The agent recompiled against newer local files and refused, or (engine: falco) Falco
+		// refused to reload the set: put the old state back. Falco's refusal would repeat for
+		// the same files, so it counts as invalid (not retried until something changes).
 		if rerr := f.commit(prev, nil); rerr != nil {
 			f.log.Error().Err(rerr).Msg("cannot restore the previous follower state")
 		}
-		return 0, &rejectedError{err: err}
+		var refused *falcobin.RefusedError
+		return 0, &rejectedError{invalid: errors.As(err, &refused), err: err}
 	}
 	f.acc = c.next
 	clear(f.ignored) // other candidates may be valid next to the new files

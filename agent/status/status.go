@@ -190,4 +190,6 @@ type FalcoRefusal struct {
 	RolledBack bool `json:"rolled_back,omitempty"`
 	// FromFalco is true when Falco reported it (its internal alert).
 	FromFalco bool `json:"from_falco,omitempty"`
+	// Recheck is what the agent's own check found on the rules directory after Falco's report.
+	Recheck string `json:"recheck,omitempty"`
 }

@@ -343,6 +343,9 @@ func TestFollowSyncShowAndUpgrade(t *testing.T) {
 	if res["format"] != "table" || res["count"] == "0" || res["count"] == "1" {
 		t.Errorf("show-rules defaults: count %v format %v", res["count"], res["format"])
 	}
+	if e, _ := res["engine"].(string); !strings.HasPrefix(e, "falco-k8s") {
+		t.Errorf("show-rules engine %q, want falco-k8s and its version", e)
+	}
 
 	// upgrade-charm: a new charm binary is pushed and the agent restarted; the registry is down
 	// by then, and the accepted rules are still what runs.
