@@ -213,6 +213,8 @@ func TestFalcoEngine(t *testing.T) {
 		t.Errorf("show-rules does not name the engine: %.300v", sr)
 	}
 
+	falcoWebhookConfig := u.action("webhook-config", map[string]any{"server": "10.0.0.1"})
+
 	// A followed artifact: validated, switched in, Falco reloads and alerts on its new rule.
 	reg := testregistry.New(t, testregistry.Options{})
 	dgst := pushRules(t, reg, "", "", "acme/k8s-rules:1", map[string]string{"k8s_audit_rules.yaml": rulesArtifact})
@@ -285,6 +287,10 @@ func TestFalcoEngine(t *testing.T) {
 	waitJournaled(t, u, privileged, "team-b", 4)
 	if e := u.agentStatus().Engine; e.Name != "falco-k8s" {
 		t.Fatalf("engine after the switch back = %+v", e)
+	}
+	// kube-apiserver is configured the same for both engines.
+	if wc := u.action("webhook-config", map[string]any{"server": "10.0.0.1"}); fmt.Sprint(wc) != fmt.Sprint(falcoWebhookConfig) {
+		t.Fatalf("webhook-config differs between engines:\nfalco: %v\nfalco-k8s: %v", falcoWebhookConfig, wc)
 	}
 	u.hook("update-status")
 	deadline := time.Now().Add(10 * time.Second)
