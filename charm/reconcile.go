@@ -160,10 +160,6 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return out, err
 	}
-	retiring, err := c.retireFalco(ctx, w, s, d)
-	if err != nil {
-		return c.workloadErr(ctx, out, err)
-	}
 
 	if err := c.syncLogTargets(ctx, w, in, m); err != nil {
 		return c.workloadErr(ctx, out, err)
@@ -187,7 +183,12 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		if st, err := agent.Status(ctx); err == nil {
 			prevStart = st.StartedAt
 		}
+		retiring := false
 		if env[hashEnv] != d.InputsHash {
+			// Only when the layer changes: switching engines always does (the agent's config).
+			if retiring, err = c.retireFalco(ctx, w, s, d); err != nil {
+				return c.workloadErr(ctx, out, err)
+			}
 			if err := w.AddLayer(ctx, LayerLabel, d.Layer); err != nil {
 				return c.workloadErr(ctx, out, err)
 			}
