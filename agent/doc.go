@@ -98,7 +98,9 @@
 //   - The switch: the changed files are written into a staging directory beside rules_dir and
 //     renamed in one burst (the files the set no longer has removed), which Falco's
 //     watch_config_files (inotify, 100 ms debounce, then a dry run, then a restart) takes as one
-//     change. Falco's version is taken once at start (`falco --version`) for /status engine.
+//     change. A crash mid-switch leaves only whole files of either set there, and the start-up
+//     publishes the committed set again (TestFalcoSwitchCrashAtEveryStep). Falco's version is
+//     taken once at start (`falco --version`) for /status engine.
 //   - Refused reloads: after the switch the agent runs `falco -c falco.config_file --dry-run`,
 //     the check Falco's restart handler runs before restarting, on exactly what is on disk.
 //     Its exit status is the signal (1: refused, with Falco's message; anything else: could not

@@ -49,6 +49,15 @@ type falcoEngine struct {
 	current []falcoFile // what rules_dir holds (the last published set)
 	refusal *status.FalcoRefusal
 	nudged  string // setKey of the set Falco was last asked to check again
+
+	// hook, when set, is called before every write step of a switch (crash tests stop there).
+	hook func(step string)
+}
+
+func (fe *falcoEngine) step(name string) {
+	if fe.hook != nil {
+		fe.hook(name)
+	}
 }
 
 // falcoFile is one file of a set as Falco loads it.
@@ -130,7 +139,11 @@ func (fe *falcoEngine) stage(set []falcoFile) (string, error) {
 		return "", err
 	}
 	for _, f := range set {
-		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.content, 0o644); err != nil {
+		var hook func(string)
+		if fe.hook != nil {
+			hook = func(s string) { fe.step("stage:" + f.name + ":" + s) }
+		}
+		if err := atomicfile.WriteFileWith(filepath.Join(dir, f.name), f.content, 0o644, atomicfile.Options{Hook: hook}); err != nil {
 			os.RemoveAll(dir)
 			return "", fmt.Errorf("falco rules staging: %w", err)
 		}
@@ -248,15 +261,18 @@ func (fe *falcoEngine) switchTo(set []falcoFile) error {
 	defer os.RemoveAll(dir)
 	atomicfile.SyncDir(dir)
 	for _, f := range changed {
+		fe.step("rename:" + f.name)
 		if err := os.Rename(filepath.Join(dir, f.name), filepath.Join(fe.dir, f.name)); err != nil {
 			return fmt.Errorf("falco.rules_dir: %w", err)
 		}
 	}
 	for _, n := range stale {
+		fe.step("remove:" + n)
 		if err := os.Remove(filepath.Join(fe.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("falco.rules_dir: %w", err)
 		}
 	}
+	fe.step("syncdir")
 	atomicfile.SyncDir(fe.dir)
 	return nil
 }
