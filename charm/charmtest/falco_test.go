@@ -2,6 +2,8 @@ package charmtest
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -429,4 +431,66 @@ func waitStatus(t *testing.T, u *unit, st, want string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestFalcoEngineTLS: with webhook-tls, Falco's k8saudit webhook serves https with the secret's
+// certificate; kube-apiserver's webhook client configured from the webhook-config action's own
+// kubeconfig delivers to it; a renewed certificate (secret-changed) is served after Falco's
+// reload, without restarting the agent.
+func TestFalcoEngineTLS(t *testing.T) {
+	u := newFalcoUnit(t)
+	certPEM, keyPEM := selfSigned(t)
+	uri := u.AddSecret("d0nhl5nmp25c7f2pu3d0", map[string]string{"certificate": string(certPEM), "private-key": string(keyPEM)}, true)
+	u.config(map[string]any{"webhook-tls": uri})
+	u.hook("install")
+	waitFalcoWebhook(t, u)
+	waitActive(t, u, "falco 0.44.1: ")
+	if fi, err := os.Stat(u.root + charm.FalcoTLSPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v %v", charm.FalcoTLSPath, fi, err)
+	}
+	if served := servedCert(t, u); served != string(certPEM) {
+		t.Fatal("Falco does not serve the webhook-tls certificate")
+	}
+
+	res := u.action("webhook-config", map[string]any{"server": fmt.Sprintf("127.0.0.1:%d", u.port)})
+	kubeconfig := filepath.Join(t.TempDir(), "audit-webhook.kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(res["kubeconfig"].(string)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := webhook.NewBackend(kubeconfig, auditv1.SchemeGroupVersion, utilwebhook.DefaultRetryBackoffWithInitialDelay(100*time.Millisecond), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &auditClient{b: b}
+	client.send(t, podCreate("tls", "t1", true))
+	waitJournaled(t, u, "Privileged Container Started in Pod", "tls", 1)
+
+	// Renewal: a new revision of the secret, secret-changed; Falco reloads it on SIGHUP.
+	started := u.agentStatus().StartedAt
+	cert2, key2 := selfSigned(t)
+	u.AddSecret("d0nhl5nmp25c7f2pu3d0", map[string]string{"certificate": string(cert2), "private-key": string(key2)}, true)
+	if r := u.Hook("secret-changed", "JUJU_SECRET_ID="+uri, "JUJU_SECRET_LABEL="); r.Code != 0 {
+		t.Fatal(r)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for servedCert(t, u) != string(cert2) {
+		if time.Now().After(deadline) {
+			t.Fatal("Falco never served the renewed certificate")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !u.agentStatus().StartedAt.Equal(started) {
+		t.Error("the agent was restarted for a certificate only Falco serves")
+	}
+}
+
+// servedCert is the PEM certificate the webhook port serves ("" while it does not answer).
+func servedCert(tb testing.TB, u *unit) string {
+	tb.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", u.port), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reading the served certificate only
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: conn.ConnectionState().PeerCertificates[0].Raw}))
 }
