@@ -274,7 +274,8 @@ func falcoDesired(cfg map[string]any, s *Settings, c Creds, env Env, statusPort 
 func isFalcoReloaded(path string) bool { return path == FalcoConfigPath || path == FalcoTLSPath }
 
 // falcoService is the Pebble service running Falco, and its check: Falco's webhook must accept
-// connections, or Pebble restarts it (a Falco that lost its listener alerts on nothing).
+// connections, or Pebble restarts it (a Falco that lost its listener alerts on nothing) and the
+// pod is not ready.
 func falcoService(env Env, webhookPort int, p func(string) string) (svc, check map[string]any) {
 	svc = map[string]any{
 		"override": "replace",
@@ -287,8 +288,10 @@ func falcoService(env Env, webhookPort int, p func(string) string) (svc, check m
 		"on-failure":       "restart",
 		"on-check-failure": map[string]string{FalcoCheckName: "restart"},
 	}
+	// Level ready: the webhook is Falco's, so a unit whose Falco does not listen is taken out
+	// of the Service (Juju's readiness probe) as well as restarted.
 	check = map[string]any{
-		"override": "replace", "period": "10s", "timeout": "3s", "threshold": 3,
+		"override": "replace", "level": "ready", "period": "10s", "timeout": "3s", "threshold": 3,
 		"tcp": map[string]any{"port": webhookPort, "host": "127.0.0.1"},
 	}
 	return svc, check

@@ -210,3 +210,86 @@ func TestFalcoFailureReason(t *testing.T) {
 		})
 	}
 }
+
+// BuildDesired with engine=falco: the agent in falco mode, Falco's files (credentials 0600), the
+// falco service after the agent with its webhook check; Falco's files are outside the agent's
+// inputs hash (a renewed certificate does not restart the agent).
+func TestBuildDesiredFalco(t *testing.T) {
+	s, err := ParseSettings(map[string]any{"engine": "falco", "webhook-port": int64(9443), "minimum-priority": "notice"}, "falco-k8s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := Env{App: "falco-k8s", Model: "audit", Unit: "falco-k8s/0", WorkloadRoot: "/w", FalcoBinary: "/opt/falco/bin/falco"}
+	cert, key := []byte("CERT1\n"), []byte("KEY1\n")
+	d, err := BuildDesired(s, Creds{FalcoAlertsToken: "tok", TLSCert: cert, TLSKey: key}, env, "/bin/true", "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]File{}
+	for _, f := range d.Files {
+		files[f.Path] = f
+	}
+	for path, mode := range map[string]os.FileMode{FalcoConfigPath: 0o644, FalcoTLSPath: 0o600, FalcoAlertsTokenPath: 0o600} {
+		if f, ok := files[path]; !ok || f.Mode != mode {
+			t.Errorf("%s: %+v, want mode %v", path, f, mode)
+		}
+	}
+	if got := string(files[FalcoTLSPath].Content); got != "CERT1\nKEY1\n" {
+		t.Errorf("webhook PEM = %q", got)
+	}
+	var ac map[string]any
+	if err := yaml.Unmarshal(d.AgentConfig, &ac); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{"engine": "falco", "falco.binary": "/opt/falco/bin/falco", "falco.config_file": "/w" + FalcoConfigPath,
+		"falco.rules_dir": "/w" + FalcoRulesDir, "falco.alerts_token_file": "/w" + FalcoAlertsTokenPath} {
+		if got := dig(ac, k); got != want {
+			t.Errorf("agent config %s = %v, want %v", k, got, want)
+		}
+	}
+	var fc map[string]any
+	if err := yaml.Unmarshal(files[FalcoConfigPath].Content, &fc); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{"rules_files": []any{"/w" + FalcoRulesDir}, "plugins.0.open_params": "https://:9443/k8s-audit",
+		"plugins.0.init_config.sslCertificate": "/w" + FalcoTLSPath, "priority": "notice",
+		"program_output.program": "/w" + BinaryPath + " falco-forward --url http://127.0.0.1:9444/falco/alerts/ --token-file /w" + FalcoAlertsTokenPath} {
+		if got := dig(fc, k); !yamlEqual(got, want) {
+			t.Errorf("falco.yaml %s = %v, want %v", k, got, want)
+		}
+	}
+	var layer map[string]any
+	if err := yaml.Unmarshal(d.Layer, &layer); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{
+		"services.falco.command":                        "/opt/falco/bin/falco -c /w" + FalcoConfigPath + " --disable-source=syscall",
+		"services.falco.after":                          []any{"agent"},
+		"services.falco.on-check-failure.falco-webhook": "restart",
+		"checks.falco-webhook.tcp.port":                 9443,
+		"checks.falco-webhook.level":                    "ready",
+		"services.falco.environment.FALCO_HOSTNAME":     "falco-k8s/0",
+		"services.agent.on-check-failure.agent-restart": "restart",
+	} {
+		if got := dig(layer, k); !yamlEqual(got, want) {
+			t.Errorf("layer %s = %v, want %v", k, got, want)
+		}
+	}
+	d2, err := BuildDesired(s, Creds{FalcoAlertsToken: "tok", TLSCert: []byte("CERT2\n"), TLSKey: []byte("KEY2\n")}, env, "/bin/true", "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2.InputsHash != d.InputsHash {
+		t.Error("a renewed certificate changes the agent's inputs hash")
+	}
+	d3, err := BuildDesired(s, Creds{FalcoAlertsToken: "other", TLSCert: cert, TLSKey: key}, env, "/bin/true", "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d3.InputsHash == d.InputsHash {
+		t.Error("a new alerts token does not restart the agent, which reads it at start")
+	}
+	if _, err := BuildDesired(s, Creds{}, env, "/bin/true", "id"); err == nil {
+		t.Error("engine=falco without an alerts token rendered")
+	}
+}
