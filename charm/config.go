@@ -45,6 +45,9 @@ type Settings struct {
 	WebhookPort         int
 	WebhookTLS          string // secret URI
 	Enforce             Enforce
+	// Engine evaluates the rules: EngineFalcoK8s (the agent's own engine) or EngineFalco (the
+	// real Falco binary of the workload image, configured by the charm; falco_engine.go).
+	Engine string
 }
 
 // Index is one falcoctl index (indexes option).
@@ -70,7 +73,7 @@ func (e *ConfigError) Error() string {
 var Options = []string{"rules-artifacts", "rule-files", "indexes", "follow-interval", "allow-rule-removal", "rules-signing-key", "rules-signing-identity", "rules-signing-issuer",
 	"rules-trusted-root", "rules-signature-policy", "registry-auth-secret",
 	"registry-credentials", "plain-http-registries", "registry-ca", "http-output", "json-output",
-	"minimum-priority", "log-level", "webhook-port", "webhook-tls", "enforce-mode", "enforce-rules", "manage-admission-webhook"}
+	"minimum-priority", "log-level", "webhook-port", "webhook-tls", "enforce-mode", "enforce-rules", "manage-admission-webhook", "engine"}
 
 var (
 	k8sNameRe   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
@@ -290,6 +293,9 @@ func ParseSettings(raw map[string]any, app string) (*Settings, error) {
 		return nil, bad("webhook-tls", "secret:ID", "want a Juju secret URI (secret:...); create one with juju add-secret")
 	}
 	if s.Enforce, err = parseEnforce(raw, str, bad); err != nil {
+		return nil, err
+	}
+	if s.Engine, err = parseEngine(str("engine"), s.Enforce, bad); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -18,14 +18,22 @@
 //     polls and the leader publishes what it accepted, every other agent is pinned to it; the
 //     shared tuning file; the peer API token; the application status.
 //
+// With engine=falco (falco_engine.go, falco_status.go) the same reconcile also writes Falco's
+// configuration (k8saudit webhook on the webhook port, the agent's rules directory, JSON alerts
+// piped to `falco-k8s falco-forward`, Juju topology appended) and a second Pebble service,
+// `falco`, which Falco reloads itself (watch_config_files), so its files stay out of the
+// agent's hash; the status names Falco and its version, or why Falco is not running.
+//
 // User mistakes (invalid options, a missing Kubernetes Secret, an ungranted Juju secret) give
 // `blocked` with the fix; an unreachable Pebble gives `waiting`; only bugs and hook-tool
 // failures make a hook fail. Credentials are read into memory, written into the container with
 // mode 0600 and redacted from every status, log line and action result.
 //
-// Outside Juju (tests, local runs) three environment variables replace what Juju's pod
+// Outside Juju (tests, local runs) environment variables replace what Juju's pod
 // provides: FALCO_K8S_PEBBLE_SOCKET (the workload Pebble socket instead of
 // /charm/containers/falco/pebble.socket), FALCO_K8S_WORKLOAD_ROOT (a directory prefixed to every
 // path in the container, because a test Pebble shares the host's filesystem) and
-// FALCO_K8S_KUBECONFIG (a kubeconfig instead of the in-cluster service account).
+// FALCO_K8S_KUBECONFIG (a kubeconfig instead of the in-cluster service account);
+// FALCO_K8S_FALCO_BINARY and FALCO_K8S_FALCO_PLUGINS_DIR point engine=falco at a Falco outside
+// the image's /usr/bin/falco and /usr/share/falco/plugins (the tests' ../shared/falco).
 package charm

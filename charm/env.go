@@ -28,6 +28,9 @@ type Env struct {
 	PebbleSocket string
 	WorkloadRoot string
 	Kubeconfig   string
+	// FalcoBinary and FalcoPluginsDir locate Falco in the workload image (engine=falco);
+	// empty: where falcosecurity/falco images have them. Tests point them at ../shared/falco.
+	FalcoBinary, FalcoPluginsDir string
 }
 
 // Container is the workload container declared in metadata.yaml.
@@ -44,19 +47,21 @@ func IsDispatch(argv0 string) bool {
 // hook name (legacy hooks/<name> symlinks).
 func ReadEnv(argv0 string) Env {
 	e := Env{
-		Unit:         os.Getenv("JUJU_UNIT_NAME"),
-		Model:        os.Getenv("JUJU_MODEL_NAME"),
-		ModelUUID:    os.Getenv("JUJU_MODEL_UUID"),
-		RelationID:   os.Getenv("JUJU_RELATION_ID"),
-		RemoteApp:    os.Getenv("JUJU_REMOTE_APP"),
-		RemoteUnit:   os.Getenv("JUJU_REMOTE_UNIT"),
-		CharmDir:     firstNonEmpty(os.Getenv("JUJU_CHARM_DIR"), os.Getenv("CHARM_DIR")),
-		ActionName:   os.Getenv("JUJU_ACTION_NAME"),
-		ActionUUID:   os.Getenv("JUJU_ACTION_UUID"),
-		SecretID:     os.Getenv("JUJU_SECRET_ID"),
-		PebbleSocket: firstNonEmpty(os.Getenv("FALCO_K8S_PEBBLE_SOCKET"), "/charm/containers/"+Container+"/pebble.socket"),
-		WorkloadRoot: os.Getenv("FALCO_K8S_WORKLOAD_ROOT"),
-		Kubeconfig:   os.Getenv("FALCO_K8S_KUBECONFIG"),
+		Unit:            os.Getenv("JUJU_UNIT_NAME"),
+		Model:           os.Getenv("JUJU_MODEL_NAME"),
+		ModelUUID:       os.Getenv("JUJU_MODEL_UUID"),
+		RelationID:      os.Getenv("JUJU_RELATION_ID"),
+		RemoteApp:       os.Getenv("JUJU_REMOTE_APP"),
+		RemoteUnit:      os.Getenv("JUJU_REMOTE_UNIT"),
+		CharmDir:        firstNonEmpty(os.Getenv("JUJU_CHARM_DIR"), os.Getenv("CHARM_DIR")),
+		ActionName:      os.Getenv("JUJU_ACTION_NAME"),
+		ActionUUID:      os.Getenv("JUJU_ACTION_UUID"),
+		SecretID:        os.Getenv("JUJU_SECRET_ID"),
+		PebbleSocket:    firstNonEmpty(os.Getenv("FALCO_K8S_PEBBLE_SOCKET"), "/charm/containers/"+Container+"/pebble.socket"),
+		WorkloadRoot:    os.Getenv("FALCO_K8S_WORKLOAD_ROOT"),
+		Kubeconfig:      os.Getenv("FALCO_K8S_KUBECONFIG"),
+		FalcoBinary:     os.Getenv("FALCO_K8S_FALCO_BINARY"),
+		FalcoPluginsDir: os.Getenv("FALCO_K8S_FALCO_PLUGINS_DIR"),
 	}
 	if dp := os.Getenv("JUJU_DISPATCH_PATH"); dp != "" {
 		dir, name := path.Split(dp)

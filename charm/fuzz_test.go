@@ -120,6 +120,9 @@ func FuzzParseSettings(f *testing.F) {
 		{"webhook-tls", "secret:d0nhl5nmp25c7f2pu3c0", 0, 0, 0},
 		{"webhook-tls", "secret://abc-1/d0nhl5nmp25c7f2pu3c0", 0, 0, 0},
 		{"webhook-tls", "TLS-private-key", 0, 0, 0},
+		{"engine", "falco", 0, 0, 0},
+		{"engine", "FALCO-K8S", 0, 0, 0},
+		{"engine", "sysdig", 0, 0, 0},
 	}
 	for _, s := range seeds {
 		f.Add(idx(s.opt), s.v, s.n, s.fl, s.k)
@@ -183,6 +186,9 @@ func checkSettings(t *testing.T, s *Settings) {
 	}
 	if p := StatusPort(s); p < 1 || p > 65535 || p == s.WebhookPort {
 		t.Fatalf("status port %d for webhook port %d", p, s.WebhookPort)
+	}
+	if s.Engine != EngineFalcoK8s && (s.Engine != EngineFalco || s.Enforce.Mode != "off") {
+		t.Fatalf("engine %q with enforce-mode %q", s.Engine, s.Enforce.Mode)
 	}
 	if s.FollowInterval < time.Minute {
 		t.Fatalf("follow interval %v", s.FollowInterval)

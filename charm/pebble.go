@@ -34,6 +34,10 @@ type Workload interface {
 	ServiceStatus(ctx context.Context, service string) (string, error)
 	// Signal sends a signal (e.g. "SIGHUP") to a running service.
 	Signal(ctx context.Context, service, signal string) error
+	// Stop stops a service (it stays in the plan).
+	Stop(ctx context.Context, service string) error
+	// ServiceLogs returns a service's last n log lines (Pebble's ring buffer).
+	ServiceLogs(ctx context.Context, service string, n int) ([]string, error)
 }
 
 // ErrPebbleNotReady means the workload container (or its Pebble) is not up yet.

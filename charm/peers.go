@@ -40,7 +40,8 @@ const (
 	// PinsPath is the pinned agents' pins file; PeerTokenPath the peer API token (0600).
 	PinsPath      = ConfigDir + "/pins.json"
 	PeerTokenPath = ConfigDir + "/peer-token"
-	// TuningPath is the tuning file every unit renders from the application databag.
+	// TuningPath is the agent's default rules.tuning_file (loaded last, by Falco too with
+	// engine=falco), which every unit renders from the application databag.
 	TuningPath = StateDir + "/tuning.yaml"
 	// PeerTokenLabel labels the application-owned secret with the peer API token.
 	PeerTokenLabel = "peer-token"

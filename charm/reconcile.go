@@ -132,6 +132,11 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 			return out, err
 		}
 	}
+	if s.Engine == EngineFalco {
+		if creds.FalcoAlertsToken, err = c.falcoAlertsToken(ctx, w); err != nil {
+			return c.workloadErr(ctx, out, err)
+		}
+	}
 	// After the manifest: it caches what the other relations contributed, so a relation hook
 	// reads only its own endpoint's data.
 	in, err := c.Integrations(ctx, s, m)
@@ -186,7 +191,12 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		if st, err := agent.Status(ctx); err == nil {
 			prevStart = st.StartedAt
 		}
+		retiring := false
 		if env[hashEnv] != d.InputsHash {
+			// Only when the layer changes: switching engines always does (the agent's config).
+			if retiring, err = c.retireFalco(ctx, w, s, d); err != nil {
+				return c.workloadErr(ctx, out, err)
+			}
 			if err := w.AddLayer(ctx, LayerLabel, d.Layer); err != nil {
 				return c.workloadErr(ctx, out, err)
 			}
@@ -195,6 +205,11 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 			return c.workloadErr(ctx, out, err)
 		}
 		out.Replanned = true
+		if retiring {
+			if err := w.Stop(ctx, FalcoServiceName); err != nil {
+				return c.workloadErr(ctx, out, err)
+			}
+		}
 		c.Log.Info().Str("inputs", d.InputsHash).Str("was", svc).Msg("agent layer applied, replanned")
 	} else if slices.Contains(out.Pushed, TLSCertPath) || slices.Contains(out.Pushed, TLSKeyPath) {
 		// A renewed certificate (the same paths, so the same inputs hash): SIGHUP makes the
@@ -206,6 +221,9 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		c.Log.Info().Msg("webhook certificate renewed; agent reloaded it without a restart")
 	}
 
+	if err := c.reloadFalcoTLS(ctx, w, s, out); err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
 	phase("layer")
 	if err := c.syncPort(ctx, s.WebhookPort); err != nil {
 		return out, err
@@ -226,6 +244,13 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		var we *waitingError
 		if errors.As(err, &we) {
+			// The agent validates with Falco: a Falco that cannot start (a plugin that does not
+			// load) stops it too, and Falco's reason is the one to show.
+			if s.Engine == EngineFalco {
+				if fs, msg, down, ferr := c.falcoDown(ctx, w); ferr == nil && down {
+					return setStatus(fs, msg)
+				}
+			}
 			return setStatus(Waiting, we.msg)
 		}
 		return c.workloadErr(ctx, out, err)
@@ -244,7 +269,11 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		// The agent runs with every valid relation; the user has to fix or remove this one.
 		return setStatus(Blocked, p)
 	}
-	return setStatus(Active, StatusMessage(st, c.Now(), c.Redact))
+	es, msg, err := c.engineStatus(ctx, w, s, st)
+	if err != nil {
+		return c.workloadErr(ctx, out, err)
+	}
+	return setStatus(es, msg)
 }
 
 // workloadErr turns a lost Pebble connection mid-hook (the container restarting) into waiting.

@@ -68,6 +68,8 @@ type Creds struct {
 	TLSCert      []byte
 	TLSKey       []byte
 	TLSCA        []byte
+	// FalcoAlertsToken is the token of the agent's /falco/alerts/<token> (engine=falco).
+	FalcoAlertsToken string
 }
 
 func sha(b []byte) string {
@@ -187,6 +189,11 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integ
 		"admission": s.Enforce.agentSection(),
 	}
 	integ.Peer.agentSections(cfg, follow, p, add)
+	if s.Engine == EngineFalco {
+		if err := falcoDesired(cfg, s, c, env, d.StatusPort, p, add); err != nil {
+			return nil, err
+		}
+	}
 	body, err := yaml.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("render agent config: %w", err)
@@ -210,6 +217,9 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integ
 	hashes := make([]string, 0, len(d.Files))
 	for _, f := range d.Files {
 		h := f.Hash
+		if isFalcoReloaded(f.Path) {
+			continue
+		}
 		if f.Path == TLSCertPath || f.Path == TLSKeyPath {
 			// A renewed certificate is reloaded on SIGHUP, never by a restart: only whether
 			// TLS is on belongs in the layer's inputs.
@@ -251,6 +261,11 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integ
 				"http": map[string]any{"url": fmt.Sprintf("http://127.0.0.1:%d/readyz", d.StatusPort)},
 			},
 		},
+	}
+	if s.Engine == EngineFalco {
+		svc, check := falcoService(env, s.WebhookPort, p)
+		layer["services"].(map[string]any)[FalcoServiceName] = svc
+		layer["checks"].(map[string]any)[FalcoCheckName] = check
 	}
 	if d.Layer, err = yaml.Marshal(layer); err != nil {
 		return nil, fmt.Errorf("render pebble layer: %w", err)

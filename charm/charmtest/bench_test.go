@@ -3,6 +3,9 @@ package charmtest
 import (
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/falco-k8s/falco-k8s/internal/testregistry"
 )
 
 // BenchmarkHook measures whole-hook latency as Juju would see it: the real charm binary
@@ -77,4 +80,92 @@ func BenchmarkHook(b *testing.B) {
 	b.Run("logging-relation-changed/changed", func(b *testing.B) {
 		relChanged(b, func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d/loki/api/v1/push", 10+i%2) })
 	})
+}
+
+// BenchmarkFalcoHook is BenchmarkHook's hooks with engine=falco: the real Falco 0.44.1 runs
+// beside the agent, and the status also reads Falco's service.
+//
+//	go test -run '^$' -bench FalcoHook -benchtime 20x ./charm/charmtest/
+func BenchmarkFalcoHook(b *testing.B) {
+	u := newFalcoUnit(b)
+	if r := u.Hook("install"); r.Code != 0 {
+		b.Fatal(r)
+	}
+	waitFalcoWebhook(b, u)
+	run := func(b *testing.B, hook string, before func(i int)) {
+		b.Helper()
+		for i := 0; b.Loop(); i++ {
+			if before != nil {
+				b.StopTimer()
+				before(i)
+				b.StartTimer()
+			}
+			if r := u.Hook(hook); r.Code != 0 {
+				b.Fatal(r)
+			}
+		}
+		b.StopTimer()
+		if st := u.State().UnitStatus; st.Status != "active" {
+			b.Fatalf("unit %s %q", st.Status, st.Message)
+		}
+	}
+	b.Run("config-changed/unchanged", func(b *testing.B) { run(b, "config-changed", nil) })
+	// minimum-priority changes both Falco's configuration (Falco reloads itself) and the
+	// agent's (restarted, waited for).
+	b.Run("config-changed/changed", func(b *testing.B) {
+		run(b, "config-changed", func(i int) {
+			if err := u.SetConfig(map[string]any{"minimum-priority": []string{"debug", "notice"}[i%2]}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("update-status", func(b *testing.B) { run(b, "update-status", nil) })
+}
+
+// BenchmarkPushToAlert measures, for each engine, the time from pushing a new rules artifact
+// version to the engine alerting on its new rule: push to the registry, the sync-rules action
+// (the follower's check, download, validation: with engine=falco also `falco -V` and the
+// --dry-run after the switch), the swap (Falco's own hot reload), then audit events from
+// kube-apiserver's webhook client until the new rule's alert is in the journal.
+//
+//	go test -run '^$' -bench PushToAlert -benchtime 10x ./charm/charmtest/
+func BenchmarkPushToAlert(b *testing.B) {
+	for _, engine := range []string{"falco-k8s", "falco"} {
+		b.Run(engine, func(b *testing.B) {
+			var u *unit
+			if engine == "falco" {
+				u = newFalcoUnit(b)
+			} else {
+				u = newUnit(b, unitOpts{})
+			}
+			reg := testregistry.New(b, testregistry.Options{})
+			pushRules(b, reg, "", "", "acme/k8s-rules:1", map[string]string{"k8s_audit_rules.yaml": rulesArtifact})
+			// Each version replaces the previous one's bench rule.
+			u.config(map[string]any{"rules-artifacts": reg.Host + "/acme/k8s-rules:1", "plain-http-registries": reg.Host, "allow-rule-removal": true})
+			if r := u.Hook("install"); r.Code != 0 {
+				b.Fatal(r)
+			}
+			waitFalcoWebhook(b, u) // the agent's webhook with engine=falco-k8s
+			client := newAuditClient(b, fmt.Sprintf("http://127.0.0.1:%d/k8s-audit", u.port))
+			for i := 0; b.Loop(); i++ {
+				rule := fmt.Sprintf("Bench Rule %d", i)
+				name := fmt.Sprintf("bench-%d", i)
+				body := rulesArtifact + fmt.Sprintf("- rule: %s\n  desc: bench\n  condition: ka.verb=create and ka.target.resource=configmaps and ka.target.name=%s\n  output: bench (user=%%ka.user.name)\n  priority: WARNING\n  source: k8s_audit\n", rule, name)
+				pushRules(b, reg, "", "", "acme/k8s-rules:1", map[string]string{"k8s_audit_rules.yaml": body})
+				u.action("sync-rules", map[string]any{})
+				for j := 0; ; j++ {
+					ev := configMapCreate(fmt.Sprintf("%s-%d", name, j))
+					ev.ObjectRef.Name = name
+					client.send(b, ev)
+					if len(journaled(b, u, rule, "")) > 0 {
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+					if j > 4000 {
+						b.Fatalf("no alert on %q", rule)
+					}
+				}
+			}
+		})
+	}
 }

@@ -36,6 +36,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newRulesCmd(), newReplayCmd(), newVersionCmd())
 	root.AddCommand(newAgentCmd())
 	root.AddCommand(newAlertsCmd())
+	root.AddCommand(newFalcoForwardCmd())
 	artifactcli.AddCommands(root)
 	return root
 }
