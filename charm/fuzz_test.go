@@ -123,6 +123,8 @@ func FuzzParseSettings(f *testing.F) {
 		{"engine", "falco", 0, 0, 0},
 		{"engine", "FALCO-K8S", 0, 0, 0},
 		{"engine", "sysdig", 0, 0, 0},
+		{"rules-signing-identity", "https://github.com/o/r/.github/workflows/release.yaml@refs/heads/main", 0, 0, 0},
+		{"rules-signing-issuer", "https://token.actions.githubusercontent.com", 0, 0, 0},
 	}
 	for _, s := range seeds {
 		f.Add(idx(s.opt), s.v, s.n, s.fl, s.k)
@@ -154,7 +156,13 @@ func FuzzParseSettings(f *testing.F) {
 			if !errors.As(err, &ce) {
 				t.Fatalf("error %T is not a *ConfigError: %v", err, err)
 			}
-			if ce.Option != option || !strings.HasPrefix(err.Error(), "invalid config "+option+": ") {
+			// Options that are only valid together: a value for one may be refused by naming
+			// the companion the user still has to set.
+			named := ce.Option
+			if ce.Option != option && slices.Contains(companions[option], ce.Option) {
+				named = option
+			}
+			if named != option || !strings.HasPrefix(err.Error(), "invalid config "+ce.Option+": ") {
 				t.Fatalf("fuzzing %s, error names %s: %v", option, ce.Option, err)
 			}
 			if !strings.Contains(ce.Fix, "falco-k8s") {
@@ -170,6 +178,12 @@ func FuzzParseSettings(f *testing.F) {
 		}
 		checkSettings(t, s)
 	})
+}
+
+// companions lists, per option, the options a value of it can make required.
+var companions = map[string][]string{
+	"rules-signing-identity": {"rules-signing-issuer", "rules-trusted-root"},
+	"rules-signing-issuer":   {"rules-signing-identity", "rules-trusted-root"},
 }
 
 func errText(err error) string {
