@@ -36,6 +36,10 @@ type Context struct {
 	kubeErr error
 	// relIDs caches relation-ids per endpoint for the hook (relationIDs).
 	relIDs map[string]relIDsResult
+	// certRel is the certificates relation (ID "" for none) once known (certificatesRelation).
+	certRel *relation
+	// jujuRec is what Juju already holds for the unit (jujurecord.go), read on first use.
+	jujuRec jujuRecord
 }
 
 // NewContext returns the Context of the running process.
@@ -75,14 +79,24 @@ func (c *Context) Redact(s string) string {
 	return s
 }
 
-// SetStatus is status-set with the message redacted.
+// SetStatus is status-set with the message redacted. A status Juju already holds from an earlier
+// hook (jujuRecord) is not set again: status-set is a process and a controller round trip, and
+// most hooks leave the status as it was.
 func (c *Context) SetStatus(ctx context.Context, st, msg string) error {
 	msg = c.Redact(msg)
 	// Debug: the status is visible in juju status; INFO lines cost a juju-log call each.
 	c.Log.Debug().Str("status", st).Str("message", msg).Msg("status")
+	rec := c.juju()
+	if rec.Status == st && rec.Message == msg {
+		return nil
+	}
+	if err := rec.forget(); err != nil {
+		return err
+	}
 	if err := c.Tools.StatusSet(ctx, st, msg); err != nil {
 		return fmt.Errorf("set status: %w", err)
 	}
+	rec.Status, rec.Message = st, msg
 	return nil
 }
 

@@ -30,6 +30,13 @@ func Main(version string, hooks, actions Handler) int {
 	default:
 		err = fmt.Errorf("unknown dispatch path kind %q (JUJU_DISPATCH_PATH=%q)", env.Kind, os.Getenv("JUJU_DISPATCH_PATH"))
 	}
+	if err == nil {
+		// Only a successful hook's calls are known to Juju (open-port is committed at exit 0);
+		// a record that cannot be written just costs the next hook the calls again.
+		if rerr := c.SaveJujuRecord(); rerr != nil {
+			c.Log.Debug().Err(rerr).Msg("juju record not saved")
+		}
+	}
 	if err != nil {
 		c.Log.Error().Err(err).Msg("failed")
 		fmt.Fprintln(os.Stderr, c.Redact(err.Error()))

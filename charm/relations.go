@@ -144,6 +144,37 @@ type RelationCache struct {
 	Loki map[string]map[string]RemoteEntry `json:"loki"`
 	// HTTP: relation ID → the provider's url (or the problem with it).
 	HTTP map[string]RemoteEntry `json:"http"`
+	// Certificates is the certificates relation as of the last full update (ID "" when there is
+	// none; nil in a manifest an older charm wrote). A relation hook on one of the endpoints
+	// above takes it from here instead of asking relation-ids for every endpoint: the
+	// certificates relation's own hooks are full updates, so it cannot have changed unseen.
+	Certificates *RelationRef `json:"certificates,omitempty"`
+}
+
+// RelationRef names one relation and its remote application.
+type RelationRef struct {
+	ID  string `json:"id"`
+	App string `json:"app,omitempty"`
+}
+
+// primeRelations gives a relation hook on a cached endpoint the certificates relation from the
+// manifest (see RelationCache.Certificates); other hooks look it up.
+func (c *Context) primeRelations(m *manifest) {
+	if ep, _ := c.relationHook(); ep == "" || m.Relations == nil || m.Relations.Certificates == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.certRel = &relation{ID: m.Relations.Certificates.ID, App: m.Relations.Certificates.App}
+}
+
+// recordCertificates keeps the certificates relation this hook found in the cache.
+func (c *Context) recordCertificates(cache *RelationCache) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.certRel != nil {
+		cache.Certificates = &RelationRef{ID: c.certRel.ID, App: c.certRel.App}
+	}
 }
 
 // RemoteEntry is one remote contribution: a URL, or why it is ignored. App names the remote
@@ -186,6 +217,7 @@ func (c *Context) Integrations(ctx context.Context, s *Settings, m *manifest) (*
 	if err != nil {
 		return nil, err
 	}
+	c.recordCertificates(m.Relations)
 	if after, _ := json.Marshal(m.Relations); string(after) != string(before) {
 		m.dirty = true // the cache is saved with the manifest
 	}
@@ -247,6 +279,10 @@ func (c *Context) fullUpdate(ctx context.Context, rt RelationTools, s *Settings)
 		}
 		all[ep] = rels
 		some = some || len(rels) > 0
+	}
+	// The certificates relation too, so relation hooks need not ask (RelationCache).
+	if _, _, err := c.certificatesRelation(ctx, rt); err != nil {
+		return nil, err
 	}
 	if !some {
 		return cache, nil
