@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/falco-k8s/falco-k8s/internal/atomicfile"
 )
@@ -35,6 +37,12 @@ type jujuRecord struct {
 	// hook is not recorded: Juju commits open-port only when the hook exits 0, so the next hook
 	// checks opened-ports once more and records what it sees.
 	Port string `json:"port,omitempty"`
+	// Bags maps "<relation ID> app" and "<relation ID> unit" to the sha256 of what this unit
+	// last wrote in that databag of ours (relation-set is committed when the hook succeeds, like
+	// this record). Nobody else writes our unit bags; another leader may write the application
+	// bags, but Juju runs leader-elected here before this unit is leader again, and that hook
+	// writes them anew (setBag).
+	Bags map[string]string `json:"bags,omitempty"`
 
 	path    string // "" disables the record (no charm directory: unit tests)
 	loaded  bool
@@ -65,7 +73,7 @@ func (c *Context) juju() *jujuRecord {
 	}
 	var saved jujuRecord
 	if json.Unmarshal(b, &saved) == nil {
-		r.Status, r.Message, r.AppVersion, r.Port = saved.Status, saved.Message, saved.AppVersion, saved.Port
+		r.Status, r.Message, r.AppVersion, r.Port, r.Bags = saved.Status, saved.Message, saved.AppVersion, saved.Port, saved.Bags
 	}
 	return r
 }
@@ -82,6 +90,18 @@ func (r *jujuRecord) forget() error {
 	}
 	r.removed = true
 	return nil
+}
+
+// pruneBags forgets the bags of relations that are gone (relation IDs are never reused, so
+// this only keeps the record small).
+func (r *jujuRecord) pruneBags(live []string) {
+	for k := range r.Bags {
+		id, _, _ := strings.Cut(k, " ")
+		if !slices.Contains(live, id) {
+			delete(r.Bags, k)
+			r.changed = true
+		}
+	}
 }
 
 // save writes the record; Main calls it once the hook has succeeded.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -68,16 +69,12 @@ type relation struct {
 // relations lists an endpoint's live relations: in -relation-broken, Juju still lists the
 // relation going away, so it is left out here.
 func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint string) ([]relation, error) {
-	ids, err := c.relationIDs(ctx, rt, endpoint)
+	ids, err := c.liveRelationIDs(ctx, rt, endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("relation-ids %s: %w", endpoint, err)
+		return nil, err
 	}
-	broken := strings.HasSuffix(c.Env.Name, "-relation-broken") && c.Env.Kind == "hooks"
 	var out []relation
 	for _, id := range ids {
-		if broken && id == c.Env.RelationID {
-			continue
-		}
 		r := relation{ID: id}
 		if r.Units, err = rt.RelationList(ctx, id); err != nil {
 			return nil, fmt.Errorf("relation-list %s: %w", id, err)
@@ -91,6 +88,46 @@ func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint stri
 		default:
 			if r.App, err = rt.RelationApp(ctx, id); err != nil {
 				return nil, fmt.Errorf("relation-list --app %s: %w", id, err)
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// liveRelationIDs is relation-ids without the relation going away in -relation-broken.
+func (c *Context) liveRelationIDs(ctx context.Context, rt RelationTools, endpoint string) ([]string, error) {
+	ids, err := c.relationIDs(ctx, rt, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("relation-ids %s: %w", endpoint, err)
+	}
+	if !strings.HasSuffix(c.Env.Name, "-relation-broken") || c.Env.Kind != "hooks" {
+		return ids, nil
+	}
+	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == c.Env.RelationID }), nil
+}
+
+// relationRefs lists an endpoint's live relations without relation-list (a process per
+// relation): publishing needs only their IDs, and the one remote application a full update
+// reads by name (falcosidekick's) is in the cache from an earlier hook, or asked once.
+func (c *Context) relationRefs(ctx context.Context, rt RelationTools, endpoint string, old *RelationCache) ([]relation, error) {
+	ids, err := c.liveRelationIDs(ctx, rt, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]relation, 0, len(ids))
+	for _, id := range ids {
+		r := relation{ID: id}
+		if endpoint == EndpointHTTP {
+			switch {
+			case old != nil && old.HTTP[id].App != "": // a relation's remote application never changes
+				r.App = old.HTTP[id].App
+			case id == c.Env.RelationID && c.Env.RemoteApp != "":
+				r.App = c.Env.RemoteApp
+			default:
+				if r.App, err = rt.RelationApp(ctx, id); err != nil {
+					return nil, fmt.Errorf("relation-list --app %s: %w", id, err)
+				}
 			}
 		}
 		out = append(out, r)
@@ -212,7 +249,7 @@ func (c *Context) Integrations(ctx context.Context, s *Settings, m *manifest) (*
 	if hookEP != "" && m.Relations != nil {
 		err = c.relationHookUpdate(ctx, rt, s, m.Relations, hookEP, kind)
 	} else {
-		m.Relations, err = c.fullUpdate(ctx, rt, s)
+		m.Relations, err = c.fullUpdate(ctx, rt, s, m.Relations)
 	}
 	if err != nil {
 		return nil, err
@@ -267,19 +304,31 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// fullUpdate reads every relation and publishes our data on all of them.
-func (c *Context) fullUpdate(ctx context.Context, rt RelationTools, s *Settings) (*RelationCache, error) {
+// fullUpdate reads every relation and publishes our data on all of them (old is the previous
+// cache, nil when there is none).
+func (c *Context) fullUpdate(ctx context.Context, rt RelationTools, s *Settings, old *RelationCache) (*RelationCache, error) {
 	cache := &RelationCache{Loki: map[string]map[string]RemoteEntry{}, HTTP: map[string]RemoteEntry{}}
 	all := map[string][]relation{}
 	some := false
+	var live []string
 	for _, ep := range []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP} {
-		rels, err := c.relations(ctx, rt, ep)
+		var rels []relation
+		var err error
+		if ep == EndpointLogging {
+			rels, err = c.relations(ctx, rt, ep) // Loki's endpoints are per unit
+		} else {
+			rels, err = c.relationRefs(ctx, rt, ep, old)
+		}
 		if err != nil {
 			return nil, err
 		}
 		all[ep] = rels
 		some = some || len(rels) > 0
+		for _, r := range rels {
+			live = append(live, r.ID)
+		}
 	}
+	c.juju().pruneBags(live)
 	// The certificates relation too, so relation hooks need not ask (RelationCache).
 	if _, _, err := c.certificatesRelation(ctx, rt); err != nil {
 		return nil, err
@@ -398,16 +447,46 @@ func (c *Context) publish(ctx context.Context, rt RelationTools, s *Settings, ep
 	}
 	for _, r := range rels {
 		if leader && len(app) > 0 {
-			if err := rt.RelationSet(ctx, r.ID, true, app); err != nil {
+			if err := c.setBag(ctx, rt, r.ID, true, app); err != nil {
 				return fmt.Errorf("relation-set --app %s: %w", r.ID, err)
 			}
 		}
 		if len(unit) > 0 {
-			if err := rt.RelationSet(ctx, r.ID, false, unit); err != nil {
+			if err := c.setBag(ctx, rt, r.ID, false, unit); err != nil {
 				return fmt.Errorf("relation-set %s: %w", r.ID, err)
 			}
 		}
 	}
+	return nil
+}
+
+// setBag is relation-set, unless this unit's record (jujuRecord.Bags) says the bag already holds
+// exactly this data. In leader-elected the application bags are written regardless: another
+// leader may have written them meanwhile.
+func (c *Context) setBag(ctx context.Context, rt RelationTools, relID string, app bool, data map[string]string) error {
+	rec := c.juju()
+	key := relID + " unit"
+	if app {
+		key = relID + " app"
+	}
+	b, err := json.Marshal(data) // map keys sorted: the same data, the same hash
+	if err != nil {
+		return err
+	}
+	h := sha(b)
+	if rec.Bags[key] == h && !(app && c.Env.Kind == "hooks" && c.Env.Name == "leader-elected") {
+		return nil
+	}
+	if err := rec.forget(); err != nil {
+		return err
+	}
+	if err := rt.RelationSet(ctx, relID, app, data); err != nil {
+		return err
+	}
+	if rec.Bags == nil {
+		rec.Bags = map[string]string{}
+	}
+	rec.Bags[key] = h
 	return nil
 }
 
