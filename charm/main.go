@@ -21,6 +21,8 @@ func Main(version string, hooks, actions Handler) int {
 	c := NewContext(env, ExecTools{}, version, os.Stdout)
 	ctx, cancel := context.WithTimeout(context.Background(), hookTimeout)
 	defer cancel()
+	flushLog := c.AsyncJujuLog()
+	defer flushLog() // before exit: Juju must have every line when it sees the hook end
 	var err error
 	switch env.Kind {
 	case "hooks":
