@@ -41,6 +41,8 @@ type Context struct {
 	// jujuRec is what Juju already holds for the unit (jujurecord.go), read on first use.
 	jujuRec jujuRecord
 	logw    *jujuLogWriter
+	// prefetched is a relation hook's own remote data (PrefetchRelationData).
+	prefetched *prefetch
 }
 
 // NewContext returns the Context of the running process.

@@ -15,6 +15,12 @@
 //     something it reads changed, and never otherwise;
 //   - open-port, application-version-set, and a status derived from the agent's /status.
 //
+// Every hook tool is a process and a controller round trip, so a hook asks Juju only for what
+// it may not know: a record in the charm directory (jujurecord.go, written only after a
+// successful hook, ignored in upgrade-charm, gone with the pod) holds the status, application
+// version, open port and databag hashes Juju already has, and the manifest caches what the
+// relations contributed, so a relation hook reads only its own relation.
+//
 // User mistakes (invalid options, a missing Kubernetes Secret, an ungranted Juju secret) give
 // `blocked` with the fix; an unreachable Pebble gives `waiting`; only bugs and hook-tool
 // failures make a hook fail. Credentials are read into memory, written into the container with

@@ -82,6 +82,7 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		c.Log.Debug().Dict("phases", phases).Bool("replanned", out.Replanned).Int("pushed", len(out.Pushed)).Msg("reconciled")
 		return out, err
 	}
+	c.PrefetchRelationData(ctx) // concurrently with config-get
 	s, err := c.Settings(ctx)
 	var ce *ConfigError
 	if errors.As(err, &ce) {

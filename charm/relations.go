@@ -493,7 +493,7 @@ func (c *Context) setBag(ctx context.Context, rt RelationTools, relID string, ap
 // lokiEntry reads one Loki unit's endpoint ({"url": ...}); a unit that has not published yet
 // gives an empty entry.
 func (c *Context) lokiEntry(ctx context.Context, rt RelationTools, id, app, u string) (RemoteEntry, error) {
-	data, err := rt.RelationGet(ctx, id, u, false)
+	data, err := c.relationGet(ctx, rt, id, u, false)
 	if err != nil {
 		return RemoteEntry{}, fmt.Errorf("relation-get %s %s: %w", id, u, err)
 	}
@@ -519,7 +519,7 @@ func (c *Context) lokiEntry(ctx context.Context, rt RelationTools, id, app, u st
 
 // httpEntry reads the falcosidekick provider's url from its application data.
 func (c *Context) httpEntry(ctx context.Context, rt RelationTools, id, app string) (RemoteEntry, error) {
-	data, err := rt.RelationGet(ctx, id, app, true)
+	data, err := c.relationGet(ctx, rt, id, app, true)
 	if err != nil {
 		return RemoteEntry{}, fmt.Errorf("relation-get %s %s: %w", id, app, err)
 	}
@@ -535,6 +535,59 @@ func (c *Context) httpEntry(ctx context.Context, rt RelationTools, id, app strin
 	}
 	e.URL = u
 	return e, nil
+}
+
+// prefetch is a relation hook's own remote data, asked for as the hook starts.
+type prefetch struct {
+	id, who string
+	app     bool
+	done    chan struct{}
+	data    map[string]string
+	err     error
+}
+
+// PrefetchRelationData starts reading what a -joined or -changed hook on the logging or
+// http-endpoint relation is about (the remote unit's, or falcosidekick's application, data) in
+// the background: the hook needs it whatever else it finds, and asking concurrently with
+// config-get saves one hook-tool round trip. relationGet hands the answer over.
+func (c *Context) PrefetchRelationData(ctx context.Context) {
+	rt, ok := c.Tools.(RelationTools)
+	ep, kind := c.relationHook()
+	if !ok || kind != "joined" && kind != "changed" || c.Env.RelationID == "" {
+		return
+	}
+	p := &prefetch{id: c.Env.RelationID, done: make(chan struct{})}
+	switch {
+	case ep == EndpointLogging && c.Env.RemoteUnit != "":
+		p.who = c.Env.RemoteUnit
+	case ep == EndpointHTTP && c.Env.RemoteApp != "":
+		p.who, p.app = c.Env.RemoteApp, true
+	default:
+		return
+	}
+	c.mu.Lock()
+	c.prefetched = p
+	c.mu.Unlock()
+	go func() {
+		defer close(p.done)
+		p.data, p.err = rt.RelationGet(ctx, p.id, p.who, p.app)
+	}()
+}
+
+// relationGet is rt.RelationGet, answered by the prefetch when that asked the same.
+func (c *Context) relationGet(ctx context.Context, rt RelationTools, id, who string, app bool) (map[string]string, error) {
+	c.mu.Lock()
+	p := c.prefetched
+	c.mu.Unlock()
+	if p != nil && p.id == id && p.who == who && p.app == app {
+		select {
+		case <-p.done:
+			return p.data, p.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return rt.RelationGet(ctx, id, who, app)
 }
 
 // relationHook returns the endpoint and kind (created, joined, changed, departed, broken) of a
