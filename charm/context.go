@@ -34,8 +34,8 @@ type Context struct {
 	secrets []string
 	kube    Kube
 	kubeErr error
-	// relIDs caches relation-ids per endpoint for the hook (relationIDs).
-	relIDs map[string]relIDsResult
+	// relIDs is the hook's relation-ids for every endpoint (relationIDs).
+	relIDs *relIDsBatch
 	// certRel is the certificates relation (ID "" for none) once known (certificatesRelation).
 	certRel *relation
 	// jujuRec is what Juju already holds for the unit (jujurecord.go), read on first use.

@@ -82,7 +82,9 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		c.Log.Debug().Dict("phases", phases).Bool("replanned", out.Replanned).Int("pushed", len(out.Pushed)).Msg("reconciled")
 		return out, err
 	}
-	c.PrefetchRelationData(ctx) // concurrently with config-get
+	// Tool calls every path of this hook needs, concurrently with config-get.
+	c.PrefetchRelationData(ctx)
+	c.PrefetchRelationIDs(ctx)
 	s, err := c.Settings(ctx)
 	var ce *ConfigError
 	if errors.As(err, &ce) {

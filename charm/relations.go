@@ -143,14 +143,43 @@ type relIDsResult struct {
 	err error
 }
 
+// relIDsBatch is the hook's one round of relation-ids, for every endpoint; res is filled before
+// done is closed.
+type relIDsBatch struct {
+	done chan struct{}
+	res  map[string]relIDsResult
+}
+
 // relationIDs is relation-ids for endpoint. Every hook tool is a process and a round trip to
-// the controller, and every reconcile asks for all endpoints: the first call asks for all of
-// them at once, concurrently (the unit agent serves hook tools in parallel), and the hook's
-// later calls read the answers. Relations do not change during a hook.
+// the controller, and every full update asks for all endpoints: the first call (or
+// PrefetchRelationIDs, earlier) asks for all of them at once, concurrently (the unit agent
+// serves hook tools in parallel), and the hook's later calls read the answers. Relations do not
+// change during a hook.
 func (c *Context) relationIDs(ctx context.Context, rt RelationTools, endpoint string) ([]string, error) {
+	b := c.relIDsStart(ctx, rt)
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	r, ok := b.res[endpoint]
+	if !ok {
+		return rt.RelationIDs(ctx, endpoint)
+	}
+	return r.ids, r.err
+}
+
+// relIDsStart starts the hook's relation-ids batch unless it has started already.
+func (c *Context) relIDsStart(ctx context.Context, rt RelationTools) *relIDsBatch {
 	c.mu.Lock()
-	if c.relIDs == nil {
-		c.relIDs = make(map[string]relIDsResult, len(allEndpoints))
+	defer c.mu.Unlock()
+	if c.relIDs != nil {
+		return c.relIDs
+	}
+	b := &relIDsBatch{done: make(chan struct{}), res: make(map[string]relIDsResult, len(allEndpoints))}
+	c.relIDs = b
+	go func() {
+		defer close(b.done)
 		results := make([]relIDsResult, len(allEndpoints))
 		var wg sync.WaitGroup
 		for i, ep := range allEndpoints {
@@ -163,15 +192,20 @@ func (c *Context) relationIDs(ctx context.Context, rt RelationTools, endpoint st
 		}
 		wg.Wait()
 		for i, ep := range allEndpoints {
-			c.relIDs[ep] = results[i]
+			b.res[ep] = results[i]
 		}
+	}()
+	return b
+}
+
+// PrefetchRelationIDs starts the relation-ids batch as a hook that will do a full update (any
+// but a relation hook on a cached endpoint) begins, concurrently with config-get.
+func (c *Context) PrefetchRelationIDs(ctx context.Context) {
+	rt, ok := c.Tools.(RelationTools)
+	if ep, _ := c.relationHook(); !ok || ep != "" {
+		return
 	}
-	r, ok := c.relIDs[endpoint]
-	c.mu.Unlock()
-	if !ok {
-		return rt.RelationIDs(ctx, endpoint)
-	}
-	return r.ids, r.err
+	c.relIDsStart(ctx, rt)
 }
 
 // RelationCache is what the remote applications contributed, per relation and (for Loki) per
@@ -312,13 +346,7 @@ func (c *Context) fullUpdate(ctx context.Context, rt RelationTools, s *Settings,
 	some := false
 	var live []string
 	for _, ep := range []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP} {
-		var rels []relation
-		var err error
-		if ep == EndpointLogging {
-			rels, err = c.relations(ctx, rt, ep) // Loki's endpoints are per unit
-		} else {
-			rels, err = c.relationRefs(ctx, rt, ep, old)
-		}
+		rels, err := c.relationRefs(ctx, rt, ep, old)
 		if err != nil {
 			return nil, err
 		}
@@ -336,31 +364,59 @@ func (c *Context) fullUpdate(ctx context.Context, rt RelationTools, s *Settings,
 	if !some {
 		return cache, nil
 	}
-	leader, err := rt.IsLeader(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("is-leader: %w", err)
-	}
-	for ep, rels := range all {
-		if err := c.publish(ctx, rt, s, ep, rels, leader); err != nil {
-			return nil, err
-		}
-	}
-	for _, r := range all[EndpointLogging] {
-		cache.Loki[r.ID] = map[string]RemoteEntry{}
-		for _, u := range r.Units {
-			e, err := c.lokiEntry(ctx, rt, r.ID, r.App, u)
+	// Publishing ours and reading theirs are independent chains of tool calls: they run
+	// concurrently (the unit agent serves hook tools in parallel). Each goroutine writes its
+	// own map of the cache.
+	var wg sync.WaitGroup
+	var lokiErr, httpErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for _, r := range all[EndpointLogging] {
+			units, err := rt.RelationList(ctx, r.ID) // Loki's endpoints are per unit
 			if err != nil {
-				return nil, err
+				lokiErr = fmt.Errorf("relation-list %s: %w", r.ID, err)
+				return
 			}
-			cache.Loki[r.ID][u] = e
+			entries := map[string]RemoteEntry{}
+			for _, u := range units {
+				app, _, _ := strings.Cut(u, "/")
+				if entries[u], err = c.lokiEntry(ctx, rt, r.ID, app, u); err != nil {
+					lokiErr = err
+					return
+				}
+			}
+			cache.Loki[r.ID] = entries
 		}
-	}
-	for _, r := range all[EndpointHTTP] {
-		e, err := c.httpEntry(ctx, rt, r.ID, r.App)
+	}()
+	go func() {
+		defer wg.Done()
+		for _, r := range all[EndpointHTTP] {
+			e, err := c.httpEntry(ctx, rt, r.ID, r.App)
+			if err != nil {
+				httpErr = err
+				return
+			}
+			cache.HTTP[r.ID] = e
+		}
+	}()
+	pubErr := func() error {
+		leader, err := rt.IsLeader(ctx)
+		if err != nil {
+			return fmt.Errorf("is-leader: %w", err)
+		}
+		for ep, rels := range all {
+			if err := c.publish(ctx, rt, s, ep, rels, leader); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	wg.Wait()
+	for _, err := range []error{pubErr, lokiErr, httpErr} {
 		if err != nil {
 			return nil, err
 		}
-		cache.HTTP[r.ID] = e
 	}
 	return cache, nil
 }
