@@ -41,7 +41,7 @@ type Context struct {
 	// jujuRec is what Juju already holds for the unit (jujurecord.go), read on first use.
 	jujuRec jujuRecord
 	logw    *jujuLogWriter
-	// prefetched is a relation hook's own remote data (PrefetchRelationData).
+	// prefetched is a relation hook's own remote data (prefetchRelationData).
 	prefetched *prefetch
 }
 
@@ -124,18 +124,18 @@ type jujuLogWriter struct {
 	stdout     io.Writer
 	minJujuLog zerolog.Level
 
-	// queue, once AsyncJujuLog has started it, takes the juju-log calls to one goroutine that
+	// queue, once asyncJujuLog has started it, takes the juju-log calls to one goroutine that
 	// makes them in order while the hook goes on; done is closed when it has made the last.
 	mu    sync.Mutex
 	queue chan [2]string
 	done  chan struct{}
 }
 
-// AsyncJujuLog makes juju-log calls in the background, in order: each is a process and a
+// asyncJujuLog makes juju-log calls in the background, in order: each is a process and a
 // round trip to the controller (5-10 ms), which a hook need not wait for. The returned flush
 // waits for every queued line; Main calls it before the hook exits, so all of them are in
 // `juju debug-log` when Juju sees the hook end. Lines logged after flush are sent at once.
-func (c *Context) AsyncJujuLog() (flush func()) {
+func (c *Context) asyncJujuLog() (flush func()) {
 	w := c.logw
 	if w == nil {
 		return func() {}

@@ -37,7 +37,7 @@ func TestAsyncJujuLog(t *testing.T) {
 	tools := &logTools{}
 	var stdout bytes.Buffer
 	c := NewContext(Env{Kind: "hooks", Name: "config-changed", Unit: "falco-k8s/0"}, tools, "test", &stdout)
-	flush := c.AsyncJujuLog()
+	flush := c.asyncJujuLog()
 	want := [][2]string{{"INFO", "one"}, {"INFO", "two"}, {"INFO", "three"}, {"WARNING", "four"}}
 	for _, w := range want {
 		if w[0] == "INFO" {

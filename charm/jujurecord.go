@@ -120,8 +120,8 @@ func (r *jujuRecord) save() error {
 	return nil
 }
 
-// SaveJujuRecord records what the hook told Juju; Main calls it after a successful hook (a
+// saveJujuRecord records what the hook told Juju; Main calls it after a successful hook (a
 // failed hook leaves no record, see jujuRecord).
-func (c *Context) SaveJujuRecord() error {
+func (c *Context) saveJujuRecord() error {
 	return c.juju().save()
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // TestJujuRecord: the record is read once per hook, trusted only when it parses, ignored in
-// upgrade-charm, removed before Juju is changed and written only by SaveJujuRecord.
+// upgrade-charm, removed before Juju is changed and written only by saveJujuRecord.
 func TestJujuRecord(t *testing.T) {
 	const saved = `{"status":"active","message":"29 rules","app_version":"1.0","port":"9765/tcp","bags":{"logging:4 app":"h1","metrics-endpoint:1 unit":"h2"}}`
 	for _, tc := range []struct {
@@ -34,7 +34,7 @@ func TestJujuRecord(t *testing.T) {
 				t.Fatalf("record %+v", r)
 			}
 			// Nothing changed: nothing written (the file stays as it was).
-			if err := c.SaveJujuRecord(); err != nil {
+			if err := c.saveJujuRecord(); err != nil {
 				t.Fatal(err)
 			}
 			if b, _ := os.ReadFile(path); string(b) != tc.file {
@@ -49,7 +49,7 @@ func TestJujuRecord(t *testing.T) {
 			}
 			r.Status, r.Message = "waiting", "agent is loading its rules"
 			r.pruneBags([]string{"logging:4"})
-			if err := c.SaveJujuRecord(); err != nil {
+			if err := c.saveJujuRecord(); err != nil {
 				t.Fatal(err)
 			}
 			next := (&Context{Env: Env{Kind: "hooks", Name: "config-changed", CharmDir: dir}}).juju()
@@ -68,7 +68,7 @@ func TestJujuRecord(t *testing.T) {
 	c := &Context{Env: Env{Kind: "hooks", Name: "update-status"}}
 	c.juju().Status = "active"
 	c.juju().changed = true
-	if err := c.SaveJujuRecord(); err != nil {
+	if err := c.saveJujuRecord(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -21,7 +21,7 @@ func Main(version string, hooks, actions Handler) int {
 	c := NewContext(env, ExecTools{}, version, os.Stdout)
 	ctx, cancel := context.WithTimeout(context.Background(), hookTimeout)
 	defer cancel()
-	flushLog := c.AsyncJujuLog()
+	flushLog := c.asyncJujuLog()
 	defer flushLog() // before exit: Juju must have every line when it sees the hook end
 	var err error
 	switch env.Kind {
@@ -35,7 +35,7 @@ func Main(version string, hooks, actions Handler) int {
 	if err == nil {
 		// Only a successful hook's calls are known to Juju (open-port is committed at exit 0);
 		// a record that cannot be written just costs the next hook the calls again.
-		if rerr := c.SaveJujuRecord(); rerr != nil {
+		if rerr := c.saveJujuRecord(); rerr != nil {
 			c.Log.Debug().Err(rerr).Msg("juju record not saved")
 		}
 	}

@@ -83,8 +83,8 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		return out, err
 	}
 	// Tool calls every path of this hook needs, concurrently with config-get.
-	c.PrefetchRelationData(ctx)
-	c.PrefetchRelationIDs(ctx)
+	c.prefetchRelationData(ctx)
+	c.prefetchRelationIDs(ctx)
 	s, err := c.Settings(ctx)
 	var ce *ConfigError
 	if errors.As(err, &ce) {

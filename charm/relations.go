@@ -152,7 +152,7 @@ type relIDsBatch struct {
 
 // relationIDs is relation-ids for endpoint. Every hook tool is a process and a round trip to
 // the controller, and every full update asks for all endpoints: the first call (or
-// PrefetchRelationIDs, earlier) asks for all of them at once, concurrently (the unit agent
+// prefetchRelationIDs, earlier) asks for all of them at once, concurrently (the unit agent
 // serves hook tools in parallel), and the hook's later calls read the answers. Relations do not
 // change during a hook.
 func (c *Context) relationIDs(ctx context.Context, rt RelationTools, endpoint string) ([]string, error) {
@@ -198,9 +198,9 @@ func (c *Context) relIDsStart(ctx context.Context, rt RelationTools) *relIDsBatc
 	return b
 }
 
-// PrefetchRelationIDs starts the relation-ids batch as a hook that will do a full update (any
+// prefetchRelationIDs starts the relation-ids batch as a hook that will do a full update (any
 // but a relation hook on a cached endpoint) begins, concurrently with config-get.
-func (c *Context) PrefetchRelationIDs(ctx context.Context) {
+func (c *Context) prefetchRelationIDs(ctx context.Context) {
 	rt, ok := c.Tools.(RelationTools)
 	if ep, _ := c.relationHook(); !ok || ep != "" {
 		return
@@ -602,11 +602,11 @@ type prefetch struct {
 	err     error
 }
 
-// PrefetchRelationData starts reading what a -joined or -changed hook on the logging or
+// prefetchRelationData starts reading what a -joined or -changed hook on the logging or
 // http-endpoint relation is about (the remote unit's, or falcosidekick's application, data) in
 // the background: the hook needs it whatever else it finds, and asking concurrently with
 // config-get saves one hook-tool round trip. relationGet hands the answer over.
-func (c *Context) PrefetchRelationData(ctx context.Context) {
+func (c *Context) prefetchRelationData(ctx context.Context) {
 	rt, ok := c.Tools.(RelationTools)
 	ep, kind := c.relationHook()
 	if !ok || kind != "joined" && kind != "changed" || c.Env.RelationID == "" {
