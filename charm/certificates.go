@@ -60,13 +60,27 @@ func WebhookSANs(env Env) []string {
 }
 
 // certificatesRelation is the live certificates relation ("" when there is none; the
-// endpoint is limit: 1).
+// endpoint is limit: 1), looked up once per hook or taken from the manifest's cache
+// (primeRelations).
 func (c *Context) certificatesRelation(ctx context.Context, rt RelationTools) (relation, bool, error) {
+	c.mu.Lock()
+	known := c.certRel
+	c.mu.Unlock()
+	if known != nil {
+		return *known, known.ID != "", nil
+	}
 	rels, err := c.relations(ctx, rt, EndpointCertificates)
-	if err != nil || len(rels) == 0 {
+	if err != nil {
 		return relation{}, false, err
 	}
-	return rels[0], true, nil
+	var r relation
+	if len(rels) > 0 {
+		r = rels[0]
+	}
+	c.mu.Lock()
+	c.certRel = &r
+	c.mu.Unlock()
+	return r, r.ID != "", nil
 }
 
 // RelationTLS requests a certificate on the certificates relation and returns the one the

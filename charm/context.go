@@ -34,8 +34,15 @@ type Context struct {
 	secrets []string
 	kube    Kube
 	kubeErr error
-	// relIDs caches relation-ids per endpoint for the hook (relationIDs).
-	relIDs map[string]relIDsResult
+	// relIDs is the hook's relation-ids for every endpoint (relationIDs).
+	relIDs *relIDsBatch
+	// certRel is the certificates relation (ID "" for none) once known (certificatesRelation).
+	certRel *relation
+	// jujuRec is what Juju already holds for the unit (jujurecord.go), read on first use.
+	jujuRec jujuRecord
+	logw    *jujuLogWriter
+	// prefetched is a relation hook's own remote data (prefetchRelationData).
+	prefetched *prefetch
 }
 
 // NewContext returns the Context of the running process.
@@ -47,6 +54,7 @@ func NewContext(env Env, tools Tools, version string, stdout io.Writer) *Context
 		// An action's stdout is returned to the user as its "stdout" result: keep it clean.
 		w.stdout = nil
 	}
+	c.logw = w
 	c.Log = zerolog.New(w).Level(zerolog.InfoLevel).With().Timestamp().
 		Str("unit", env.Unit).Str(env.Kind, env.Name).Logger()
 	c.NewWorkload = func() (Workload, error) { return NewPebble(env.PebbleSocket) }
@@ -75,14 +83,24 @@ func (c *Context) Redact(s string) string {
 	return s
 }
 
-// SetStatus is status-set with the message redacted.
+// SetStatus is status-set with the message redacted. A status Juju already holds from an earlier
+// hook (jujuRecord) is not set again: status-set is a process and a controller round trip, and
+// most hooks leave the status as it was.
 func (c *Context) SetStatus(ctx context.Context, st, msg string) error {
 	msg = c.Redact(msg)
 	// Debug: the status is visible in juju status; INFO lines cost a juju-log call each.
 	c.Log.Debug().Str("status", st).Str("message", msg).Msg("status")
+	rec := c.juju()
+	if rec.Status == st && rec.Message == msg {
+		return nil
+	}
+	if err := rec.forget(); err != nil {
+		return err
+	}
 	if err := c.Tools.StatusSet(ctx, st, msg); err != nil {
 		return fmt.Errorf("set status: %w", err)
 	}
+	rec.Status, rec.Message = st, msg
 	return nil
 }
 
@@ -105,6 +123,51 @@ type jujuLogWriter struct {
 	c          *Context
 	stdout     io.Writer
 	minJujuLog zerolog.Level
+
+	// queue, once asyncJujuLog has started it, takes the juju-log calls to one goroutine that
+	// makes them in order while the hook goes on; done is closed when it has made the last.
+	mu    sync.Mutex
+	queue chan [2]string
+	done  chan struct{}
+}
+
+// asyncJujuLog makes juju-log calls in the background, in order: each is a process and a
+// round trip to the controller (5-10 ms), which a hook need not wait for. The returned flush
+// waits for every queued line; Main calls it before the hook exits, so all of them are in
+// `juju debug-log` when Juju sees the hook end. Lines logged after flush are sent at once.
+func (c *Context) asyncJujuLog() (flush func()) {
+	w := c.logw
+	if w == nil {
+		return func() {}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.queue != nil {
+		return func() {}
+	}
+	q, done := make(chan [2]string, 64), make(chan struct{})
+	w.queue, w.done = q, done
+	go func() {
+		defer close(done)
+		for m := range q {
+			w.jujuLog(m[0], m[1])
+		}
+	}()
+	return func() {
+		w.mu.Lock()
+		if w.queue == q {
+			close(q)
+			w.queue = nil
+		}
+		w.mu.Unlock()
+		<-done
+	}
+}
+
+func (w *jujuLogWriter) jujuLog(level, line string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w.c.Tools.JujuLog(ctx, level, line) //nolint:errcheck // best effort
 }
 
 func (w *jujuLogWriter) Write(p []byte) (int, error) {
@@ -124,9 +187,14 @@ func (w *jujuLogWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 		case l >= zerolog.WarnLevel:
 			level = "WARNING"
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		w.c.Tools.JujuLog(ctx, level, strings.TrimSpace(line)) //nolint:errcheck // best effort
+		w.mu.Lock()
+		if w.queue != nil {
+			w.queue <- [2]string{level, strings.TrimSpace(line)} // under mu: flush cannot close it meanwhile
+			w.mu.Unlock()
+			return len(p), nil
+		}
+		w.mu.Unlock()
+		w.jujuLog(level, strings.TrimSpace(line))
 	}
 	return len(p), nil
 }

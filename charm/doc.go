@@ -24,6 +24,12 @@
 // `falco`, which Falco reloads itself (watch_config_files), so its files stay out of the
 // agent's hash; the status names Falco and its version, or why Falco is not running.
 //
+// Every hook tool is a process and a controller round trip, so a hook asks Juju only for what
+// it may not know: a record in the charm directory (jujurecord.go, written only after a
+// successful hook, ignored in upgrade-charm, gone with the pod) holds the status, application
+// version, open port and databag hashes Juju already has, and the manifest caches what the
+// relations contributed, so a relation hook reads only its own relation.
+//
 // User mistakes (invalid options, a missing Kubernetes Secret, an ungranted Juju secret) give
 // `blocked` with the fix; an unreachable Pebble gives `waiting`; only bugs and hook-tool
 // failures make a hook fail. Credentials are read into memory, written into the container with

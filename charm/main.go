@@ -21,6 +21,8 @@ func Main(version string, hooks, actions Handler) int {
 	c := NewContext(env, ExecTools{}, version, os.Stdout)
 	ctx, cancel := context.WithTimeout(context.Background(), hookTimeout)
 	defer cancel()
+	flushLog := c.asyncJujuLog()
+	defer flushLog() // before exit: Juju must have every line when it sees the hook end
 	var err error
 	switch env.Kind {
 	case "hooks":
@@ -29,6 +31,13 @@ func Main(version string, hooks, actions Handler) int {
 		err = actions(ctx, c, env.Name)
 	default:
 		err = fmt.Errorf("unknown dispatch path kind %q (JUJU_DISPATCH_PATH=%q)", env.Kind, os.Getenv("JUJU_DISPATCH_PATH"))
+	}
+	if err == nil {
+		// Only a successful hook's calls are known to Juju (open-port is committed at exit 0);
+		// a record that cannot be written just costs the next hook the calls again.
+		if rerr := c.saveJujuRecord(); rerr != nil {
+			c.Log.Debug().Err(rerr).Msg("juju record not saved")
+		}
 	}
 	if err != nil {
 		c.Log.Error().Err(err).Msg("failed")

@@ -83,6 +83,9 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		c.Log.Debug().Dict("phases", phases).Bool("replanned", out.Replanned).Int("pushed", len(out.Pushed)).Msg("reconciled")
 		return out, err
 	}
+	// Tool calls every path of this hook needs, concurrently with config-get.
+	c.prefetchRelationData(ctx)
+	c.prefetchRelationIDs(ctx)
 	s, err := c.Settings(ctx)
 	var ce *ConfigError
 	if errors.As(err, &ce) {
@@ -119,6 +122,7 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return c.workloadErr(ctx, out, err)
 	}
+	c.primeRelations(m)
 	// The certificates relation, when webhook-tls does not give the webhook its certificate.
 	if len(creds.TLSCert) == 0 {
 		if creds.TLSCert, creds.TLSKey, creds.TLSCA, err = c.RelationTLS(ctx, w); err != nil {
@@ -234,8 +238,8 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 		}
 		return out, err
 	}
-	if err := c.Tools.ApplicationVersionSet(ctx, c.Version); err != nil {
-		return out, fmt.Errorf("application-version-set: %w", err)
+	if err := c.syncVersion(ctx); err != nil {
+		return out, err
 	}
 
 	phase("ports-version")
@@ -421,13 +425,27 @@ func binaryIdentity(exe, version string) (string, error) {
 }
 
 // syncPort opens the webhook port on the application's Service and closes any other port a
-// previous webhook-port left open.
+// previous webhook-port left open. When an earlier hook saw exactly that port open (jujuRecord),
+// Juju still has it and nothing is asked.
 func (c *Context) syncPort(ctx context.Context, port int) error {
 	want := fmt.Sprintf("%d/tcp", port)
+	rec := c.juju()
+	if rec.Port == want {
+		return nil
+	}
 	opened, err := c.Tools.OpenedPorts(ctx)
 	if err != nil {
 		return fmt.Errorf("opened-ports: %w", err)
 	}
+	if slices.Equal(opened, []string{want}) {
+		rec.Port, rec.changed = want, true
+		return nil
+	}
+	// A change: Juju commits it only if the hook succeeds, so the next hook looks again.
+	if err := rec.forget(); err != nil {
+		return err
+	}
+	rec.Port = ""
 	have := false
 	for _, p := range opened {
 		if p == want {
@@ -443,6 +461,23 @@ func (c *Context) syncPort(ctx context.Context, port int) error {
 			return fmt.Errorf("open-port %s: %w", want, err)
 		}
 	}
+	return nil
+}
+
+// syncVersion is application-version-set, unless Juju has this version from an earlier hook
+// (jujuRecord; upgrade-charm always sets it).
+func (c *Context) syncVersion(ctx context.Context) error {
+	rec := c.juju()
+	if rec.AppVersion == c.Version && c.Version != "" {
+		return nil
+	}
+	if err := rec.forget(); err != nil {
+		return err
+	}
+	if err := c.Tools.ApplicationVersionSet(ctx, c.Version); err != nil {
+		return fmt.Errorf("application-version-set: %w", err)
+	}
+	rec.AppVersion = c.Version
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -70,16 +71,12 @@ type relation struct {
 // relations lists an endpoint's live relations: in -relation-broken, Juju still lists the
 // relation going away, so it is left out here.
 func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint string) ([]relation, error) {
-	ids, err := c.relationIDs(ctx, rt, endpoint)
+	ids, err := c.liveRelationIDs(ctx, rt, endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("relation-ids %s: %w", endpoint, err)
+		return nil, err
 	}
-	broken := strings.HasSuffix(c.Env.Name, "-relation-broken") && c.Env.Kind == "hooks"
 	var out []relation
 	for _, id := range ids {
-		if broken && id == c.Env.RelationID {
-			continue
-		}
 		r := relation{ID: id}
 		if r.Units, err = rt.RelationList(ctx, id); err != nil {
 			return nil, fmt.Errorf("relation-list %s: %w", id, err)
@@ -100,6 +97,46 @@ func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint stri
 	return out, nil
 }
 
+// liveRelationIDs is relation-ids without the relation going away in -relation-broken.
+func (c *Context) liveRelationIDs(ctx context.Context, rt RelationTools, endpoint string) ([]string, error) {
+	ids, err := c.relationIDs(ctx, rt, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("relation-ids %s: %w", endpoint, err)
+	}
+	if !strings.HasSuffix(c.Env.Name, "-relation-broken") || c.Env.Kind != "hooks" {
+		return ids, nil
+	}
+	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == c.Env.RelationID }), nil
+}
+
+// relationRefs lists an endpoint's live relations without relation-list (a process per
+// relation): publishing needs only their IDs, and the one remote application a full update
+// reads by name (falcosidekick's) is in the cache from an earlier hook, or asked once.
+func (c *Context) relationRefs(ctx context.Context, rt RelationTools, endpoint string, old *RelationCache) ([]relation, error) {
+	ids, err := c.liveRelationIDs(ctx, rt, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]relation, 0, len(ids))
+	for _, id := range ids {
+		r := relation{ID: id}
+		if endpoint == EndpointHTTP {
+			switch {
+			case old != nil && old.HTTP[id].App != "": // a relation's remote application never changes
+				r.App = old.HTTP[id].App
+			case id == c.Env.RelationID && c.Env.RemoteApp != "":
+				r.App = c.Env.RemoteApp
+			default:
+				if r.App, err = rt.RelationApp(ctx, id); err != nil {
+					return nil, fmt.Errorf("relation-list --app %s: %w", id, err)
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 // allEndpoints are the charm's relation endpoints that every reconcile looks at.
 var allEndpoints = []string{EndpointCertificates, EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP, PeerEndpoint}
 
@@ -108,14 +145,43 @@ type relIDsResult struct {
 	err error
 }
 
+// relIDsBatch is the hook's one round of relation-ids, for every endpoint; res is filled before
+// done is closed.
+type relIDsBatch struct {
+	done chan struct{}
+	res  map[string]relIDsResult
+}
+
 // relationIDs is relation-ids for endpoint. Every hook tool is a process and a round trip to
-// the controller, and every reconcile asks for all endpoints: the first call asks for all of
-// them at once, concurrently (the unit agent serves hook tools in parallel), and the hook's
-// later calls read the answers. Relations do not change during a hook.
+// the controller, and every full update asks for all endpoints: the first call (or
+// prefetchRelationIDs, earlier) asks for all of them at once, concurrently (the unit agent
+// serves hook tools in parallel), and the hook's later calls read the answers. Relations do not
+// change during a hook.
 func (c *Context) relationIDs(ctx context.Context, rt RelationTools, endpoint string) ([]string, error) {
+	b := c.relIDsStart(ctx, rt)
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	r, ok := b.res[endpoint]
+	if !ok {
+		return rt.RelationIDs(ctx, endpoint)
+	}
+	return r.ids, r.err
+}
+
+// relIDsStart starts the hook's relation-ids batch unless it has started already.
+func (c *Context) relIDsStart(ctx context.Context, rt RelationTools) *relIDsBatch {
 	c.mu.Lock()
-	if c.relIDs == nil {
-		c.relIDs = make(map[string]relIDsResult, len(allEndpoints))
+	defer c.mu.Unlock()
+	if c.relIDs != nil {
+		return c.relIDs
+	}
+	b := &relIDsBatch{done: make(chan struct{}), res: make(map[string]relIDsResult, len(allEndpoints))}
+	c.relIDs = b
+	go func() {
+		defer close(b.done)
 		results := make([]relIDsResult, len(allEndpoints))
 		var wg sync.WaitGroup
 		for i, ep := range allEndpoints {
@@ -128,15 +194,20 @@ func (c *Context) relationIDs(ctx context.Context, rt RelationTools, endpoint st
 		}
 		wg.Wait()
 		for i, ep := range allEndpoints {
-			c.relIDs[ep] = results[i]
+			b.res[ep] = results[i]
 		}
+	}()
+	return b
+}
+
+// prefetchRelationIDs starts the relation-ids batch as a hook that will do a full update (any
+// but a relation hook on a cached endpoint) begins, concurrently with config-get.
+func (c *Context) prefetchRelationIDs(ctx context.Context) {
+	rt, ok := c.Tools.(RelationTools)
+	if ep, _ := c.relationHook(); !ok || ep != "" {
+		return
 	}
-	r, ok := c.relIDs[endpoint]
-	c.mu.Unlock()
-	if !ok {
-		return rt.RelationIDs(ctx, endpoint)
-	}
-	return r.ids, r.err
+	c.relIDsStart(ctx, rt)
 }
 
 // RelationCache is what the remote applications contributed, per relation and (for Loki) per
@@ -146,6 +217,37 @@ type RelationCache struct {
 	Loki map[string]map[string]RemoteEntry `json:"loki"`
 	// HTTP: relation ID → the provider's url (or the problem with it).
 	HTTP map[string]RemoteEntry `json:"http"`
+	// Certificates is the certificates relation as of the last full update (ID "" when there is
+	// none; nil in a manifest an older charm wrote). A relation hook on one of the endpoints
+	// above takes it from here instead of asking relation-ids for every endpoint: the
+	// certificates relation's own hooks are full updates, so it cannot have changed unseen.
+	Certificates *RelationRef `json:"certificates,omitempty"`
+}
+
+// RelationRef names one relation and its remote application.
+type RelationRef struct {
+	ID  string `json:"id"`
+	App string `json:"app,omitempty"`
+}
+
+// primeRelations gives a relation hook on a cached endpoint the certificates relation from the
+// manifest (see RelationCache.Certificates); other hooks look it up.
+func (c *Context) primeRelations(m *manifest) {
+	if ep, _ := c.relationHook(); ep == "" || m.Relations == nil || m.Relations.Certificates == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.certRel = &relation{ID: m.Relations.Certificates.ID, App: m.Relations.Certificates.App}
+}
+
+// recordCertificates keeps the certificates relation this hook found in the cache.
+func (c *Context) recordCertificates(cache *RelationCache) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.certRel != nil {
+		cache.Certificates = &RelationRef{ID: c.certRel.ID, App: c.certRel.App}
+	}
 }
 
 // RemoteEntry is one remote contribution: a URL, or why it is ignored. App names the remote
@@ -186,11 +288,12 @@ func (c *Context) Integrations(ctx context.Context, s *Settings, m *manifest) (*
 	case hookEP != "" && m.Relations != nil:
 		err = c.relationHookUpdate(ctx, rt, s, m.Relations, hookEP, kind)
 	default:
-		m.Relations, err = c.fullUpdate(ctx, rt, s)
+		m.Relations, err = c.fullUpdate(ctx, rt, s, m.Relations)
 	}
 	if err != nil {
 		return nil, err
 	}
+	c.recordCertificates(m.Relations)
 	if after, _ := json.Marshal(m.Relations); string(after) != string(before) {
 		m.dirty = true // the cache is saved with the manifest
 	}
@@ -240,47 +343,85 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// fullUpdate reads every relation and publishes our data on all of them.
-func (c *Context) fullUpdate(ctx context.Context, rt RelationTools, s *Settings) (*RelationCache, error) {
+// fullUpdate reads every relation and publishes our data on all of them (old is the previous
+// cache, nil when there is none).
+func (c *Context) fullUpdate(ctx context.Context, rt RelationTools, s *Settings, old *RelationCache) (*RelationCache, error) {
 	cache := &RelationCache{Loki: map[string]map[string]RemoteEntry{}, HTTP: map[string]RemoteEntry{}}
 	all := map[string][]relation{}
 	some := false
+	var live []string
 	for _, ep := range []string{EndpointMetrics, EndpointDashboard, EndpointLogging, EndpointHTTP} {
-		rels, err := c.relations(ctx, rt, ep)
+		rels, err := c.relationRefs(ctx, rt, ep, old)
 		if err != nil {
 			return nil, err
 		}
 		all[ep] = rels
 		some = some || len(rels) > 0
+		for _, r := range rels {
+			live = append(live, r.ID)
+		}
+	}
+	c.juju().pruneBags(live)
+	// The certificates relation too, so relation hooks need not ask (RelationCache).
+	if _, _, err := c.certificatesRelation(ctx, rt); err != nil {
+		return nil, err
 	}
 	if !some {
 		return cache, nil
 	}
-	leader, err := rt.IsLeader(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("is-leader: %w", err)
-	}
-	for ep, rels := range all {
-		if err := c.publish(ctx, rt, s, ep, rels, leader); err != nil {
-			return nil, err
-		}
-	}
-	for _, r := range all[EndpointLogging] {
-		cache.Loki[r.ID] = map[string]RemoteEntry{}
-		for _, u := range r.Units {
-			e, err := c.lokiEntry(ctx, rt, r.ID, r.App, u)
+	// Publishing ours and reading theirs are independent chains of tool calls: they run
+	// concurrently (the unit agent serves hook tools in parallel). Each goroutine writes its
+	// own map of the cache.
+	var wg sync.WaitGroup
+	var lokiErr, httpErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for _, r := range all[EndpointLogging] {
+			units, err := rt.RelationList(ctx, r.ID) // Loki's endpoints are per unit
 			if err != nil {
-				return nil, err
+				lokiErr = fmt.Errorf("relation-list %s: %w", r.ID, err)
+				return
 			}
-			cache.Loki[r.ID][u] = e
+			entries := map[string]RemoteEntry{}
+			for _, u := range units {
+				app, _, _ := strings.Cut(u, "/")
+				if entries[u], err = c.lokiEntry(ctx, rt, r.ID, app, u); err != nil {
+					lokiErr = err
+					return
+				}
+			}
+			cache.Loki[r.ID] = entries
 		}
-	}
-	for _, r := range all[EndpointHTTP] {
-		e, err := c.httpEntry(ctx, rt, r.ID, r.App)
+	}()
+	go func() {
+		defer wg.Done()
+		for _, r := range all[EndpointHTTP] {
+			e, err := c.httpEntry(ctx, rt, r.ID, r.App)
+			if err != nil {
+				httpErr = err
+				return
+			}
+			cache.HTTP[r.ID] = e
+		}
+	}()
+	pubErr := func() error {
+		leader, err := rt.IsLeader(ctx)
+		if err != nil {
+			return fmt.Errorf("is-leader: %w", err)
+		}
+		for ep, rels := range all {
+			if err := c.publish(ctx, rt, s, ep, rels, leader); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	wg.Wait()
+	for _, err := range []error{pubErr, lokiErr, httpErr} {
 		if err != nil {
 			return nil, err
 		}
-		cache.HTTP[r.ID] = e
 	}
 	return cache, nil
 }
@@ -367,12 +508,12 @@ func (c *Context) publish(ctx context.Context, rt RelationTools, s *Settings, ep
 	}
 	for _, r := range rels {
 		if leader && len(app) > 0 {
-			if err := rt.RelationSet(ctx, r.ID, true, app); err != nil {
+			if err := c.setBag(ctx, rt, r.ID, true, app); err != nil {
 				return fmt.Errorf("relation-set --app %s: %w", r.ID, err)
 			}
 		}
 		if len(unit) > 0 {
-			if err := rt.RelationSet(ctx, r.ID, false, unit); err != nil {
+			if err := c.setBag(ctx, rt, r.ID, false, unit); err != nil {
 				return fmt.Errorf("relation-set %s: %w", r.ID, err)
 			}
 		}
@@ -380,10 +521,40 @@ func (c *Context) publish(ctx context.Context, rt RelationTools, s *Settings, ep
 	return nil
 }
 
+// setBag is relation-set, unless this unit's record (jujuRecord.Bags) says the bag already holds
+// exactly this data. In leader-elected the application bags are written regardless: another
+// leader may have written them meanwhile.
+func (c *Context) setBag(ctx context.Context, rt RelationTools, relID string, app bool, data map[string]string) error {
+	rec := c.juju()
+	key := relID + " unit"
+	if app {
+		key = relID + " app"
+	}
+	b, err := json.Marshal(data) // map keys sorted: the same data, the same hash
+	if err != nil {
+		return err
+	}
+	h := sha(b)
+	if rec.Bags[key] == h && !(app && c.Env.Kind == "hooks" && c.Env.Name == "leader-elected") {
+		return nil
+	}
+	if err := rec.forget(); err != nil {
+		return err
+	}
+	if err := rt.RelationSet(ctx, relID, app, data); err != nil {
+		return err
+	}
+	if rec.Bags == nil {
+		rec.Bags = map[string]string{}
+	}
+	rec.Bags[key] = h
+	return nil
+}
+
 // lokiEntry reads one Loki unit's endpoint ({"url": ...}); a unit that has not published yet
 // gives an empty entry.
 func (c *Context) lokiEntry(ctx context.Context, rt RelationTools, id, app, u string) (RemoteEntry, error) {
-	data, err := rt.RelationGet(ctx, id, u, false)
+	data, err := c.relationGet(ctx, rt, id, u, false)
 	if err != nil {
 		return RemoteEntry{}, fmt.Errorf("relation-get %s %s: %w", id, u, err)
 	}
@@ -409,7 +580,7 @@ func (c *Context) lokiEntry(ctx context.Context, rt RelationTools, id, app, u st
 
 // httpEntry reads the falcosidekick provider's url from its application data.
 func (c *Context) httpEntry(ctx context.Context, rt RelationTools, id, app string) (RemoteEntry, error) {
-	data, err := rt.RelationGet(ctx, id, app, true)
+	data, err := c.relationGet(ctx, rt, id, app, true)
 	if err != nil {
 		return RemoteEntry{}, fmt.Errorf("relation-get %s %s: %w", id, app, err)
 	}
@@ -425,6 +596,59 @@ func (c *Context) httpEntry(ctx context.Context, rt RelationTools, id, app strin
 	}
 	e.URL = u
 	return e, nil
+}
+
+// prefetch is a relation hook's own remote data, asked for as the hook starts.
+type prefetch struct {
+	id, who string
+	app     bool
+	done    chan struct{}
+	data    map[string]string
+	err     error
+}
+
+// prefetchRelationData starts reading what a -joined or -changed hook on the logging or
+// http-endpoint relation is about (the remote unit's, or falcosidekick's application, data) in
+// the background: the hook needs it whatever else it finds, and asking concurrently with
+// config-get saves one hook-tool round trip. relationGet hands the answer over.
+func (c *Context) prefetchRelationData(ctx context.Context) {
+	rt, ok := c.Tools.(RelationTools)
+	ep, kind := c.relationHook()
+	if !ok || kind != "joined" && kind != "changed" || c.Env.RelationID == "" {
+		return
+	}
+	p := &prefetch{id: c.Env.RelationID, done: make(chan struct{})}
+	switch {
+	case ep == EndpointLogging && c.Env.RemoteUnit != "":
+		p.who = c.Env.RemoteUnit
+	case ep == EndpointHTTP && c.Env.RemoteApp != "":
+		p.who, p.app = c.Env.RemoteApp, true
+	default:
+		return
+	}
+	c.mu.Lock()
+	c.prefetched = p
+	c.mu.Unlock()
+	go func() {
+		defer close(p.done)
+		p.data, p.err = rt.RelationGet(ctx, p.id, p.who, p.app)
+	}()
+}
+
+// relationGet is rt.RelationGet, answered by the prefetch when that asked the same.
+func (c *Context) relationGet(ctx context.Context, rt RelationTools, id, who string, app bool) (map[string]string, error) {
+	c.mu.Lock()
+	p := c.prefetched
+	c.mu.Unlock()
+	if p != nil && p.id == id && p.who == who && p.app == app {
+		select {
+		case <-p.done:
+			return p.data, p.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return rt.RelationGet(ctx, id, who, app)
 }
 
 // relationHook returns the endpoint and kind (created, joined, changed, departed, broken) of a

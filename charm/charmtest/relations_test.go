@@ -388,6 +388,7 @@ func testRelations(t *testing.T, leader bool) {
 				t.Errorf("Loki label %s = %q, want %q (labels %v)", k, l.Labels[k], want, l.Labels)
 			}
 		}
+		checkLokiRuleFilter(t, l.Line)
 
 		// Malformed remote data: the relation is ignored with a status naming it; no failed hook.
 		u.runs("changed", u.SetRemoteUnitData(id, "loki/0", map[string]string{"endpoint": "not json"}))
@@ -581,5 +582,30 @@ func TestJujuLogAndCleanActionStdout(t *testing.T) {
 	}
 	if a.Results["return-code"] != "0" {
 		t.Errorf("results %v", a.Results)
+	}
+}
+
+// checkLokiRuleFilter applies the LogQL alert rule's line filter (RE2, as Loki evaluates it) to a
+// line as Pebble delivered it to Loki: it must match exactly the Critical-or-worse alerts.
+func checkLokiRuleFilter(t *testing.T, line string) {
+	t.Helper()
+	rules := charm.LokiRules(charm.Topology{Model: "audit", App: "falco-k8s", Charm: charm.CharmName})
+	parts := strings.Split(rules.Groups[0].Rules[0].Expr, "`")
+	if len(parts) != 3 {
+		t.Fatalf("no line filter in %s", rules.Groups[0].Rules[0].Expr)
+	}
+	filter := regexp.MustCompile(parts[1])
+	var prio string
+	if doc := map[string]any{}; json.Unmarshal([]byte(line), &doc) == nil {
+		prio, _ = doc["priority"].(string)
+	} else if _, after, ok := strings.Cut(line, ": "); ok {
+		prio, _, _ = strings.Cut(after, " ")
+	}
+	if prio == "" {
+		t.Fatalf("no priority in the alert line %q", line)
+	}
+	want := prio == "Critical" || prio == "Alert" || prio == "Emergency"
+	if got := filter.MatchString(line); got != want {
+		t.Errorf("Loki rule filter on a %s alert line: matched %v, want %v\n%s", prio, got, want, line)
 	}
 }
