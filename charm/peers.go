@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -110,6 +111,8 @@ type Peers struct {
 	Address  string
 	PeerPort int
 	mine     map[string]string
+	// cached: read from the manifest's snapshot (peerAgent); the hook must not write databags.
+	cached bool
 }
 
 // peerAddress is the URL peers reach this unit's peer API at.
@@ -408,7 +411,7 @@ func (c *Context) PeerConverge(ctx context.Context, p *Peers, agent *apiclient.C
 		}
 	}
 	run := Running{Pins: RunningPins(st)}
-	if p.Leader {
+	if p.Leader && !p.cached {
 		c.publishAccepted(ctx, rt, p, st, run.Pins)
 	}
 	var res *PeerResult
@@ -428,6 +431,11 @@ func (c *Context) PeerConverge(ctx context.Context, p *Peers, agent *apiclient.C
 		// Rules are followed but the leader has published nothing yet: a pinned unit must not
 		// look done while it runs only the built-in rules.
 		res = &PeerResult{Waiting, "waiting for the leader to publish the accepted rules"}
+	}
+	if p.cached {
+		// Another relation's hook: the databags and the application status are the next full
+		// hook's to write (a snapshot's leadership may be stale).
+		return st, res, nil
 	}
 	if err := c.publishRunning(ctx, rt, p, run); err != nil {
 		return st, nil, err
@@ -558,13 +566,72 @@ func (a *PeerAgent) agentSections(cfg, follow map[string]any, p func(string) str
 	}
 }
 
-// peerAgent reads the peer relation for a reconcile.
-func (c *Context) peerAgent(ctx context.Context, s *Settings) (*PeerAgent, *Peers, error) {
+// peerAgent reads the peer relation for a reconcile. A hook about another relation (a COS or
+// falcosidekick endpoint) cannot change the peer relation, so it renders the agent from the
+// snapshot the last full hook kept in the manifest, with no hook tool call; such a hook then
+// writes nothing to the peer databags (PeerConverge), since leadership may have moved since.
+func (c *Context) peerAgent(ctx context.Context, s *Settings, w Workload, m *manifest) (*PeerAgent, *Peers, error) {
+	if ep, _ := c.relationHook(); ep != "" && m.Peers != nil {
+		if m.Peers.RelID == "" { // no peer relation when the full hook looked
+			return nil, nil, nil
+		}
+		p, err := c.peersFromSnapshot(ctx, w, m.Peers)
+		if err != nil {
+			return nil, nil, err
+		}
+		return p.Agent(c.Env, s.WebhookPort), p, nil
+	}
 	p, err := c.Peers(ctx)
-	if err != nil || p == nil {
+	if err != nil {
 		return nil, nil, err
 	}
+	snap := &peerSnapshot{}
+	if p != nil {
+		snap = &peerSnapshot{RelID: p.RelID, Leader: p.Leader, Units: p.Units, App: p.App, TokenURI: p.TokenURI, Address: p.Address, Mine: p.mine}
+	}
+	if !reflect.DeepEqual(snap, m.Peers) {
+		m.Peers, m.dirty = snap, true
+	}
+	if p == nil {
+		return nil, nil, nil
+	}
 	return p.Agent(c.Env, s.WebhookPort), p, nil
+}
+
+// peerSnapshot is the peer relation as the last full hook read it (manifest.Peers; an empty
+// RelID: the unit had none). The token is not in it: it is read back from the workload's 0600
+// token file.
+type peerSnapshot struct {
+	RelID    string                       `json:"rel_id"`
+	Leader   bool                         `json:"leader"`
+	Units    map[string]map[string]string `json:"units,omitempty"`
+	App      map[string]string            `json:"app,omitempty"`
+	TokenURI string                       `json:"token_uri,omitempty"`
+	Address  string                       `json:"address,omitempty"`
+	Mine     map[string]string            `json:"mine,omitempty"`
+}
+
+// peersFromSnapshot rebuilds a hook's view of the peer relation from the manifest's snapshot.
+func (c *Context) peersFromSnapshot(ctx context.Context, w Workload, snap *peerSnapshot) (*Peers, error) {
+	p := &Peers{RelID: snap.RelID, Leader: snap.Leader, Unit: c.Env.Unit, Units: snap.Units, App: snap.App,
+		TokenURI: snap.TokenURI, Address: snap.Address, mine: snap.Mine, cached: true}
+	if p.Units == nil {
+		p.Units = map[string]map[string]string{}
+	}
+	if p.App == nil {
+		p.App = map[string]string{}
+	}
+	p.Published, _ = ParsePublished(p.App[keyPublished]) // read (and warned about) by the full hook
+	p.Tuning, _ = ParseTuning(p.App[keyTuning])
+	if p.TokenURI != "" || p.Leader {
+		b, err := w.Pull(ctx, c.Env.WorkloadRoot+PeerTokenPath)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		p.Token = strings.TrimSpace(string(b))
+		c.AddSecret(p.Token)
+	}
+	return p, nil
 }
 
 // peerHook reports whether the hook is about peers or the agent's notices only.

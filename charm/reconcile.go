@@ -147,7 +147,7 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return out, err
 	}
-	if in.Peer, peers, err = c.peerAgent(ctx, s); err != nil {
+	if in.Peer, peers, err = c.peerAgent(ctx, s, w, m); err != nil {
 		return out, err
 	}
 	phase("relations")
@@ -334,6 +334,8 @@ type manifest struct {
 	// LogLayer the hash of the layer last applied (relations_workload.go).
 	LogTargets map[string]string `json:"log_targets,omitempty"`
 	LogLayer   string            `json:"log_layer,omitempty"`
+	// Peers is the peer relation as the last full hook read it (peers.go: peerAgent).
+	Peers *peerSnapshot `json:"peers,omitempty"`
 	// Relations caches each endpoint's contribution (relations.go).
 	// Present (possibly empty) once a hook has read every endpoint.
 	Relations *RelationCache `json:"relations"`
