@@ -82,15 +82,12 @@ func (c *Context) relations(ctx context.Context, rt RelationTools, endpoint stri
 			return nil, fmt.Errorf("relation-list %s: %w", id, err)
 		}
 		// The remote application is known without asking when a unit or the hook names it.
-		switch {
-		case len(r.Units) > 0:
-			r.App, _, _ = strings.Cut(r.Units[0], "/")
-		case id == c.Env.RelationID && c.Env.RemoteApp != "":
-			r.App = c.Env.RemoteApp
-		default:
-			if r.App, err = rt.RelationApp(ctx, id); err != nil {
-				return nil, fmt.Errorf("relation-list --app %s: %w", id, err)
-			}
+		known := ""
+		if len(r.Units) > 0 {
+			known, _, _ = strings.Cut(r.Units[0], "/")
+		}
+		if r.App, err = c.remoteApp(ctx, rt, id, known); err != nil {
+			return nil, err
 		}
 		out = append(out, r)
 	}
@@ -121,20 +118,33 @@ func (c *Context) relationRefs(ctx context.Context, rt RelationTools, endpoint s
 	for _, id := range ids {
 		r := relation{ID: id}
 		if endpoint == EndpointHTTP {
-			switch {
-			case old != nil && old.HTTP[id].App != "": // a relation's remote application never changes
-				r.App = old.HTTP[id].App
-			case id == c.Env.RelationID && c.Env.RemoteApp != "":
-				r.App = c.Env.RemoteApp
-			default:
-				if r.App, err = rt.RelationApp(ctx, id); err != nil {
-					return nil, fmt.Errorf("relation-list --app %s: %w", id, err)
-				}
+			known := ""
+			if old != nil { // a relation's remote application never changes
+				known = old.HTTP[id].App
+			}
+			if r.App, err = c.remoteApp(ctx, rt, id, known); err != nil {
+				return nil, err
 			}
 		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// remoteApp is relation id's remote application: known when the caller has it, the hook's
+// own when the hook is about that relation, otherwise asked (relation-list --app).
+func (c *Context) remoteApp(ctx context.Context, rt RelationTools, id, known string) (string, error) {
+	switch {
+	case known != "":
+		return known, nil
+	case id == c.Env.RelationID && c.Env.RemoteApp != "":
+		return c.Env.RemoteApp, nil
+	}
+	app, err := rt.RelationApp(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("relation-list --app %s: %w", id, err)
+	}
+	return app, nil
 }
 
 // allEndpoints are the charm's relation endpoints that every reconcile looks at.
