@@ -169,7 +169,13 @@ func (e *Evaluator) Alert(r *Rule, hostname string) *Alert {
 	}
 	a.Fields = append(a.Fields, AlertField{Key: "evt.time", Value: ev.Time})
 	for _, f := range r.output.fields {
-		if f.key == "evt.time" {
+		switch f.key {
+		case "evt.time":
+			continue
+		case "evt.time.s", "evt.time.iso8601", "evt.datetime", "evt.datetime.s":
+			// libsinsp's JSON value of every formatted time field is the raw timestamp, as
+			// for evt.time; only the text output shows the formatted string.
+			a.Fields = append(a.Fields, AlertField{Key: f.key, Value: ev.Time})
 			continue
 		}
 		a.Fields = append(a.Fields, AlertField{Key: f.key, Value: typedValue(e, f.slot)})
@@ -179,14 +185,15 @@ func (e *Evaluator) Alert(r *Rule, hostname string) *Alert {
 }
 
 func renderValue(e *Evaluator, p outputPart) string {
-	vals, ok := e.values(p.slot)
+	vals, ok := e.fresh(p.slot)
 	if !ok {
 		return "<NA>"
 	}
 	s := e.rs.slots[p.slot]
 	if p.time {
 		if ns, ok := parseUint(vals[0]); ok {
-			return time.Unix(0, int64(ns)).Local().Format("15:04:05.000000000")
+			// Seconds and nanoseconds apart: a stamp past 2262 does not fit int64 nanoseconds.
+			return time.Unix(int64(ns/1e9), int64(ns%1e9)).Local().Format("15:04:05.000000000")
 		}
 	}
 	if !s.list {
@@ -209,7 +216,7 @@ func renderValue(e *Evaluator, p outputPart) string {
 }
 
 func typedValue(e *Evaluator, slot int) any {
-	vals, ok := e.values(slot)
+	vals, ok := e.fresh(slot)
 	if !ok {
 		return nil
 	}

@@ -373,10 +373,11 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 // Evaluator evaluates events against a Ruleset. It caches each field's values per event and is
 // not safe for concurrent use: use one per goroutine.
 type Evaluator struct {
-	rs    *Ruleset
-	ev    *k8saudit.Event
-	gen   uint64
-	cache []slotCache
+	rs      *Ruleset
+	ev      *k8saudit.Event
+	gen     uint64
+	cache   []slotCache
+	matched []*Rule // this event's matches, reported once every condition has run
 }
 
 type slotCache struct {
@@ -405,25 +406,40 @@ func (e *Evaluator) values(slot int) ([][]byte, bool) {
 	return c.vals, c.ok
 }
 
+// fresh extracts the slot again, as libsinsp does for every output placeholder: the k8saudit
+// plugin unescapes strings and object keys in its parse of the event as fields read them, so
+// an object or array rendered after later extractions shows their unescaped text (Falco's
+// "rules=%ka.req.role.rules" after a condition read ka.req.role.rules.verbs).
+func (e *Evaluator) fresh(slot int) ([][]byte, bool) {
+	e.cache[slot].gen = 0 // Match starts gen at 1
+	return e.values(slot)
+}
+
 // Match evaluates ev against the active rules in order and calls fn for each match: only the
 // first unless all is set (Falco's rule_matching first/all). It returns the number of matches.
 // ev and the values fn can read through Alert are valid only during the call.
+//
+// fn is called once every condition has been evaluated, as Falco formats outputs only after
+// the rules have run: extractions by later conditions change how the plugin renders objects
+// (see fresh), so rendering at match time would differ from Falco's alert.
 func (e *Evaluator) Match(ev *k8saudit.Event, all bool, fn func(*Rule)) int {
 	e.ev = ev
 	e.gen++
-	n := 0
+	e.matched = e.matched[:0]
 	for _, r := range e.rs.active {
 		if r.node.eval(e) {
-			n++
-			if fn != nil {
-				fn(r)
-			}
+			e.matched = append(e.matched, r)
 			if !all {
 				break
 			}
 		}
 	}
-	return n
+	if fn != nil {
+		for _, r := range e.matched {
+			fn(r)
+		}
+	}
+	return len(e.matched)
 }
 
 // RuleNames returns the names of rules, for messages.

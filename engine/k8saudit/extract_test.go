@@ -540,3 +540,18 @@ func TestScratchIsStable(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendPrintable: Falco 0.44.1's evt.plugininfo of a payload holding control characters
+// and ill-formed UTF-8 (observed with ../shared/falco).
+func TestAppendPrintable(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"A\x01B\tC\xffD\x7fE\xc3\xa9F\xf0\x9f\x98\x80G\x1fH\x80I", "A\uFFFDB\uFFFDC\uFFFDD\uFFFDE\u00e9F\U0001F600G\uFFFDH\uFFFDI"},
+		{"A\xe2\x82B\xc2\x85C\xed\xa0\x80D\xf4\x90\x80\x80E\u2028F\xc0\xafG\xf0\x9f\x98H I",
+			"A\uFFFDB\uFFFDC\uFFFD\uFFFD\uFFFDD\uFFFD\uFFFD\uFFFD\uFFFDE\u2028F\uFFFD\uFFFDG\uFFFDH I"},
+		{"plain", "plain"}, {"", ""}, {"\xe2", "\uFFFD"}, {"\xf0\x9f", "\uFFFD"},
+	} {
+		if got := string(appendPrintable(nil, []byte(tc.in))); got != tc.want {
+			t.Errorf("appendPrintable(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
