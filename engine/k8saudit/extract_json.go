@@ -35,9 +35,14 @@ func jsonFields() []fieldDef {
 // which accepts what strconv.Atoi does). An empty pointer yields the whole document.
 func jsonValue(arg string, _ int) Extractor {
 	if arg == "" {
+		// The plugin marshals its own parse of the payload, which earlier json.value lookups
+		// of this event have unescaped in part.
 		return func(ev *Event, dst [][]byte) ([][]byte, bool) {
-			raw := ev.Raw()
-			return append(dst, raw[:len(raw):len(raw)]), true
+			v := ev.jsonRoot()
+			if v == nil {
+				return dst, false
+			}
+			return append(dst, ev.marshal(v)), true
 		}
 	}
 	segs := splitPointer(arg)
