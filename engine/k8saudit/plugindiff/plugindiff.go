@@ -50,6 +50,8 @@ type Result struct {
 	Events      int // events both sides produced
 	Extractions int // field extractions compared
 	Panics      int // plugin extractions that panicked (Falco aborts; not compared)
+	// PanicFields counts the panics by field name.
+	PanicFields map[string]int
 	Diffs       []Diff
 }
 
@@ -58,6 +60,12 @@ func (r *Result) Add(r2 Result) {
 	r.Events += r2.Events
 	r.Extractions += r2.Extractions
 	r.Panics += r2.Panics
+	for k, v := range r2.PanicFields {
+		if r.PanicFields == nil {
+			r.PanicFields = map[string]int{}
+		}
+		r.PanicFields[k] += v
+	}
 	r.Diffs = append(r.Diffs, r2.Diffs...)
 }
 
@@ -198,6 +206,10 @@ func compareEvent(res *Result, fields []field, num int, data []byte, ts time.Tim
 			pv, pok, panicked := pluginValues(c, data, uint64(num), ts)
 			if panicked {
 				res.Panics++
+				if res.PanicFields == nil {
+					res.PanicFields = map[string]int{}
+				}
+				res.PanicFields[c.f.entry.Name]++
 				continue
 			}
 			vals, ok := x(ev, nil)

@@ -84,8 +84,8 @@ func TestFieldsSeeded(t *testing.T) {
 			t.Fatal("too many differences")
 		}
 	}
-	t.Logf("%d payloads, %d events, %d field extractions compared, %d plugin panics, %d differences",
-		len(payloads), total.Events, total.Extractions, total.Panics, len(total.Diffs))
+	t.Logf("%d payloads, %d events, %d field extractions compared, %d plugin panics %v, %d differences",
+		len(payloads), total.Events, total.Extractions, total.Panics, total.PanicFields, len(total.Diffs))
 	if total.Events < len(payloads)/2 || total.Extractions < 100*total.Events {
 		t.Errorf("the corpus compared too little: %d events, %d extractions", total.Events, total.Extractions)
 	}
