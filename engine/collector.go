@@ -14,6 +14,10 @@ type exceptionEntry struct {
 	items  []exceptionEntry
 }
 
+// given is Falco's test that fields or comps were set: an empty list counts as absent, so
+// `comps: []` takes the defaults and `fields: []` is "must have fields property".
+func (e *exceptionEntry) given() bool { return e.valid && (!e.isList || len(e.items) > 0) }
+
 type exceptionInfo struct {
 	ctx    ctx
 	name   string
@@ -241,7 +245,7 @@ func (c *collector) defineRule(r *ruleInfo) error {
 	}
 	for i := range r.exceptions {
 		ex := &r.exceptions[i]
-		if !ex.fields.valid {
+		if !ex.fields.given() {
 			return c.fail("Rule exception item must have fields property with a list of fields", ex.ctx)
 		}
 		if err := c.validateException(r.source, !r.unknownSource, ex); err != nil {
@@ -297,7 +301,7 @@ func (c *collector) appendRule(u *ruleUpdate) error {
 				}
 			}
 			if found < 0 {
-				if !ex.fields.valid {
+				if !ex.fields.given() {
 					return c.fail("Rule exception must have fields property with a list of fields", ex.ctx)
 				}
 				if len(ex.values) == 0 {
@@ -309,10 +313,10 @@ func (c *collector) appendRule(u *ruleUpdate) error {
 				prev.exceptions = append(prev.exceptions, ex)
 				continue
 			}
-			if ex.fields.valid {
+			if ex.fields.given() {
 				return c.fail("Can not append exception fields to existing exception, only values", ex.ctx)
 			}
-			if ex.comps.valid {
+			if ex.comps.given() {
 				return c.fail("Can not append exception comps to existing exception, only values", ex.ctx)
 			}
 			prev.exceptions[found].values = append(prev.exceptions[found].values, ex.values...)
@@ -346,7 +350,7 @@ func (c *collector) replaceRule(u *ruleUpdate) error {
 	if u.exceptions != nil {
 		for i := range *u.exceptions {
 			ex := &(*u.exceptions)[i]
-			if !ex.fields.valid {
+			if !ex.fields.given() {
 				return c.fail("Rule exception must have fields property with a list of fields", ex.ctx)
 			}
 			if err := c.validateException(prev.source, !prev.unknownSource, ex); err != nil {
@@ -416,7 +420,7 @@ func isExceptionComp(comp string) bool {
 // validateException applies comps defaults and checks shapes, operators and fields.
 func (c *collector) validateException(source string, checkFields bool, ex *exceptionInfo) error {
 	if ex.fields.isList {
-		if !ex.comps.valid {
+		if !ex.comps.given() {
 			ex.comps = exceptionEntry{valid: true, isList: true}
 			for range ex.fields.items {
 				ex.comps.items = append(ex.comps.items, exceptionEntry{valid: true, item: "="})
@@ -440,7 +444,7 @@ func (c *collector) validateException(source string, checkFields bool, ex *excep
 		}
 		return nil
 	}
-	if !ex.comps.valid {
+	if !ex.comps.given() {
 		ex.comps = exceptionEntry{valid: true, item: "in"}
 	}
 	if ex.comps.isList {

@@ -265,6 +265,13 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 			Tags: ri.tags, Enabled: ri.enabled, Condition: ri.cond, File: ri.ctx[len(ri.ctx)-1].Position.Name,
 			Line: ri.ctx[len(ri.ctx)-1].Position.Line + 1, index: ri.index,
 		}
+		if ri.unknownSource && ri.source != SourceSyscall {
+			// As Falco: a rule of a source no loaded plugin provides is dropped unread. Rules
+			// of the syscall source, which a Falco with its driver compiles, are parsed below.
+			r.Skipped = true
+			rs.rules = append(rs.rules, r)
+			continue
+		}
 		text, fields, lerr := exceptionCondition(ri.cond, ri.exceptions)
 		if lerr != nil {
 			return nil, warnings, lerr
@@ -300,9 +307,9 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 			return nil, warnings, err
 		}
 		if ri.unknownSource {
-			// Differs from Falco, which drops such rules unread: we still parse them (above)
-			// and mark the macros they use, so a syntax error is caught here rather than in a
-			// Falco that has the source, and their macros are not reported unused.
+			// syscall rules: Falco has that source and compiles them. We parse them (above)
+			// and mark the macros they use, so a syntax error is reported as Falco reports
+			// it and their macros are not reported unused.
 			r.Skipped = true
 			x := &expansion{limit: l.opts.maxConditionNodes()}
 			cp.substitute(ast, allMacros, nil, true, x) //nolint:errcheck // usage marking only
