@@ -41,6 +41,14 @@ func (n orNode) eval(e *Evaluator) bool {
 	return false
 }
 
+// baseField is a field expression's field name, without its argument.
+func baseField(key string) string {
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		return key[:i]
+	}
+	return key
+}
+
 type notNode struct{ child evalNode }
 
 func (n notNode) eval(e *Evaluator) bool { return !n.child.eval(e) }
@@ -454,15 +462,20 @@ func (c *exprCompiler) compileCheck(n *condition.CheckExpr) (evalNode, error) {
 	node := &checkNode{slot: slot, list: s.list, typ: s.typ, rhsSlot: -1}
 	op, ok := opKinds[n.Op]
 	// libsinsp checks list fields first, then the operator against the field type.
+	// libsinsp names "==" by its canonical spelling "=" in these messages.
+	opName := n.Op
+	if opName == "==" {
+		opName = "="
+	}
 	if s.list && !(ok && (op == opIn || op == opIntersects || op == opExists)) {
-		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported list filters", n.Op)
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported list filters", opName)
 	}
 	if !ok {
-		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", n.Op, typeNames[s.typ])
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", opName, typeNames[s.typ])
 	}
 	node.op = op
 	if !opsByType[s.typ][n.Op] {
-		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", n.Op, typeNames[s.typ])
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", opName, typeNames[s.typ])
 	}
 	if op == opExists {
 		return node, nil
@@ -484,7 +497,8 @@ func (c *exprCompiler) compileCheck(n *condition.CheckExpr) (evalNode, error) {
 		if r.typ != s.typ || r.list != s.list {
 			if !(r.list && (op == opIn || op == opIntersects) && r.typ == s.typ) {
 				// libsinsp's words, with its ptype names.
-				return nil, c.errorf(n.Pos, "field '%s' has type '%s' while the right-hand side field '%s' has incompatible type '%s'", s.key, sinspType(s), r.key, sinspType(r))
+				// libsinsp names the fields themselves: no argument, no transformer.
+				return nil, c.errorf(n.Pos, "field '%s' has type '%s' while the right-hand side field '%s' has incompatible type '%s'", baseField(s.outKey), sinspType(s), baseField(r.outKey), sinspType(r))
 			}
 		}
 		node.rhsSlot = rslot
@@ -568,7 +582,7 @@ func (c *exprCompiler) stringMatcher(pos condition.Pos, op, v string) (stringMat
 	case "regex":
 		re, err := match.CompileRegex(v)
 		if err != nil {
-			return m, c.errorf(pos, "%s", err)
+			return m, c.errorf(pos, "invalid regex pattern: %s", err)
 		}
 		m.re = re
 		if alt, ok := match.RegexSimplerOperator(v); ok {
