@@ -775,7 +775,7 @@ func (r *reader) readExceptions(item *yaml.Node, parent ctx, appendMode bool) ([
 			}
 			for _, v := range vals.Content {
 				v = deref(v)
-				entry, err := r.decodeExceptionValue(v, vc.with(ItemExceptionValue, "", r.f.pos(v)))
+				entry, err := r.decodeExceptionValue(v, "", vc.with(ItemExceptionValue, "", r.f.pos(v)))
 				if err != nil {
 					return nil, err
 				}
@@ -797,11 +797,14 @@ func (r *reader) decodeExceptionEntry(ex *yaml.Node, key string, c ctx, optional
 		}
 		return exceptionEntry{}, r.validate(fmt.Sprintf("Item has no mapping for key '%s'", key), c)
 	}
-	return r.decodeExceptionValue(n, c.with(ItemValueFor, key, r.f.pos(n)))
+	return r.decodeExceptionValue(n, key, c)
 }
 
-// decodeExceptionValue reads a scalar or an arbitrarily nested sequence of scalars.
-func (r *reader) decodeExceptionValue(n *yaml.Node, c ctx) (exceptionEntry, error) {
+// decodeExceptionValue reads a scalar or an arbitrarily nested sequence of scalars. As Falco's
+// decoder, every level adds a "value for" location (named key at the top, unnamed below) and
+// every sequence element an "exception" location before it.
+func (r *reader) decodeExceptionValue(n *yaml.Node, key string, c ctx) (exceptionEntry, error) {
+	c = c.with(ItemValueFor, key, r.f.pos(n))
 	if isNull(n) {
 		// yaml-cpp's null node is neither scalar nor sequence, so Falco leaves the entry unset.
 		return exceptionEntry{}, nil
@@ -816,7 +819,7 @@ func (r *reader) decodeExceptionValue(n *yaml.Node, c ctx) (exceptionEntry, erro
 		e := exceptionEntry{valid: true, isList: true}
 		for _, v := range n.Content {
 			v = deref(v)
-			sub, err := r.decodeExceptionValue(v, c.with(ItemException, "", r.f.pos(v)))
+			sub, err := r.decodeExceptionValue(v, "", c.with(ItemException, "", r.f.pos(v)))
 			if err != nil {
 				return exceptionEntry{}, err
 			}
