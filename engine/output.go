@@ -66,11 +66,15 @@ func compileOutput(ec *exprCompiler, text string) (*outputFormat, *outputError) 
 			i++
 		}
 		rest := text[i:]
-		op, n, err := condition.ParseOperandPrefix(rest)
-		if err != nil || n == 0 {
-			return nil, &outputError{msg: errOutputUnknownField, unknownField: true}
+		var slot, used int
+		var cerr *outputError
+		if op, n, err := condition.ParseOperandPrefix(rest); err == nil && n > 0 {
+			slot, used, cerr = outputSlot(ec, rest, op, n)
+		} else {
+			// A bare name before a bracket the parser refuses ("%ka.verb[1", "%ka.uri.param[]"):
+			// the formatter takes the longest prefix that is a field on its own.
+			slot, used, cerr = prefixSlot(ec, rest, nameLen(rest)+1)
 		}
-		slot, used, cerr := outputSlot(ec, rest, op, n)
 		if cerr != nil {
 			return nil, cerr
 		}
@@ -92,11 +96,20 @@ func compileOutput(ec *exprCompiler, text string) (*outputFormat, *outputError) 
 func outputSlot(ec *exprCompiler, rest string, op condition.Operand, n int) (slot, used int, oerr *outputError) {
 	if id, err := ec.operandSlot(op); err == nil {
 		return id, n, nil
-	} else if ce, ok := err.(*compileError); ok && !ce.unknownField {
+	} else if ce, ok := err.(*compileError); ok && !ce.unknownField && !plainField(rest, op) {
 		// Falco reports every field problem in an output (a bad or missing argument as much
 		// as an unknown field) with the same words, which skip-if-unknown-filter downgrades.
 		return 0, 0, &outputError{msg: errOutputUnknownField, unknownField: true}
 	}
+	// A plain %field whose argument libsinsp's formatter refuses is the longest prefix that
+	// stands as a field without it, the rest literal text: "%ka.verb[x]" is ka.verb then "[x]",
+	// "%ka.req.pod.containers.image[01]" the whole list then "[01]", "%ka.uri.param[]" ka.uri
+	// then ".param[]" (observed with Falco 0.44.1). The parenthesised form stays an error.
+	return prefixSlot(ec, rest, n)
+}
+
+// prefixSlot compiles the longest prefix of rest shorter than n that is a field on its own.
+func prefixSlot(ec *exprCompiler, rest string, n int) (slot, used int, oerr *outputError) {
 	for l := n - 1; l > 0; l-- {
 		op2, m, err := condition.ParseOperandPrefix(rest[:l])
 		if err != nil || m != l {
@@ -107,6 +120,24 @@ func outputSlot(ec *exprCompiler, rest string, op condition.Operand, n int) (slo
 		}
 	}
 	return 0, 0, &outputError{msg: errOutputUnknownField, unknownField: true}
+}
+
+// nameLen is the length of the field-name characters rest starts with.
+func nameLen(rest string) int {
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if !(c == '.' || c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return i
+		}
+	}
+	return len(rest)
+}
+
+// plainField: the placeholder is a bare field name, maybe with an argument (no parentheses,
+// no transformer).
+func plainField(rest string, op condition.Operand) bool {
+	_, ok := op.(*condition.FieldExpr)
+	return ok && rest != "" && rest[0] != '('
 }
 
 // errOutputUnknownField is Falco 0.44's message for an output naming a field no plugin provides:
