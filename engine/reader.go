@@ -78,6 +78,9 @@ type reader struct {
 	res *FileResult
 	// maxYAMLNodes bounds the file's nodes with aliases expanded.
 	maxYAMLNodes int
+	// unknownKeys reports the current item's unknown keys; Falco warns about them only once
+	// the item has been read without error.
+	unknownKeys func()
 }
 
 func (r *reader) fail(code Code, msg string, c ctx) error {
@@ -302,11 +305,11 @@ func (r *reader) readItem(item *yaml.Node, parent ctx) error {
 	case lookup(item, "required_plugin_versions") != nil:
 		return r.readPluginVersions(item, parent)
 	case lookup(item, "list") != nil:
-		return r.readList(item, parent)
+		return r.withUnknownKeys(r.readList(item, parent))
 	case lookup(item, "macro") != nil:
-		return r.readMacro(item, parent)
+		return r.withUnknownKeys(r.readMacro(item, parent))
 	case lookup(item, "rule") != nil:
-		return r.readRule(item, parent)
+		return r.withUnknownKeys(r.readRule(item, parent))
 	default:
 		r.warn(WarnUnknownItem, "Unknown top level item", parent.with(ItemRulesContentItem, "", r.f.pos(item)))
 		return nil
@@ -388,8 +391,17 @@ func (r *reader) readItemName(item *yaml.Node, parent ctx, kind string) (string,
 		return "", nil, err
 	}
 	c := parent.with(kind, name, r.f.pos(item))
-	r.checkUnknownKeys(item, kind, c)
+	r.unknownKeys = func() { r.checkUnknownKeys(item, kind, c) }
 	return name, c, nil
+}
+
+// withUnknownKeys warns about the unknown keys of the item just read, unless reading it failed.
+func (r *reader) withUnknownKeys(err error) error {
+	if err == nil && r.unknownKeys != nil {
+		r.unknownKeys()
+	}
+	r.unknownKeys = nil
+	return err
 }
 
 // readSingleKeyAppend handles the append modes of lists and macros, which have one overridable
