@@ -447,7 +447,10 @@ func TestJSONFields(t *testing.T) {
 		{"json.value[/~01]", v("tilde")},
 		{"json.value[/stage/x]", nil},
 		{"json.value[/missing]", nil},
-		{"json.value[]", v(compact)}, // empty pointer: the whole document
+		// Empty pointer: the whole document as the json plugin's own parse renders it, where
+		// the lookups above have unescaped "\u003chi\u003e" (as in the real plugin,
+		// engine/k8saudit/plugindiff).
+		{"json.value[]", v(strings.Replace(compact, `\u003chi\u003e`, "<hi>", 1))},
 		{"json.obj", v(want.String())},
 		{"jevt.obj", v(want.String())},
 		{"json.rawtime", v("1700000000123456789")},
