@@ -335,8 +335,9 @@ func (c *collector) replaceRule(u *ruleUpdate) error {
 		return err
 	}
 	if u.cond != nil {
+		// Falco keeps the original definition's condition location: errors in the new
+		// condition are reported at the rule's first definition.
 		prev.cond = *u.cond
-		prev.condCtx = u.condCtx
 	}
 	if u.output != nil {
 		prev.output = strings.TrimSpace(*u.output)
