@@ -519,7 +519,7 @@ func (r *reader) readRule(item *yaml.Node, parent ctx) error {
 			u.condCtx = c.with(ItemRuleCondition, "", r.f.pos(n))
 		}
 		if lookup(item, "exceptions") != nil {
-			exs, err := r.readExceptions(item, c, true)
+			exs, err := r.readExceptions(item, c, true, true)
 			if err != nil {
 				return err
 			}
@@ -594,7 +594,7 @@ func (r *reader) readRule(item *yaml.Node, parent ctx) error {
 		return err
 	}
 	ri.tags = tagSet(tags)
-	if ri.exceptions, err = r.readExceptions(item, c, false); err != nil {
+	if ri.exceptions, err = r.readExceptions(item, c, false, false); err != nil {
 		return err
 	}
 	return r.col.defineRule(ri)
@@ -664,7 +664,8 @@ func (r *reader) readRuleOverride(item *yaml.Node, name string, c ctx, app, repl
 					u.desc = &s
 				}
 			case "exceptions":
-				exs, err := r.readExceptions(item, c, true)
+				// Falco warns about exceptions without values only when they are appended.
+				exs, err := r.readExceptions(item, c, true, kind == "append")
 				if err != nil {
 					return nil, err
 				}
@@ -746,7 +747,7 @@ func (r *reader) readRuleOverride(item *yaml.Node, name string, c ctx, app, repl
 }
 
 // readExceptions reads a rule's `exceptions:`; in append mode `fields` is optional.
-func (r *reader) readExceptions(item *yaml.Node, parent ctx, appendMode bool) ([]exceptionInfo, error) {
+func (r *reader) readExceptions(item *yaml.Node, parent ctx, appendMode, warnNoValues bool) ([]exceptionInfo, error) {
 	exs := lookup(item, "exceptions")
 	if exs == nil || isNull(exs) {
 		return nil, nil
@@ -793,7 +794,7 @@ func (r *reader) readExceptions(item *yaml.Node, parent ctx, appendMode bool) ([
 				}
 				e.values = append(e.values, entry)
 			}
-		} else if appendMode {
+		} else if warnNoValues {
 			r.warn(WarnAppendNoValues, "Overriding/appending exception with no values", xc)
 		}
 		out = append(out, e)
