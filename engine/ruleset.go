@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/falco-k8s/falco-k8s/engine/condition"
@@ -174,7 +175,8 @@ func (l *Loader) Load(name string, content []byte) FileResult {
 func (l *Loader) addWarning(res *FileResult, d Diagnostic) {
 	key := string(d.Code) + "\x00" + d.Message
 	for _, loc := range d.Locations {
-		key += "\x00" + loc.ItemType + "\x00" + loc.ItemName + "\x00" + loc.Position.Name
+		key += "\x00" + loc.ItemType + "\x00" + loc.ItemName + "\x00" + loc.Position.Name +
+			"\x00" + strconv.Itoa(loc.Position.Offset) + ":" + strconv.Itoa(loc.Position.Line) + ":" + strconv.Itoa(loc.Position.Column)
 	}
 	if l.reported[key] {
 		// Differs from Falco: a warning about an item of an earlier file is not repeated in
