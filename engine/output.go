@@ -65,6 +65,9 @@ func compileOutput(ec *exprCompiler, text string) (*outputFormat, *outputError) 
 			width = width*10 + int(text[i]-'0')
 			i++
 		}
+		if i >= len(text) {
+			return nil, &outputError{msg: "invalid formatting syntax: formatting cannot end with a number"}
+		}
 		rest := text[i:]
 		var slot, used int
 		var cerr *outputError

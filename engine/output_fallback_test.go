@@ -30,6 +30,7 @@ func TestOutputArgumentFallback(t *testing.T) {
 		{"J=%json.value[] y", ""},
 		{"K=%toupper(ka.verb[x])", ""},
 		{"R=%(ka.verb", ""},
+		{"T=%ka.verb %12", ""}, // "formatting cannot end with a number", whatever skip-if-unknown-filter says
 	} {
 		doc := "- rule: r\n  desc: d\n  condition: ka.verb=create\n  output: '" + tc.output + "'\n  priority: WARNING\n  source: k8s_audit\n"
 		rs, _, err := Load([]File{{Name: "r.yaml", Content: []byte(doc)}}, DefaultOptions())
