@@ -112,7 +112,11 @@ func falcoSnippet(content string, offset int) string {
 	n := to - from + 1
 	var ret string
 	if from < size {
-		ret = content[from:min(size, from+n)]
+		// std::string::substr clamps the count to the end, also when it wrapped around.
+		ret = content[from:]
+		if n < size-from {
+			ret = content[from : from+n]
+		}
 	}
 	if ret == "" {
 		return "<No context available>\n"
