@@ -248,7 +248,7 @@ func (c *collector) defineRule(r *ruleInfo) error {
 		if !ex.fields.given() {
 			return c.fail("Rule exception item must have fields property with a list of fields", ex.ctx)
 		}
-		if err := c.validateException(r.source, !r.unknownSource, ex); err != nil {
+		if err := c.validateException(r.source, !r.unknownSource, true, ex); err != nil {
 			return err
 		}
 	}
@@ -307,7 +307,7 @@ func (c *collector) appendRule(u *ruleUpdate) error {
 				if len(ex.values) == 0 {
 					return c.fail("Rule exception must have values property with a list of values", ex.ctx)
 				}
-				if err := c.validateException(prev.source, !prev.unknownSource, &ex); err != nil {
+				if err := c.validateException(prev.source, !prev.unknownSource, true, &ex); err != nil {
 					return err
 				}
 				prev.exceptions = append(prev.exceptions, ex)
@@ -354,7 +354,10 @@ func (c *collector) replaceRule(u *ruleUpdate) error {
 			if !ex.fields.given() {
 				return c.fail("Rule exception must have fields property with a list of fields", ex.ctx)
 			}
-			if err := c.validateException(prev.source, !prev.unknownSource, ex); err != nil {
+			// Falco does not validate replaced exceptions: their operators and fields are only
+			// judged when the condition they build is compiled. Only the shape is checked here,
+			// which the engine needs to build that condition.
+			if err := c.validateException(prev.source, false, false, ex); err != nil {
 				return err
 			}
 		}
@@ -419,7 +422,7 @@ func isExceptionComp(comp string) bool {
 }
 
 // validateException applies comps defaults and checks shapes, operators and fields.
-func (c *collector) validateException(source string, checkFields bool, ex *exceptionInfo) error {
+func (c *collector) validateException(source string, checkFields, checkOps bool, ex *exceptionInfo) error {
 	if ex.fields.isList {
 		if !ex.comps.given() {
 			ex.comps = exceptionEntry{valid: true, isList: true}
@@ -432,7 +435,7 @@ func (c *collector) validateException(source string, checkFields bool, ex *excep
 		}
 		for i := range ex.comps.items {
 			ex.comps.items[i].item = strings.TrimSpace(ex.comps.items[i].item)
-			if !isExceptionComp(ex.comps.items[i].item) {
+			if checkOps && !isExceptionComp(ex.comps.items[i].item) {
 				return c.fail(fmt.Sprintf("'%s' is not a supported comparison operator", ex.comps.items[i].item), ex.ctx)
 			}
 		}
@@ -452,7 +455,7 @@ func (c *collector) validateException(source string, checkFields bool, ex *excep
 		return c.fail("Fields and comps must both be strings", ex.ctx)
 	}
 	op, mod := splitModifier(strings.TrimSpace(ex.comps.item))
-	if !(mod == "" && listOperators[op]) && !(mod != "" && isExceptionComp(ex.comps.item)) {
+	if checkOps && !(mod == "" && listOperators[op]) && !(mod != "" && isExceptionComp(ex.comps.item)) {
 		return c.fail("When fields is a single value, comps must be one of (in, pmatch, intersects) or a modifier operator (e.g. startswith oneof)", ex.ctx)
 	}
 	if checkFields && !c.lhsCheck(source, ex.fields.item) {
