@@ -713,13 +713,21 @@ func (r *reader) readRuleOverride(item *yaml.Node, name string, c ctx, app, repl
 		return u, nil
 	}
 	var appU, replU *ruleUpdate
+	// Falco applies the append part before it reads the replace part, and both before it
+	// looks for keys no override names: that decides which error a broken item reports.
 	if len(app) > 0 {
 		if appU, err = build(app, "append"); err != nil {
+			return err
+		}
+		if err := r.col.appendRule(appU); err != nil {
 			return err
 		}
 	}
 	if len(repl) > 0 {
 		if replU, err = build(repl, "replace"); err != nil {
+			return err
+		}
+		if err := r.col.replaceRule(replU); err != nil {
 			return err
 		}
 	}
@@ -732,16 +740,6 @@ func (r *reader) readRuleOverride(item *yaml.Node, name string, c ctx, app, repl
 		k := keys[0]
 		return r.validate(fmt.Sprintf("Unexpected key '%s': no corresponding entry under 'override' is defined.", k),
 			c.with(ItemOverrides, k, r.f.pos(lookup(item, k))))
-	}
-	if appU != nil {
-		if err := r.col.appendRule(appU); err != nil {
-			return err
-		}
-	}
-	if replU != nil {
-		if err := r.col.replaceRule(replU); err != nil {
-			return err
-		}
 	}
 	return nil
 }
