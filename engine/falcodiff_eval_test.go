@@ -62,8 +62,8 @@ func engineAlerts(rs *engine.Ruleset, lines [][]byte, hostname string) []string 
 }
 
 // nowText matches the renderings of a read-time stamp in an output (evt.time, evt.time.s,
-// evt.datetime[.s], evt.time.iso8601, evt.rawtime[.s]).
-var nowText = regexp.MustCompile(`(\d{4}-\d\d-\d\d[ T])?\d\d:\d\d:\d\d(\.\d{9})?(\+0000)?|\d{10,}`)
+// evt.datetime[.s], evt.time.iso8601, evt.rawtime[.s|.ns], json.rawtime).
+var nowText = regexp.MustCompile(`(\d{4}-\d\d-\d\d[ T])?\d\d:\d\d:\d\d(\.\d{9})?(\+0000)?|\d{9,}`)
 
 // canon re-encodes an alert with sorted keys so that field order does not matter.
 func canon(s string) string {
@@ -81,7 +81,7 @@ func canon(s string) string {
 				if t, err := strconv.ParseInt(string(n), 10, 64); err == nil && time.Since(time.Unix(0, t)).Abs() < time.Hour {
 					f["evt.time"], m["time"] = "now", "now"
 					for k, v := range f {
-						if v == n || strings.HasPrefix(k, "evt.rawtime") {
+						if v == n || strings.Contains(k, "rawtime") {
 							f[k] = "now"
 						}
 					}
