@@ -41,6 +41,13 @@ func (n orNode) eval(e *Evaluator) bool {
 	return false
 }
 
+// transformedList: the check compares a transformed list field (tolower(ka.user.groups)) with
+// in or intersects.
+func transformedList(n *condition.CheckExpr, s fieldSlot) bool {
+	_, tr := n.Left.(*condition.TransformerExpr)
+	return tr && s.list && (opKinds[n.Op] == opIn || opKinds[n.Op] == opIntersects)
+}
+
 // baseField is a field expression's field name, without its argument.
 func baseField(key string) string {
 	if i := strings.IndexByte(key, '['); i >= 0 {
@@ -178,6 +185,9 @@ type checkNode struct {
 	mod     string          // oneof / anyof / allof
 	modList []stringMatcher // one matcher per right-hand list element
 	rhsSlot int             // >= 0 when the right-hand side is a field (val() or transformer)
+	// never: a transformed list field compared with in/intersects to values, which never
+	// matches in libsinsp 0.25 (observed with Falco 0.44.1; the values still render).
+	never bool
 }
 
 func (n *checkNode) eval(e *Evaluator) bool {
@@ -187,6 +197,9 @@ func (n *checkNode) eval(e *Evaluator) bool {
 	}
 	if n.op == opExists {
 		return true
+	}
+	if n.never {
+		return false
 	}
 	if n.rhsSlot >= 0 {
 		return n.evalField(e, vals)
@@ -505,8 +518,10 @@ func (c *exprCompiler) compileCheck(n *condition.CheckExpr) (evalNode, error) {
 		return node, nil
 	case *condition.ValueExpr:
 		c.checkFieldLikeValue(rhs)
+		node.never = transformedList(n, s)
 		return c.compileValues(n, node, []string{rhs.Value})
 	case *condition.ListExpr:
+		node.never = transformedList(n, s)
 		vals := make([]string, len(rhs.Items))
 		for i, it := range rhs.Items {
 			c.checkFieldLikeValue(it)

@@ -52,3 +52,33 @@ func TestOutputArgumentFallback(t *testing.T) {
 		}
 	}
 }
+
+// TestTransformedListNeverMatches: Falco 0.44.1 never matches a transformed list field compared
+// with in/intersects to values (tolower(["RBAC"]) in (rbac) is false), though the transformed
+// values exist and render; `not` of such a check is true.
+func TestTransformedListNeverMatches(t *testing.T) {
+	ev, err := k8saudit.NewEvent([]byte(`{"kind":"Event","auditID":"a1","verb":"","requestObject":{"rules":[{"apiGroups":["RBAC"]}]},"stageTimestamp":"2018-10-25T13:58:49.736141Z"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cond string
+		want bool
+	}{
+		{"ka.req.role.rules.apiGroups in (RBAC)", true},
+		{"tolower(ka.req.role.rules.apiGroups) in (rbac)", false},
+		{"toupper(ka.req.role.rules.apiGroups) intersects (RBAC, x)", false},
+		{"not tolower(ka.req.role.rules.apiGroups) in (rbac)", true},
+		{"tolower(ka.req.role.rules.apiGroups) exists", true},
+		{"tolower(ka.verb) in ('')", true},
+	} {
+		doc := "- rule: r\n  desc: d\n  condition: \"" + tc.cond + "\"\n  output: o\n  priority: WARNING\n  source: k8s_audit\n"
+		rs, _, err := Load([]File{{Name: "r.yaml", Content: []byte(doc)}}, DefaultOptions())
+		if err != nil {
+			t.Fatalf("%s: %v", tc.cond, err)
+		}
+		if got := rs.NewEvaluator().Match(ev, false, nil) == 1; got != tc.want {
+			t.Errorf("%s: matched %v, want %v", tc.cond, got, tc.want)
+		}
+	}
+}
