@@ -201,7 +201,21 @@ func TestFalcoDiffEvalGenerated(t *testing.T) {
 		end := min(c+chunk, len(files))
 		res, err := o.Validate(context.Background(), dir, names[c:end])
 		if err != nil {
-			t.Fatal(err)
+			// Falco crashes on a few generated documents (a snippet cut inside a UTF-8
+			// sequence, see docs/engine.md): judge this chunk's documents one by one and
+			// leave out those Falco cannot judge.
+			for i := c; i < end; i += 2 {
+				r, err := o.Validate(context.Background(), dir, names[i:i+2])
+				if err != nil {
+					t.Logf("falco cannot judge %s: %v", names[i], err)
+					continue
+				}
+				_, ours, _ := engine.Load(files[i:i+2], engine.DefaultOptions())
+				if r[0].Successful && ours[0].Successful {
+					kept = append(kept, files[i].Content)
+				}
+			}
+			continue
 		}
 		_, ours, _ := engine.Load(files[c:end], engine.DefaultOptions())
 		for i := 0; i < end-c; i += 2 {

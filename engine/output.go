@@ -235,8 +235,10 @@ func renderValue(e *Evaluator, p outputPart) string {
 	}
 	var b strings.Builder
 	b.WriteByte('(')
-	for i, v := range vals {
-		if i > 0 {
+	for _, v := range vals {
+		// libsinsp puts the comma only once something has been written: leading empty
+		// values vanish from the text (["", "x"] is "(x)", ["a", "", ""] is "(a,,)").
+		if b.Len() > 1 {
 			b.WriteByte(',')
 		}
 		b.Write(v)

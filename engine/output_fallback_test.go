@@ -82,3 +82,24 @@ func TestTransformedListNeverMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestListRenderLeadingEmpty: libsinsp writes the comma only once something was written, so
+// leading empty values vanish from the text (Falco 0.44.1: ["a","",""] is "(a,,)").
+func TestListRenderLeadingEmpty(t *testing.T) {
+	ev, err := k8saudit.NewEvent([]byte(`{"kind":"Event","auditID":"1","verb":"get","user":{"groups":["a","",""]},` +
+		`"requestObject":{"spec":{"containers":[{"image":""},{"image":"x"}]}},"stageTimestamp":"2018-10-25T13:58:49.736141Z"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := "- rule: r\n  desc: d\n  condition: ka.verb=get\n  output: '%ka.user.groups|%ka.req.pod.containers.image'\n  priority: INFO\n  source: k8s_audit\n"
+	rs, _, err := Load([]File{{Name: "r.yaml", Content: []byte(doc)}}, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rs.NewEvaluator()
+	got := ""
+	e.Match(ev, false, func(r *Rule) { got = e.Alert(r, "h").Message })
+	if want := "(a,,)|(x)"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
