@@ -361,7 +361,11 @@ func TestTargetPodName(t *testing.T) {
 		{`{"resource":"pods","name":"p"}`, "r"},
 		{`{"resource":"pods","subresource":""}`, "r"},
 		{`{"resource":"pods","subresource":"exec"}`, missingValue},
-		{`{"resource":"pods","subresource":null}`, missingValue},
+		// The plugin reads the subresource with GetStringBytes: any non-string is "" (checked
+		// against the real plugin in engine/k8saudit/plugindiff).
+		{`{"resource":"pods","subresource":null}`, "r"},
+		{`{"resource":"pods","subresource":[]}`, "r"},
+		{`{"resource":["pods"]}`, missingValue},
 		{`{"resource":"deployments"}`, missingValue},
 		{`{}`, missingValue},
 	} {
