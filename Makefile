@@ -8,7 +8,7 @@ SHARED   ?= ../shared
 # kube-apiserver for the kube tier (scripts/build-kube-apiserver.sh; version as in e2e/kube-apiserver/go.mod).
 KUBE_ASSETS ?= $(or $(FALCO_K8S_E2E_ASSETS),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/falco-k8s/k8s-v1.31.4)
 
-.PHONY: all build test test-allocs test-short lint bench run clean fuzz e2e e2e-kube charm bench-charm
+.PHONY: all build test test-allocs test-plugindiff test-short lint bench run clean fuzz e2e e2e-kube charm bench-charm
 
 all: build
 
@@ -23,6 +23,7 @@ lint:
 test: lint
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory test-allocs
+	$(MAKE) --no-print-directory test-plugindiff
 	$(MAKE) e2e
 
 # End-to-end scripts against real processes (Debian's docker-registry). In CI a missing tool is
@@ -68,6 +69,14 @@ test-allocs:
 	  echo "$$out" | grep -E -- '^(--- |ok|FAIL)'; \
 	  [ $$status -eq 0 ] && echo "$$out" | grep -q -- '--- PASS: TestSteadyStateAllocs' || \
 	  { echo "test-allocs: the zero-allocation test failed or did not run" >&2; exit 1; }
+
+# The plugin-fields differential, a module of its own (engine/k8saudit/plugindiff): the real
+# k8saudit 0.18.0 and json 0.7.4 plugins' Go code (their SDK is cgo: gcc) extracting every
+# declared field in-process next to the engine, on the seeded corpus of shared traces,
+# kube-apiserver batches and hostile mutations. Without -race: the harness is sequential and
+# the engine's concurrency is race-tested above; under -race it takes 5x as long.
+test-plugindiff:
+	cd engine/k8saudit/plugindiff && CGO_ENABLED=1 $(GO) vet ./... && CGO_ENABLED=1 $(GO) test -count=1 ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -14,6 +14,10 @@ type exceptionEntry struct {
 	items  []exceptionEntry
 }
 
+// given is Falco's test that fields or comps were set: an empty list counts as absent, so
+// `comps: []` takes the defaults and `fields: []` is "must have fields property".
+func (e *exceptionEntry) given() bool { return e.valid && (!e.isList || len(e.items) > 0) }
+
 type exceptionInfo struct {
 	ctx    ctx
 	name   string
@@ -241,10 +245,10 @@ func (c *collector) defineRule(r *ruleInfo) error {
 	}
 	for i := range r.exceptions {
 		ex := &r.exceptions[i]
-		if !ex.fields.valid {
+		if !ex.fields.given() {
 			return c.fail("Rule exception item must have fields property with a list of fields", ex.ctx)
 		}
-		if err := c.validateException(r.source, !r.unknownSource, ex); err != nil {
+		if err := c.validateException(r.source, !r.unknownSource, true, ex); err != nil {
 			return err
 		}
 	}
@@ -297,22 +301,22 @@ func (c *collector) appendRule(u *ruleUpdate) error {
 				}
 			}
 			if found < 0 {
-				if !ex.fields.valid {
+				if !ex.fields.given() {
 					return c.fail("Rule exception must have fields property with a list of fields", ex.ctx)
 				}
 				if len(ex.values) == 0 {
 					return c.fail("Rule exception must have values property with a list of values", ex.ctx)
 				}
-				if err := c.validateException(prev.source, !prev.unknownSource, &ex); err != nil {
+				if err := c.validateException(prev.source, !prev.unknownSource, true, &ex); err != nil {
 					return err
 				}
 				prev.exceptions = append(prev.exceptions, ex)
 				continue
 			}
-			if ex.fields.valid {
+			if ex.fields.given() {
 				return c.fail("Can not append exception fields to existing exception, only values", ex.ctx)
 			}
-			if ex.comps.valid {
+			if ex.comps.given() {
 				return c.fail("Can not append exception comps to existing exception, only values", ex.ctx)
 			}
 			prev.exceptions[found].values = append(prev.exceptions[found].values, ex.values...)
@@ -331,8 +335,9 @@ func (c *collector) replaceRule(u *ruleUpdate) error {
 		return err
 	}
 	if u.cond != nil {
+		// Falco keeps the original definition's condition location: errors in the new
+		// condition are reported at the rule's first definition.
 		prev.cond = *u.cond
-		prev.condCtx = u.condCtx
 	}
 	if u.output != nil {
 		prev.output = strings.TrimSpace(*u.output)
@@ -346,10 +351,13 @@ func (c *collector) replaceRule(u *ruleUpdate) error {
 	if u.exceptions != nil {
 		for i := range *u.exceptions {
 			ex := &(*u.exceptions)[i]
-			if !ex.fields.valid {
+			if !ex.fields.given() {
 				return c.fail("Rule exception must have fields property with a list of fields", ex.ctx)
 			}
-			if err := c.validateException(prev.source, !prev.unknownSource, ex); err != nil {
+			// Falco does not validate replaced exceptions: their operators and fields are only
+			// judged when the condition they build is compiled. Only the shape is checked here,
+			// which the engine needs to build that condition.
+			if err := c.validateException(prev.source, false, false, ex); err != nil {
 				return err
 			}
 		}
@@ -414,9 +422,9 @@ func isExceptionComp(comp string) bool {
 }
 
 // validateException applies comps defaults and checks shapes, operators and fields.
-func (c *collector) validateException(source string, checkFields bool, ex *exceptionInfo) error {
+func (c *collector) validateException(source string, checkFields, checkOps bool, ex *exceptionInfo) error {
 	if ex.fields.isList {
-		if !ex.comps.valid {
+		if !ex.comps.given() {
 			ex.comps = exceptionEntry{valid: true, isList: true}
 			for range ex.fields.items {
 				ex.comps.items = append(ex.comps.items, exceptionEntry{valid: true, item: "="})
@@ -427,7 +435,7 @@ func (c *collector) validateException(source string, checkFields bool, ex *excep
 		}
 		for i := range ex.comps.items {
 			ex.comps.items[i].item = strings.TrimSpace(ex.comps.items[i].item)
-			if !isExceptionComp(ex.comps.items[i].item) {
+			if checkOps && !isExceptionComp(ex.comps.items[i].item) {
 				return c.fail(fmt.Sprintf("'%s' is not a supported comparison operator", ex.comps.items[i].item), ex.ctx)
 			}
 		}
@@ -440,14 +448,14 @@ func (c *collector) validateException(source string, checkFields bool, ex *excep
 		}
 		return nil
 	}
-	if !ex.comps.valid {
+	if !ex.comps.given() {
 		ex.comps = exceptionEntry{valid: true, item: "in"}
 	}
 	if ex.comps.isList {
 		return c.fail("Fields and comps must both be strings", ex.ctx)
 	}
 	op, mod := splitModifier(strings.TrimSpace(ex.comps.item))
-	if !(mod == "" && listOperators[op]) && !(mod != "" && isExceptionComp(ex.comps.item)) {
+	if checkOps && !(mod == "" && listOperators[op]) && !(mod != "" && isExceptionComp(ex.comps.item)) {
 		return c.fail("When fields is a single value, comps must be one of (in, pmatch, intersects) or a modifier operator (e.g. startswith oneof)", ex.ctx)
 	}
 	if checkFields && !c.lhsCheck(source, ex.fields.item) {

@@ -171,8 +171,11 @@ func resolveList(cnd, name string, items []string, limit int) (string, bool, err
 		}
 		if !subDone {
 			var b strings.Builder
-			for k, it := range items {
-				if k > 0 {
+			for _, it := range items {
+				if it == "" {
+					continue // Falco substitutes nothing for an empty item (observed: it never matches "")
+				}
+				if b.Len() > 0 {
 					b.WriteString(", ")
 				}
 				b.WriteString(quoteItem(it))

@@ -41,6 +41,21 @@ func (n orNode) eval(e *Evaluator) bool {
 	return false
 }
 
+// transformedList: the check compares a transformed list field (tolower(ka.user.groups)) with
+// in or intersects.
+func transformedList(n *condition.CheckExpr, s fieldSlot) bool {
+	_, tr := n.Left.(*condition.TransformerExpr)
+	return tr && s.list && (opKinds[n.Op] == opIn || opKinds[n.Op] == opIntersects)
+}
+
+// baseField is a field expression's field name, without its argument.
+func baseField(key string) string {
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		return key[:i]
+	}
+	return key
+}
+
 type notNode struct{ child evalNode }
 
 func (n notNode) eval(e *Evaluator) bool { return !n.child.eval(e) }
@@ -170,6 +185,9 @@ type checkNode struct {
 	mod     string          // oneof / anyof / allof
 	modList []stringMatcher // one matcher per right-hand list element
 	rhsSlot int             // >= 0 when the right-hand side is a field (val() or transformer)
+	// never: a transformed list field compared with in/intersects to values, which never
+	// matches in libsinsp 0.25 (observed with Falco 0.44.1; the values still render).
+	never bool
 }
 
 func (n *checkNode) eval(e *Evaluator) bool {
@@ -179,6 +197,9 @@ func (n *checkNode) eval(e *Evaluator) bool {
 	}
 	if n.op == opExists {
 		return true
+	}
+	if n.never {
+		return false
 	}
 	if n.rhsSlot >= 0 {
 		return n.evalField(e, vals)
@@ -454,15 +475,20 @@ func (c *exprCompiler) compileCheck(n *condition.CheckExpr) (evalNode, error) {
 	node := &checkNode{slot: slot, list: s.list, typ: s.typ, rhsSlot: -1}
 	op, ok := opKinds[n.Op]
 	// libsinsp checks list fields first, then the operator against the field type.
+	// libsinsp names "==" by its canonical spelling "=" in these messages.
+	opName := n.Op
+	if opName == "==" {
+		opName = "="
+	}
 	if s.list && !(ok && (op == opIn || op == opIntersects || op == opExists)) {
-		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported list filters", n.Op)
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported list filters", opName)
 	}
 	if !ok {
-		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", n.Op, typeNames[s.typ])
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", opName, typeNames[s.typ])
 	}
 	node.op = op
 	if !opsByType[s.typ][n.Op] {
-		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", n.Op, typeNames[s.typ])
+		return nil, c.errorf(n.Pos, "filter error: '%s' operator not supported for %s filters", opName, typeNames[s.typ])
 	}
 	if op == opExists {
 		return node, nil
@@ -484,15 +510,18 @@ func (c *exprCompiler) compileCheck(n *condition.CheckExpr) (evalNode, error) {
 		if r.typ != s.typ || r.list != s.list {
 			if !(r.list && (op == opIn || op == opIntersects) && r.typ == s.typ) {
 				// libsinsp's words, with its ptype names.
-				return nil, c.errorf(n.Pos, "field '%s' has type '%s' while the right-hand side field '%s' has incompatible type '%s'", s.key, sinspType(s), r.key, sinspType(r))
+				// libsinsp names the fields themselves: no argument, no transformer.
+				return nil, c.errorf(n.Pos, "field '%s' has type '%s' while the right-hand side field '%s' has incompatible type '%s'", baseField(s.outKey), sinspType(s), baseField(r.outKey), sinspType(r))
 			}
 		}
 		node.rhsSlot = rslot
 		return node, nil
 	case *condition.ValueExpr:
 		c.checkFieldLikeValue(rhs)
+		node.never = transformedList(n, s)
 		return c.compileValues(n, node, []string{rhs.Value})
 	case *condition.ListExpr:
+		node.never = transformedList(n, s)
 		vals := make([]string, len(rhs.Items))
 		for i, it := range rhs.Items {
 			c.checkFieldLikeValue(it)
@@ -568,7 +597,7 @@ func (c *exprCompiler) stringMatcher(pos condition.Pos, op, v string) (stringMat
 	case "regex":
 		re, err := match.CompileRegex(v)
 		if err != nil {
-			return m, c.errorf(pos, "%s", err)
+			return m, c.errorf(pos, "invalid regex pattern: %s", err)
 		}
 		m.re = re
 		if alt, ok := match.RegexSimplerOperator(v); ok {

@@ -1,21 +1,20 @@
 package engine_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/falco-k8s/falco-k8s/engine"
+	"github.com/falco-k8s/falco-k8s/engine/internal/auditgen"
 	"github.com/falco-k8s/falco-k8s/engine/k8saudit"
 	"github.com/falco-k8s/falco-k8s/internal/falcooracle"
 )
@@ -28,207 +27,22 @@ import (
 
 const sharedTestdata = "../../shared/testdata"
 
-// defaultDiffEvents keeps the run within CI's budget: Falco 0.44.1 with the k8saudit plugin
-// spends 0.1-1 s of CPU per event against the upstream ruleset (the engine: microseconds), so
-// the 5,000-event runs are FALCO_DIFF_EVENTS=5000 on a machine with time to spare.
-const defaultDiffEvents = 120
+// defaultDiffEvents is the issue's bar. Falco runs its plugins with synchronous extraction
+// (falcooracle), about 2 ms of CPU per event against the upstream ruleset, so 5,000 events
+// cost seconds; FALCO_DIFF_EVENTS and FALCO_DIFF_SEED explore further.
+const defaultDiffEvents = 5000
 
-// baseEvents returns the shared traces and apiserver batches, one JSON document per line.
-func baseEvents(t *testing.T) [][]byte {
-	t.Helper()
-	var out [][]byte
-	add := func(path string) {
-		f, err := os.Open(path)
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("shared test data: %v", err)
-			}
-			t.Skipf("shared test data: %v", err)
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
-				out = append(out, bytes.Clone(line))
-			}
-		}
-	}
-	traces, _ := filepath.Glob(filepath.Join(sharedTestdata, "falco-k8s-audit", "traces", "*.json"))
-	sort.Strings(traces)
-	for _, p := range traces {
-		add(p)
-	}
-	add(filepath.Join(sharedTestdata, "apiserver-1.31", "audit-batches.jsonl"))
-	return out
-}
-
-// mutator derives hostile variants of audit events.
-type mutator struct{ r *rand.Rand }
-
-func (m *mutator) pick(xs ...string) string { return xs[m.r.IntN(len(xs))] }
-
-// paths collects pointers to every value in a decoded JSON tree.
-type jsonSlot struct {
-	get func() any
-	set func(any)
-	del func()
-}
-
-func collect(v any, out *[]jsonSlot) {
-	switch x := v.(type) {
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			*out = append(*out, jsonSlot{get: func() any { return x[k] }, set: func(n any) { x[k] = n }, del: func() { delete(x, k) }})
-			collect(x[k], out)
-		}
-	case []any:
-		for i := range x {
-			*out = append(*out, jsonSlot{get: func() any { return x[i] }, set: func(n any) { x[i] = n }, del: func() { x[i] = nil }})
-			collect(x[i], out)
-		}
-	}
-}
-
-var edgeTimestamps = []any{"1969-12-31T23:59:59.999999Z", "1970-01-01T00:00:00Z", "1970-01-01T00:00:00.000000001Z",
-	"9999-12-31T23:59:59.999999999Z", "2262-04-11T23:47:16.854775807Z", "2262-04-12T00:00:00Z", "0001-01-01T00:00:00Z",
-	"2024-02-29T12:00:00+02:00", "2024-01-01T00:00:00", "not a time", "", json.Number("1700000000"), nil}
-
-// mutate returns a variant of the event line, or the line unchanged.
-func (m *mutator) mutate(line []byte) []byte {
-	var root any
-	d := json.NewDecoder(bytes.NewReader(line))
-	d.UseNumber()
-	if err := d.Decode(&root); err != nil {
-		return line
-	}
-	for range 1 + m.r.IntN(3) {
-		var slots []jsonSlot
-		collect(root, &slots)
-		if len(slots) == 0 {
-			break
-		}
-		s := slots[m.r.IntN(len(slots))]
-		switch m.r.IntN(12) {
-		case 0:
-			s.del()
-		case 1:
-			s.set([]any{json.Number("1"), "x", nil, map[string]any{}, true}[m.r.IntN(5)])
-		case 2:
-			s.set([]any{})
-		case 3:
-			n := 1 + m.r.IntN(500)
-			arr := make([]any, n)
-			for i := range arr {
-				arr[i] = []any{"a", json.Number("7"), "privileged", map[string]any{"privileged": true}}[i%4]
-			}
-			s.set(arr)
-		case 4:
-			var deep any = "bottom"
-			for i := 0; i < 5+m.r.IntN(100); i++ {
-				if i%2 == 0 {
-					deep = []any{deep}
-				} else {
-					deep = map[string]any{"a": deep}
-				}
-			}
-			s.set(deep)
-		case 5:
-			s.set(m.pick("é", "日本語", "\u00a0", "\U0001F600", "a\x00b", "\x01\x1f", "line\nbreak", "tab\there", "", " ", "<NA>", "%ka.verb", "\\", `"`))
-		case 6:
-			if str, ok := s.get().(string); ok {
-				s.set(str + m.pick("\x00tail", "\u2028", "é", "\x7f", "/../x", "*", "0"))
-			}
-		case 7:
-			s.set(json.Number(m.pick("0", "-1", "1.5", "1e3", "18446744073709551615", "18446744073709551616", "9223372036854775808", "-0", "1e400", "200", "403")))
-		case 8:
-			if obj, ok := root.(map[string]any); ok {
-				obj[m.pick("requestReceivedTimestamp", "stageTimestamp")] = edgeTimestamps[m.r.IntN(len(edgeTimestamps))]
-			}
-		case 9:
-			if obj, ok := root.(map[string]any); ok {
-				delete(obj, m.pick("user", "objectRef", "requestObject", "responseObject", "responseStatus", "annotations", "sourceIPs", "verb", "impersonatedUser", "stage"))
-			}
-		default:
-			// Field-specific values the rules look at.
-			if obj, ok := root.(map[string]any); ok {
-				switch m.r.IntN(5) {
-				case 0:
-					obj["verb"] = m.pick("create", "delete", "get", "CREATE", "cr\x00eate", "")
-				case 1:
-					obj["user"] = map[string]any{"username": m.pick("system:anonymous", "admin", "system:serviceaccount:kube-system:x", "é"), "groups": []any{"system:masters", json.Number("5")}}
-				case 2:
-					obj["objectRef"] = map[string]any{"resource": m.pick("pods", "secrets", "configmaps", "namespaces", "clusterrolebindings"), "namespace": m.pick("kube-system", "default", "foo", ""), "name": m.pick("evil", "x", ""), "subresource": m.pick("exec", "attach", "")}
-				case 3:
-					obj["requestObject"] = map[string]any{"spec": map[string]any{"hostNetwork": m.pick("true", "false"), "containers": []any{map[string]any{"image": m.pick("nginx", "docker.io/library/nginx:1.7.9", "falcosecurity/falco"), "securityContext": map[string]any{"privileged": true}}}}}
-				case 4:
-					obj["requestURI"] = m.pick("/api/v1/namespaces/default/pods?pretty=true&dryRun=All", "/api/v1/namespaces/kube-system/pods/x/exec?command=sh&command=-c", "/%zz", "/api?x=%00", "")
-				}
-			}
-		}
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(m.r.IntN(2) == 0)
-	if err := enc.Encode(root); err != nil {
-		return line
-	}
-	out := bytes.TrimRight(b.Bytes(), "\n")
-	// Textual escapes the encoder never writes: \u-escaped plain letters and slashes.
-	if m.r.IntN(3) == 0 {
-		out = escapeSome(m.r, out)
-	}
-	return out
-}
-
-// escapeSome rewrites a few ASCII letters inside JSON strings as \u00XX or "/" as "\/".
-func escapeSome(r *rand.Rand, s []byte) []byte {
-	var b bytes.Buffer
-	in := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '\\' && in {
-			b.WriteByte(c)
-			if i+1 < len(s) {
-				i++
-				b.WriteByte(s[i])
-			}
-			continue
-		}
-		if c == '"' {
-			in = !in
-		}
-		if in && r.IntN(8) == 0 && (c >= 'a' && c <= 'z' || c == '/') {
-			if c == '/' {
-				b.WriteString(`\/`)
-			} else {
-				fmt.Fprintf(&b, `\u%04x`, c)
-			}
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.Bytes()
-}
-
-// genEvents returns n event lines: the base events first, then mutations.
+// genEvents returns n event lines: the base events first, then mutations (auditgen).
 func genEvents(t *testing.T, n int, seed uint64) [][]byte {
-	base := baseEvents(t)
-	m := &mutator{r: rand.New(rand.NewPCG(seed, 7))}
-	out := append([][]byte(nil), base...)
-	for len(out) < n {
-		l := m.mutate(base[m.r.IntN(len(base))])
-		// The k8saudit file reader stops at a line over 64 KiB: keep under it.
-		if len(l) < 60<<10 && !bytes.ContainsAny(l, "\n\r") {
-			out = append(out, l)
+	t.Helper()
+	base, err := auditgen.BaseEvents(sharedTestdata)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("shared test data: %v", err)
 		}
+		t.Skipf("shared test data: %v", err)
 	}
-	return out
+	return auditgen.Generate(base, n, seed)
 }
 
 // engineAlerts evaluates the event lines as replay does, every matching rule alerting.
@@ -247,6 +61,10 @@ func engineAlerts(rs *engine.Ruleset, lines [][]byte, hostname string) []string 
 	return out
 }
 
+// nowText matches the renderings of a read-time stamp in an output (evt.time, evt.time.s,
+// evt.datetime[.s], evt.time.iso8601, evt.rawtime[.s|.ns], json.rawtime).
+var nowText = regexp.MustCompile(`(\d{4}-\d\d-\d\d[ T])?\d\d:\d\d:\d\d(\.\d{9})?(\+0000)?|\d{9,}`)
+
 // canon re-encodes an alert with sorted keys so that field order does not matter.
 func canon(s string) string {
 	var v any
@@ -262,10 +80,13 @@ func canon(s string) string {
 			if n, ok := f["evt.time"].(json.Number); ok {
 				if t, err := strconv.ParseInt(string(n), 10, 64); err == nil && time.Since(time.Unix(0, t)).Abs() < time.Hour {
 					f["evt.time"], m["time"] = "now", "now"
-					if out, ok := m["output"].(string); ok {
-						if i := strings.Index(out, ": "); i >= 0 {
-							m["output"] = "now" + out[i:]
+					for k, v := range f {
+						if v == n || strings.Contains(k, "rawtime") {
+							f[k] = "now"
 						}
+					}
+					if out, ok := m["output"].(string); ok {
+						m["output"] = nowText.ReplaceAllString(out, "now")
 					}
 				}
 			}
@@ -298,6 +119,12 @@ func diffAlerts(falco, ours []string) (diffs []string) {
 func runEvalDiff(t *testing.T, o *falcooracle.Oracle, rulesName string, rules []byte, lines [][]byte) (alerts int, diffs []string) {
 	t.Helper()
 	dir := t.TempDir()
+	if keep := os.Getenv("FALCO_DIFF_KEEP"); keep != "" {
+		dir = filepath.Join(keep, rulesName) // debugging aid: the files Falco ran on stay
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), rules, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +201,21 @@ func TestFalcoDiffEvalGenerated(t *testing.T) {
 		end := min(c+chunk, len(files))
 		res, err := o.Validate(context.Background(), dir, names[c:end])
 		if err != nil {
-			t.Fatal(err)
+			// Falco crashes on a few generated documents (a snippet cut inside a UTF-8
+			// sequence, see docs/engine.md): judge this chunk's documents one by one and
+			// leave out those Falco cannot judge.
+			for i := c; i < end; i += 2 {
+				r, err := o.Validate(context.Background(), dir, names[i:i+2])
+				if err != nil {
+					t.Logf("falco cannot judge %s: %v", names[i], err)
+					continue
+				}
+				_, ours, _ := engine.Load(files[i:i+2], engine.DefaultOptions())
+				if r[0].Successful && ours[0].Successful {
+					kept = append(kept, files[i].Content)
+				}
+			}
+			continue
 		}
 		_, ours, _ := engine.Load(files[c:end], engine.DefaultOptions())
 		for i := 0; i < end-c; i += 2 {

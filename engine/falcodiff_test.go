@@ -205,6 +205,13 @@ func diffFatal(fatal *falcooracle.FatalError, ours []falcooracle.FileResult) str
 				return ""
 			}
 		}
+		// Deliberate difference (docs/engine.md): a plugin falco-k8s does not implement is a
+		// warning, and its rules are skipped.
+		for _, w := range r.Warnings {
+			if w.Code == string(engine.WarnUnknownSource) && strings.HasPrefix(w.Message, fatal.Message+"; falco-k8s implements only") {
+				return ""
+			}
+		}
 	}
 	return fmt.Sprintf("falco refused the files (%q); the engine has no error with that message: %+v\n", fatal.Message, ours)
 }
@@ -391,7 +398,7 @@ func TestFalcoDiffLoaderGenerated(t *testing.T) {
 
 // knownOpenGeneratedDiffs is how many of the 2,000 default generated documents (seed 15) still
 // differ from Falco in the open classes docs/engine.md lists.
-const knownOpenGeneratedDiffs = 89
+const knownOpenGeneratedDiffs = 18
 
 func reportDiffs(t *testing.T, diffs map[string]string) {
 	t.Helper()

@@ -78,7 +78,18 @@ func (g *docGen) oddScalar() string {
 		"yes", "No", "0x1F", "1e3", ".inf", "!!str 5", "&a x", "*a", "@x", "`x`", "%x", "a\tb", ":", "::", "a:b:")
 }
 
-func (g *docGen) field() k8saudit.Field { return g.fields[g.r.IntN(len(g.fields))] }
+func (g *docGen) field() k8saudit.Field {
+	for {
+		f := g.fields[g.r.IntN(len(g.fields))]
+		// The k8saudit plugin dereferences a nil volume for this field on some hostile
+		// events, which aborts Falco (docs/engine.md); the engine skips such a volume. The
+		// evaluation corpus leaves it out, the plugin-fields comparison covers it.
+		if g.evalMode && f.Name == "ka.req.pod.volumes.volume_type" {
+			continue
+		}
+		return f
+	}
+}
 
 // fieldRef renders a field with an argument when it needs or takes one.
 func (g *docGen) fieldRef() string {

@@ -145,8 +145,11 @@ func resolveListFalco(cnd, name string, items []string) (string, bool) {
 				end++
 			}
 			var sub strings.Builder
-			for i, it := range items {
-				if i > 0 {
+			for _, it := range items {
+				if it == "" {
+					continue // an empty item substitutes nothing (Falco 0.44.1)
+				}
+				if sub.Len() > 0 {
 					sub.WriteString(", ")
 				}
 				sub.WriteString(quoteItem(it))

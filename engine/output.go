@@ -65,12 +65,19 @@ func compileOutput(ec *exprCompiler, text string) (*outputFormat, *outputError) 
 			width = width*10 + int(text[i]-'0')
 			i++
 		}
-		rest := text[i:]
-		op, n, err := condition.ParseOperandPrefix(rest)
-		if err != nil || n == 0 {
-			return nil, &outputError{msg: errOutputUnknownField, unknownField: true}
+		if i >= len(text) {
+			return nil, &outputError{msg: "invalid formatting syntax: formatting cannot end with a number"}
 		}
-		slot, used, cerr := outputSlot(ec, rest, op, n)
+		rest := text[i:]
+		var slot, used int
+		var cerr *outputError
+		if op, n, err := condition.ParseOperandPrefix(rest); err == nil && n > 0 {
+			slot, used, cerr = outputSlot(ec, rest, op, n)
+		} else {
+			// A bare name before a bracket the parser refuses ("%ka.verb[1", "%ka.uri.param[]"):
+			// the formatter takes the longest prefix that is a field on its own.
+			slot, used, cerr = prefixSlot(ec, rest, nameLen(rest)+1)
+		}
 		if cerr != nil {
 			return nil, cerr
 		}
@@ -92,11 +99,20 @@ func compileOutput(ec *exprCompiler, text string) (*outputFormat, *outputError) 
 func outputSlot(ec *exprCompiler, rest string, op condition.Operand, n int) (slot, used int, oerr *outputError) {
 	if id, err := ec.operandSlot(op); err == nil {
 		return id, n, nil
-	} else if ce, ok := err.(*compileError); ok && !ce.unknownField {
+	} else if ce, ok := err.(*compileError); ok && !ce.unknownField && !plainField(rest, op) {
 		// Falco reports every field problem in an output (a bad or missing argument as much
 		// as an unknown field) with the same words, which skip-if-unknown-filter downgrades.
 		return 0, 0, &outputError{msg: errOutputUnknownField, unknownField: true}
 	}
+	// A plain %field whose argument libsinsp's formatter refuses is the longest prefix that
+	// stands as a field without it, the rest literal text: "%ka.verb[x]" is ka.verb then "[x]",
+	// "%ka.req.pod.containers.image[01]" the whole list then "[01]", "%ka.uri.param[]" ka.uri
+	// then ".param[]" (observed with Falco 0.44.1). The parenthesised form stays an error.
+	return prefixSlot(ec, rest, n)
+}
+
+// prefixSlot compiles the longest prefix of rest shorter than n that is a field on its own.
+func prefixSlot(ec *exprCompiler, rest string, n int) (slot, used int, oerr *outputError) {
 	for l := n - 1; l > 0; l-- {
 		op2, m, err := condition.ParseOperandPrefix(rest[:l])
 		if err != nil || m != l {
@@ -107,6 +123,24 @@ func outputSlot(ec *exprCompiler, rest string, op condition.Operand, n int) (slo
 		}
 	}
 	return 0, 0, &outputError{msg: errOutputUnknownField, unknownField: true}
+}
+
+// nameLen is the length of the field-name characters rest starts with.
+func nameLen(rest string) int {
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if !(c == '.' || c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return i
+		}
+	}
+	return len(rest)
+}
+
+// plainField: the placeholder is a bare field name, maybe with an argument (no parentheses,
+// no transformer).
+func plainField(rest string, op condition.Operand) bool {
+	_, ok := op.(*condition.FieldExpr)
+	return ok && rest != "" && rest[0] != '('
 }
 
 // errOutputUnknownField is Falco 0.44's message for an output naming a field no plugin provides:
@@ -169,7 +203,13 @@ func (e *Evaluator) Alert(r *Rule, hostname string) *Alert {
 	}
 	a.Fields = append(a.Fields, AlertField{Key: "evt.time", Value: ev.Time})
 	for _, f := range r.output.fields {
-		if f.key == "evt.time" {
+		switch f.key {
+		case "evt.time":
+			continue
+		case "evt.time.s", "evt.time.iso8601", "evt.datetime", "evt.datetime.s":
+			// libsinsp's JSON value of every formatted time field is the raw timestamp, as
+			// for evt.time; only the text output shows the formatted string.
+			a.Fields = append(a.Fields, AlertField{Key: f.key, Value: ev.Time})
 			continue
 		}
 		a.Fields = append(a.Fields, AlertField{Key: f.key, Value: typedValue(e, f.slot)})
@@ -179,14 +219,15 @@ func (e *Evaluator) Alert(r *Rule, hostname string) *Alert {
 }
 
 func renderValue(e *Evaluator, p outputPart) string {
-	vals, ok := e.values(p.slot)
+	vals, ok := e.fresh(p.slot)
 	if !ok {
 		return "<NA>"
 	}
 	s := e.rs.slots[p.slot]
 	if p.time {
 		if ns, ok := parseUint(vals[0]); ok {
-			return time.Unix(0, int64(ns)).Local().Format("15:04:05.000000000")
+			// Seconds and nanoseconds apart: a stamp past 2262 does not fit int64 nanoseconds.
+			return time.Unix(int64(ns/1e9), int64(ns%1e9)).Local().Format("15:04:05.000000000")
 		}
 	}
 	if !s.list {
@@ -194,8 +235,10 @@ func renderValue(e *Evaluator, p outputPart) string {
 	}
 	var b strings.Builder
 	b.WriteByte('(')
-	for i, v := range vals {
-		if i > 0 {
+	for _, v := range vals {
+		// libsinsp puts the comma only once something has been written: leading empty
+		// values vanish from the text (["", "x"] is "(x)", ["a", "", ""] is "(a,,)").
+		if b.Len() > 1 {
 			b.WriteByte(',')
 		}
 		b.Write(v)
@@ -209,7 +252,7 @@ func renderValue(e *Evaluator, p outputPart) string {
 }
 
 func typedValue(e *Evaluator, slot int) any {
-	vals, ok := e.values(slot)
+	vals, ok := e.fresh(slot)
 	if !ok {
 		return nil
 	}

@@ -78,6 +78,9 @@ type reader struct {
 	res *FileResult
 	// maxYAMLNodes bounds the file's nodes with aliases expanded.
 	maxYAMLNodes int
+	// unknownKeys reports the current item's unknown keys; Falco warns about them only once
+	// the item has been read without error.
+	unknownKeys func()
 }
 
 func (r *reader) fail(code Code, msg string, c ctx) error {
@@ -302,11 +305,11 @@ func (r *reader) readItem(item *yaml.Node, parent ctx) error {
 	case lookup(item, "required_plugin_versions") != nil:
 		return r.readPluginVersions(item, parent)
 	case lookup(item, "list") != nil:
-		return r.readList(item, parent)
+		return r.withUnknownKeys(r.readList(item, parent))
 	case lookup(item, "macro") != nil:
-		return r.readMacro(item, parent)
+		return r.withUnknownKeys(r.readMacro(item, parent))
 	case lookup(item, "rule") != nil:
-		return r.readRule(item, parent)
+		return r.withUnknownKeys(r.readRule(item, parent))
 	default:
 		r.warn(WarnUnknownItem, "Unknown top level item", parent.with(ItemRulesContentItem, "", r.f.pos(item)))
 		return nil
@@ -388,8 +391,17 @@ func (r *reader) readItemName(item *yaml.Node, parent ctx, kind string) (string,
 		return "", nil, err
 	}
 	c := parent.with(kind, name, r.f.pos(item))
-	r.checkUnknownKeys(item, kind, c)
+	r.unknownKeys = func() { r.checkUnknownKeys(item, kind, c) }
 	return name, c, nil
+}
+
+// withUnknownKeys warns about the unknown keys of the item just read, unless reading it failed.
+func (r *reader) withUnknownKeys(err error) error {
+	if err == nil && r.unknownKeys != nil {
+		r.unknownKeys()
+	}
+	r.unknownKeys = nil
+	return err
 }
 
 // readSingleKeyAppend handles the append modes of lists and macros, which have one overridable
@@ -507,7 +519,7 @@ func (r *reader) readRule(item *yaml.Node, parent ctx) error {
 			u.condCtx = c.with(ItemRuleCondition, "", r.f.pos(n))
 		}
 		if lookup(item, "exceptions") != nil {
-			exs, err := r.readExceptions(item, c, true)
+			exs, err := r.readExceptions(item, c, true, true)
 			if err != nil {
 				return err
 			}
@@ -582,7 +594,7 @@ func (r *reader) readRule(item *yaml.Node, parent ctx) error {
 		return err
 	}
 	ri.tags = tagSet(tags)
-	if ri.exceptions, err = r.readExceptions(item, c, false); err != nil {
+	if ri.exceptions, err = r.readExceptions(item, c, false, false); err != nil {
 		return err
 	}
 	return r.col.defineRule(ri)
@@ -652,7 +664,8 @@ func (r *reader) readRuleOverride(item *yaml.Node, name string, c ctx, app, repl
 					u.desc = &s
 				}
 			case "exceptions":
-				exs, err := r.readExceptions(item, c, true)
+				// Falco warns about exceptions without values only when they are appended.
+				exs, err := r.readExceptions(item, c, true, kind == "append")
 				if err != nil {
 					return nil, err
 				}
@@ -700,13 +713,21 @@ func (r *reader) readRuleOverride(item *yaml.Node, name string, c ctx, app, repl
 		return u, nil
 	}
 	var appU, replU *ruleUpdate
+	// Falco applies the append part before it reads the replace part, and both before it
+	// looks for keys no override names: that decides which error a broken item reports.
 	if len(app) > 0 {
 		if appU, err = build(app, "append"); err != nil {
+			return err
+		}
+		if err := r.col.appendRule(appU); err != nil {
 			return err
 		}
 	}
 	if len(repl) > 0 {
 		if replU, err = build(repl, "replace"); err != nil {
+			return err
+		}
+		if err := r.col.replaceRule(replU); err != nil {
 			return err
 		}
 	}
@@ -720,21 +741,11 @@ func (r *reader) readRuleOverride(item *yaml.Node, name string, c ctx, app, repl
 		return r.validate(fmt.Sprintf("Unexpected key '%s': no corresponding entry under 'override' is defined.", k),
 			c.with(ItemOverrides, k, r.f.pos(lookup(item, k))))
 	}
-	if appU != nil {
-		if err := r.col.appendRule(appU); err != nil {
-			return err
-		}
-	}
-	if replU != nil {
-		if err := r.col.replaceRule(replU); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
 // readExceptions reads a rule's `exceptions:`; in append mode `fields` is optional.
-func (r *reader) readExceptions(item *yaml.Node, parent ctx, appendMode bool) ([]exceptionInfo, error) {
+func (r *reader) readExceptions(item *yaml.Node, parent ctx, appendMode, warnNoValues bool) ([]exceptionInfo, error) {
 	exs := lookup(item, "exceptions")
 	if exs == nil || isNull(exs) {
 		return nil, nil
@@ -775,13 +786,13 @@ func (r *reader) readExceptions(item *yaml.Node, parent ctx, appendMode bool) ([
 			}
 			for _, v := range vals.Content {
 				v = deref(v)
-				entry, err := r.decodeExceptionValue(v, vc.with(ItemExceptionValue, "", r.f.pos(v)))
+				entry, err := r.decodeExceptionValue(v, "", vc.with(ItemExceptionValue, "", r.f.pos(v)))
 				if err != nil {
 					return nil, err
 				}
 				e.values = append(e.values, entry)
 			}
-		} else if appendMode {
+		} else if warnNoValues {
 			r.warn(WarnAppendNoValues, "Overriding/appending exception with no values", xc)
 		}
 		out = append(out, e)
@@ -797,11 +808,14 @@ func (r *reader) decodeExceptionEntry(ex *yaml.Node, key string, c ctx, optional
 		}
 		return exceptionEntry{}, r.validate(fmt.Sprintf("Item has no mapping for key '%s'", key), c)
 	}
-	return r.decodeExceptionValue(n, c.with(ItemValueFor, key, r.f.pos(n)))
+	return r.decodeExceptionValue(n, key, c)
 }
 
-// decodeExceptionValue reads a scalar or an arbitrarily nested sequence of scalars.
-func (r *reader) decodeExceptionValue(n *yaml.Node, c ctx) (exceptionEntry, error) {
+// decodeExceptionValue reads a scalar or an arbitrarily nested sequence of scalars. As Falco's
+// decoder, every level adds a "value for" location (named key at the top, unnamed below) and
+// every sequence element an "exception" location before it.
+func (r *reader) decodeExceptionValue(n *yaml.Node, key string, c ctx) (exceptionEntry, error) {
+	c = c.with(ItemValueFor, key, r.f.pos(n))
 	if isNull(n) {
 		// yaml-cpp's null node is neither scalar nor sequence, so Falco leaves the entry unset.
 		return exceptionEntry{}, nil
@@ -816,7 +830,7 @@ func (r *reader) decodeExceptionValue(n *yaml.Node, c ctx) (exceptionEntry, erro
 		e := exceptionEntry{valid: true, isList: true}
 		for _, v := range n.Content {
 			v = deref(v)
-			sub, err := r.decodeExceptionValue(v, c.with(ItemException, "", r.f.pos(v)))
+			sub, err := r.decodeExceptionValue(v, "", c.with(ItemException, "", r.f.pos(v)))
 			if err != nil {
 				return exceptionEntry{}, err
 			}

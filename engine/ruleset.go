@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/falco-k8s/falco-k8s/engine/condition"
@@ -174,7 +175,8 @@ func (l *Loader) Load(name string, content []byte) FileResult {
 func (l *Loader) addWarning(res *FileResult, d Diagnostic) {
 	key := string(d.Code) + "\x00" + d.Message
 	for _, loc := range d.Locations {
-		key += "\x00" + loc.ItemType + "\x00" + loc.ItemName + "\x00" + loc.Position.Name
+		key += "\x00" + loc.ItemType + "\x00" + loc.ItemName + "\x00" + loc.Position.Name +
+			"\x00" + strconv.Itoa(loc.Position.Offset) + ":" + strconv.Itoa(loc.Position.Line) + ":" + strconv.Itoa(loc.Position.Column)
 	}
 	if l.reported[key] {
 		// Differs from Falco: a warning about an item of an earlier file is not repeated in
@@ -265,6 +267,13 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 			Tags: ri.tags, Enabled: ri.enabled, Condition: ri.cond, File: ri.ctx[len(ri.ctx)-1].Position.Name,
 			Line: ri.ctx[len(ri.ctx)-1].Position.Line + 1, index: ri.index,
 		}
+		if ri.unknownSource && ri.source != SourceSyscall {
+			// As Falco: a rule of a source no loaded plugin provides is dropped unread. Rules
+			// of the syscall source, which a Falco with its driver compiles, are parsed below.
+			r.Skipped = true
+			rs.rules = append(rs.rules, r)
+			continue
+		}
 		text, fields, lerr := exceptionCondition(ri.cond, ri.exceptions)
 		if lerr != nil {
 			return nil, warnings, lerr
@@ -300,9 +309,9 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 			return nil, warnings, err
 		}
 		if ri.unknownSource {
-			// Differs from Falco, which drops such rules unread: we still parse them (above)
-			// and mark the macros they use, so a syntax error is caught here rather than in a
-			// Falco that has the source, and their macros are not reported unused.
+			// syscall rules: Falco has that source and compiles them. We parse them (above)
+			// and mark the macros they use, so a syntax error is reported as Falco reports
+			// it and their macros are not reported unused.
 			r.Skipped = true
 			x := &expansion{limit: l.opts.maxConditionNodes()}
 			cp.substitute(ast, allMacros, nil, true, x) //nolint:errcheck // usage marking only
@@ -373,10 +382,11 @@ func (l *Loader) compile() (*Ruleset, []Diagnostic, error) {
 // Evaluator evaluates events against a Ruleset. It caches each field's values per event and is
 // not safe for concurrent use: use one per goroutine.
 type Evaluator struct {
-	rs    *Ruleset
-	ev    *k8saudit.Event
-	gen   uint64
-	cache []slotCache
+	rs      *Ruleset
+	ev      *k8saudit.Event
+	gen     uint64
+	cache   []slotCache
+	matched []*Rule // this event's matches, reported once every condition has run
 }
 
 type slotCache struct {
@@ -405,25 +415,40 @@ func (e *Evaluator) values(slot int) ([][]byte, bool) {
 	return c.vals, c.ok
 }
 
+// fresh extracts the slot again, as libsinsp does for every output placeholder: the k8saudit
+// plugin unescapes strings and object keys in its parse of the event as fields read them, so
+// an object or array rendered after later extractions shows their unescaped text (Falco's
+// "rules=%ka.req.role.rules" after a condition read ka.req.role.rules.verbs).
+func (e *Evaluator) fresh(slot int) ([][]byte, bool) {
+	e.cache[slot].gen = 0 // Match starts gen at 1
+	return e.values(slot)
+}
+
 // Match evaluates ev against the active rules in order and calls fn for each match: only the
 // first unless all is set (Falco's rule_matching first/all). It returns the number of matches.
 // ev and the values fn can read through Alert are valid only during the call.
+//
+// fn is called once every condition has been evaluated, as Falco formats outputs only after
+// the rules have run: extractions by later conditions change how the plugin renders objects
+// (see fresh), so rendering at match time would differ from Falco's alert.
 func (e *Evaluator) Match(ev *k8saudit.Event, all bool, fn func(*Rule)) int {
 	e.ev = ev
 	e.gen++
-	n := 0
+	e.matched = e.matched[:0]
 	for _, r := range e.rs.active {
 		if r.node.eval(e) {
-			n++
-			if fn != nil {
-				fn(r)
-			}
+			e.matched = append(e.matched, r)
 			if !all {
 				break
 			}
 		}
 	}
-	return n
+	if fn != nil {
+		for _, r := range e.matched {
+			fn(r)
+		}
+	}
+	return len(e.matched)
 }
 
 // RuleNames returns the names of rules, for messages.

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -33,7 +34,14 @@ func (f *yamlFile) pos(n *yaml.Node) Position {
 	line, col := n.Line-1, n.Column-1
 	off := -1
 	if line < len(f.lineStarts) {
-		off = f.lineStarts[line] + col
+		// yaml.v3 counts columns in characters, yaml-cpp in bytes.
+		start := f.lineStarts[line]
+		b := start
+		for r := 0; r < col && b < len(f.content) && f.content[b] != '\n'; r++ {
+			_, size := utf8.DecodeRune(f.content[b:])
+			b += size
+		}
+		col, off = b-start, b
 	}
 	if n.Kind == yaml.ScalarNode && n.Value == "" && n.Style == 0 && n.Tag == "!!null" && off >= 0 {
 		// An empty (implicit null) value has no text of its own: yaml-cpp marks it at the next
@@ -104,7 +112,11 @@ func falcoSnippet(content string, offset int) string {
 	n := to - from + 1
 	var ret string
 	if from < size {
-		ret = content[from:min(size, from+n)]
+		// std::string::substr clamps the count to the end, also when it wrapped around.
+		ret = content[from:]
+		if n < size-from {
+			ret = content[from : from+n]
+		}
 	}
 	if ret == "" {
 		return "<No context available>\n"

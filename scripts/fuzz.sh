@@ -22,7 +22,10 @@ for t in "${targets[@]}"; do
 	pkg=${t% *}
 	name=${t#* }
 	echo "fuzz: $name in $pkg for $FUZZTIME"
-	if ! "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg"; then
+	# A target in a nested tools module (its own go.mod) runs from that module.
+	dir=$pkg
+	while [ "$dir" != . ] && [ ! -f "$dir/go.mod" ]; do dir=$(dirname "$dir"); done
+	if ! (cd "$dir" && "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./${pkg#"$dir"}"); then
 		failed=$((failed + 1))
 	fi
 done

@@ -117,7 +117,8 @@ func (d *Decoder) single(v *fastjson.Value, fn func(*Event) error, n *int) error
 	ev := &d.ev
 	ev.reset(v)
 	if d.MaxEventSize > 0 {
-		// The plugin re-serialises every event to store it; size is judged on that form.
+		// The plugin re-serialises every event to store it (reset does too); size is judged
+		// on that form.
 		if size := len(ev.Raw()); size > d.MaxEventSize {
 			d.drop(&EventTooLargeError{Size: size, Max: d.MaxEventSize})
 			return nil

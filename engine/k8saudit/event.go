@@ -63,13 +63,19 @@ func NewEvent(data []byte) (*Event, error) {
 
 // reset points the event at a new parsed document and forgets everything derived from the
 // previous one. Scratch memory is kept for reuse.
+//
+// The payload (Raw) is serialised before anything else reads the document: fastjson unescapes
+// object keys and strings in place as lookups touch them, and the k8saudit plugin stores the
+// event's bytes before any field is extracted. Looking up "auditID" first would store
+// "\u0061uditID"-style keys unescaped, unlike Falco's evt.plugininfo and json.* fields.
 func (ev *Event) reset(root *fastjson.Value) {
 	ev.root = root
-	ev.hasAuditID = root.Get("auditID") != nil
 	ev.rawOK = false
 	ev.prettyOK = false
 	ev.jroot, ev.jok = nil, false
 	ev.arena.reset()
+	ev.Raw()
+	ev.hasAuditID = root.Get("auditID") != nil
 }
 
 // Root returns the parsed event. It aliases parser memory: read only, valid until ev is reused.
@@ -77,7 +83,8 @@ func (ev *Event) Root() *fastjson.Value { return ev.root }
 
 // Raw returns the compact re-serialisation of the event (fastjson MarshalTo: source key order,
 // original number text) — the bytes the k8saudit plugin stores as the event payload, which
-// json.value[""], json.obj and evt.plugininfo are derived from. It is computed once per event.
+// json.value[""], json.obj and evt.plugininfo are derived from. It is computed once per event,
+// when the event is loaded.
 func (ev *Event) Raw() []byte {
 	if !ev.rawOK {
 		ev.raw = ev.root.MarshalTo(ev.raw[:0])
@@ -225,8 +232,8 @@ func stageTimestamp(root *fastjson.Value) (int64, error) {
 	}
 	if t.IsZero() {
 		// The plugin SDK stamps an event whose time is Go's zero time with the time it is
-		// read, as Falco shows.
-		return time.Now().UnixNano(), nil
+		// read, as Falco shows; libsinsp's clock has microsecond resolution.
+		return time.Now().UnixMicro() * 1000, nil
 	}
 	return t.UnixNano(), nil
 }

@@ -35,9 +35,14 @@ func jsonFields() []fieldDef {
 // which accepts what strconv.Atoi does). An empty pointer yields the whole document.
 func jsonValue(arg string, _ int) Extractor {
 	if arg == "" {
+		// The plugin marshals its own parse of the payload, which earlier json.value lookups
+		// of this event have unescaped in part.
 		return func(ev *Event, dst [][]byte) ([][]byte, bool) {
-			raw := ev.Raw()
-			return append(dst, raw[:len(raw):len(raw)]), true
+			v := ev.jsonRoot()
+			if v == nil {
+				return dst, false
+			}
+			return append(dst, ev.marshal(v)), true
 		}
 	}
 	segs := splitPointer(arg)
@@ -106,16 +111,28 @@ func evtFields() []fieldDef {
 		}),
 		f("evt.source", "the name of the source that produced the event.", TypeString, constantValue("k8s_audit")),
 		f("evt.pluginname", "if the event comes from a plugin-defined event source, the name of the plugin that generated it.", TypeString, constantValue(pluginK8sAudit)),
-		f("evt.plugininfo", "if the event comes from a plugin-defined event source, a summary of the event as formatted by the plugin (for k8saudit, the event JSON).", TypeString, func(ev *Event, dst [][]byte) ([][]byte, bool) {
-			raw := ev.Raw()
-			return append(dst, raw[:len(raw):len(raw)]), true
-		}),
+		f("evt.plugininfo", "if the event comes from a plugin-defined event source, a summary of the event as formatted by the plugin (for k8saudit, the event JSON; control characters and ill-formed UTF-8 shown as U+FFFD).", TypeString, pluginInfo),
 		f("evt.is_async", "'true' for asynchronous events, 'false' otherwise.", TypeBool, constantValue("false")),
 		f("evt.asynctype", "If the event is asynchronous, the type of the event (e.g. 'container').", TypeString, func(ev *Event, dst [][]byte) ([][]byte, bool) {
 			return dst, false // audit events are never asynchronous meta-events
 		}),
 		f("evt.hostname", "The hostname of the underlying host (set by the engine).", TypeString, hostname),
 	}
+}
+
+// pluginInfo is the payload as Falco shows it for evt.plugininfo: control characters and
+// ill-formed UTF-8 replaced (appendPrintable). Valid JSON text rarely has either, so the
+// payload is returned as it is unless it needs the rewrite.
+func pluginInfo(ev *Event, dst [][]byte) ([][]byte, bool) {
+	raw := ev.Raw()
+	for _, c := range raw {
+		if c < 0x20 || c >= 0x7f {
+			// Replacements can outgrow the scratch; append then moves to the heap.
+			out := appendPrintable(ev.Scratch(len(raw))[:0], raw)
+			return append(dst, out[:len(out):len(out)]), true
+		}
+	}
+	return append(dst, raw[:len(raw):len(raw)]), true
 }
 
 // hostname copies Event.Hostname into the arena: values are []byte and a string's bytes

@@ -482,10 +482,9 @@ func targetPodName(string, int) Extractor {
 		if r := ev.root.Get(objectRefResource...); r == nil || r.Type() != fastjson.TypeString || string(r.GetStringBytes()) != "pods" {
 			return dst, false
 		}
-		if s := ev.root.Get(objectRefSubresource...); s != nil {
-			if s.Type() != fastjson.TypeString || len(s.GetStringBytes()) != 0 {
-				return dst, false
-			}
+		// The plugin reads the subresource with GetStringBytes: a non-string one is "".
+		if s := ev.root.Get(objectRefSubresource...); s != nil && s.Type() == fastjson.TypeString && len(s.GetStringBytes()) != 0 {
+			return dst, false
 		}
 		v := ev.root.Get(responseName...)
 		if v == nil {

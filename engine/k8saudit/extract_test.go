@@ -361,7 +361,11 @@ func TestTargetPodName(t *testing.T) {
 		{`{"resource":"pods","name":"p"}`, "r"},
 		{`{"resource":"pods","subresource":""}`, "r"},
 		{`{"resource":"pods","subresource":"exec"}`, missingValue},
-		{`{"resource":"pods","subresource":null}`, missingValue},
+		// The plugin reads the subresource with GetStringBytes: any non-string is "" (checked
+		// against the real plugin in engine/k8saudit/plugindiff).
+		{`{"resource":"pods","subresource":null}`, "r"},
+		{`{"resource":"pods","subresource":[]}`, "r"},
+		{`{"resource":["pods"]}`, missingValue},
 		{`{"resource":"deployments"}`, missingValue},
 		{`{}`, missingValue},
 	} {
@@ -447,7 +451,10 @@ func TestJSONFields(t *testing.T) {
 		{"json.value[/~01]", v("tilde")},
 		{"json.value[/stage/x]", nil},
 		{"json.value[/missing]", nil},
-		{"json.value[]", v(compact)}, // empty pointer: the whole document
+		// Empty pointer: the whole document as the json plugin's own parse renders it, where
+		// the lookups above have unescaped "\u003chi\u003e" (as in the real plugin,
+		// engine/k8saudit/plugindiff).
+		{"json.value[]", v(strings.Replace(compact, `\u003chi\u003e`, "<hi>", 1))},
 		{"json.obj", v(want.String())},
 		{"jevt.obj", v(want.String())},
 		{"json.rawtime", v("1700000000123456789")},
@@ -537,6 +544,21 @@ func TestScratchIsStable(t *testing.T) {
 			if c != byte(i) {
 				t.Fatalf("scratch slice %d was overwritten", i)
 			}
+		}
+	}
+}
+
+// TestAppendPrintable: Falco 0.44.1's evt.plugininfo of a payload holding control characters
+// and ill-formed UTF-8 (observed with ../shared/falco).
+func TestAppendPrintable(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"A\x01B\tC\xffD\x7fE\xc3\xa9F\xf0\x9f\x98\x80G\x1fH\x80I", "A\uFFFDB\uFFFDC\uFFFDD\uFFFDE\u00e9F\U0001F600G\uFFFDH\uFFFDI"},
+		{"A\xe2\x82B\xc2\x85C\xed\xa0\x80D\xf4\x90\x80\x80E\u2028F\xc0\xafG\xf0\x9f\x98H I",
+			"A\uFFFDB\uFFFDC\uFFFD\uFFFD\uFFFDD\uFFFD\uFFFD\uFFFD\uFFFDE\u2028F\uFFFD\uFFFDG\uFFFDH I"},
+		{"plain", "plain"}, {"", ""}, {"\xe2", "\uFFFD"}, {"\xf0\x9f", "\uFFFD"},
+	} {
+		if got := string(appendPrintable(nil, []byte(tc.in))); got != tc.want {
+			t.Errorf("appendPrintable(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -63,8 +63,15 @@ func FuzzJSONPointer(f *testing.F) {
 			t.Fatalf("key arg rejected: %v", err)
 		}
 		out, ok := x(ev, nil)
+		// Values end at the first NUL, as libsinsp reads them.
+		cut := func(b []byte) []byte {
+			if i := bytes.IndexByte(b, 0); i >= 0 {
+				return b[:i]
+			}
+			return b
+		}
 		if ptr == "" {
-			if !ok || !bytes.Equal(out[0], ev.Raw()) {
+			if !ok || !bytes.Equal(out[0], cut(ev.Raw())) {
 				t.Fatalf("empty pointer is not the whole document")
 			}
 			return
@@ -92,7 +99,7 @@ func FuzzJSONPointer(f *testing.F) {
 		} else {
 			w = want.MarshalTo(nil)
 		}
-		if !bytes.Equal(out[0], w) {
+		if !bytes.Equal(out[0], cut(w)) {
 			t.Fatalf("pointer %q: got %q, want %q", ptr, out[0], w)
 		}
 	})
