@@ -176,14 +176,6 @@ func (o *Oracle) run(ctx context.Context, dir string, args []string) (stdout, st
 	return out.Bytes(), errb.Bytes(), err
 }
 
-func firstJSONLine(b []byte) []byte {
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if len(line) > 0 && line[0] == '{' {
-			return line
-		}
-	}
-	return b
-}
 
 func clip(b []byte) string {
 	if len(b) > 2000 {
