@@ -176,7 +176,6 @@ func (o *Oracle) run(ctx context.Context, dir string, args []string) (stdout, st
 	return out.Bytes(), errb.Bytes(), err
 }
 
-
 func clip(b []byte) string {
 	if len(b) > 2000 {
 		return string(b[:2000]) + "..."
