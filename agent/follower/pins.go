@@ -308,31 +308,14 @@ func (f *Follower) watchPins(ctx context.Context, w *fsnotify.Watcher, wake chan
 	}
 	defer w.Close()
 	name := filepath.Clean(f.o.PinsFile)
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
-	for {
+	debounceEvents(ctx, w, f.o.Debounce, func(ev fsnotify.Event) bool {
+		return filepath.Clean(ev.Name) == name && ev.Op != fsnotify.Chmod
+	}, func(err error) {
+		f.log.Warn().Err(err).Msg("pins file watch error; re-reading it")
+	}, func() {
 		select {
-		case <-ctx.Done():
-			debounce.Stop()
-			return
-		case ev, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			if filepath.Clean(ev.Name) == name && ev.Op != fsnotify.Chmod {
-				debounce.Reset(f.o.Debounce)
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return
-			}
-			f.log.Warn().Err(err).Msg("pins file watch error; re-reading it")
-			debounce.Reset(f.o.Debounce)
-		case <-debounce.C:
-			select {
-			case wake <- struct{}{}:
-			default:
-			}
+		case wake <- struct{}{}:
+		default:
 		}
-	}
+	})
 }

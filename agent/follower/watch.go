@@ -77,32 +77,42 @@ func (wt *watcher) run(ctx context.Context) {
 		wt.f.mu.Unlock()
 		wt.w.Close()
 	}()
+	// Wait for the directory to be quiet: editors write in several steps. An error (an
+	// overflow) means events were lost: examine everything.
+	debounceEvents(ctx, wt.w, wt.f.o.Debounce, wt.relevant, func(err error) {
+		wt.f.log.Warn().Err(err).Msg("rules directory watch error; re-examining the rule files")
+	}, func() {
+		wt.f.reconcileDisk()
+		wt.addDirs()
+	})
+}
+
+// debounceEvents is the one fsnotify loop of the follower (rule files, pins file): fire runs
+// once the watched directory has been quiet for delay after a relevant event or a watch error
+// (onErr is told first), until ctx ends or the watcher closes.
+func debounceEvents(ctx context.Context, w *fsnotify.Watcher, delay time.Duration, relevant func(fsnotify.Event) bool, onErr func(error), fire func()) {
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
+	defer debounce.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			debounce.Stop()
 			return
-		case ev, ok := <-wt.w.Events:
+		case ev, ok := <-w.Events:
 			if !ok {
 				return
 			}
-			if !wt.relevant(ev) {
-				continue
+			if relevant(ev) {
+				debounce.Reset(delay)
 			}
-			// Wait for the directory to be quiet: editors write in several steps.
-			debounce.Reset(wt.f.o.Debounce)
-		case err, ok := <-wt.w.Errors:
+		case err, ok := <-w.Errors:
 			if !ok {
 				return
 			}
-			// An overflow means events were lost: examine everything.
-			wt.f.log.Warn().Err(err).Msg("rules directory watch error; re-examining the rule files")
-			debounce.Reset(wt.f.o.Debounce)
+			onErr(err)
+			debounce.Reset(delay)
 		case <-debounce.C:
-			wt.f.reconcileDisk()
-			wt.addDirs()
+			fire()
 		}
 	}
 }
