@@ -368,6 +368,33 @@ func TestPeerTLS(t *testing.T) {
 		t.Error("the unusable CA was kept")
 	}
 
+	// The agent accepts the rendered peer.tls; a renewed pair is reloaded (same inputs hash),
+	// while turning the peer API on restarts the agent with it.
+	st, err := ParseSettings(map[string]any{}, "falco-k8s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := Env{Unit: "falco-k8s/1", App: "falco-k8s", Model: "audit"}
+	hash := func(pa *PeerAgent) string {
+		t.Helper()
+		d, err := BuildDesired(st, Creds{}, env, "/bin/true", "id", &Integrations{Peer: pa})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.InputsHash
+	}
+	pa := &PeerAgent{Mode: "pinned", PeerPort: 8766, Token: "tok", TLSCert: cur, TLSKey: w.files[PeerTLSKeyPath]}
+	renewed := *pa
+	renewed.TLSCert, renewed.TLSKey = []byte("CERT2\n"), []byte("KEY2\n")
+	noTLS := *pa
+	noTLS.TLSCert, noTLS.TLSKey = nil, nil
+	if hash(pa) != hash(&renewed) {
+		t.Error("a renewed peer certificate changes the agent's inputs hash")
+	}
+	if hash(pa) == hash(&noTLS) {
+		t.Error("turning the peer API's TLS on does not restart the agent")
+	}
+
 	// Peer clients: https URLs only, verified against the CA.
 	_, p = read(false, app, now)
 	p.Token = "tok"
