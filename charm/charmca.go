@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -204,58 +205,91 @@ func parseCertPEM(s string) *x509.Certificate {
 // issueCharmCert signs a new serving certificate, with the stored CA when it is usable and
 // outlives the new certificate, else a new CA.
 func issueCharmCert(old map[string]string, sans []string, now time.Time) (map[string]string, error) {
-	var caKey *ecdsa.PrivateKey
-	caCert := parseCertPEM(old["ca-certificate"])
-	if b, _ := pem.Decode([]byte(old["ca-private-key"])); b != nil && caCert != nil && now.Add(charmCertLife).Before(caCert.NotAfter) {
-		if k, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
-			caKey, _ = k.(*ecdsa.PrivateKey)
-		}
-	}
-	caPEM := old["ca-certificate"]
-	caKeyPEM := old["ca-private-key"]
-	if caKey == nil || !caKey.PublicKey.Equal(caCert.PublicKey) {
-		var err error
-		if caKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-			return nil, fmt.Errorf("generate the webhook CA key: %w", err)
-		}
-		tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "falco-k8s webhook CA"},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(charmCALife), IsCA: true, BasicConstraintsValid: true,
-			MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &caKey.PublicKey, caKey)
-		if err != nil {
-			return nil, fmt.Errorf("create the webhook CA: %w", err)
-		}
-		if caCert, err = x509.ParseCertificate(der); err != nil {
-			return nil, err
-		}
-		kder, err := x509.MarshalPKCS8PrivateKey(caKey)
-		if err != nil {
-			return nil, err
-		}
-		caPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-		caKeyPEM = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate the webhook key: %w", err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: sans[0]}, DNSNames: sans,
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(charmCertLife),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("sign the webhook certificate: %w", err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	caCert, caKey, caPEM, caKeyPEM, err := charmCAFrom(old, now)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{
-		"certificate":    string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		"private-key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})),
-		"ca-certificate": caPEM,
-		"ca-private-key": caKeyPEM,
-	}, nil
+	cert, key, err := signCharmLeaf(caCert, caKey, sans, now)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"certificate": cert, "private-key": key, "ca-certificate": caPEM, "ca-private-key": caKeyPEM}, nil
+}
+
+// charmCAFrom is the stored CA when it is usable and outlives a new certificate, else a new one.
+func charmCAFrom(old map[string]string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, string, string, error) {
+	caKey, caCert := storedCharmCA(old)
+	if caCert != nil && now.Add(charmCertLife).Before(caCert.NotAfter) {
+		return caCert, caKey, old["ca-certificate"], old["ca-private-key"], nil
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, "", "", fmt.Errorf("generate the charm CA key: %w", err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "falco-k8s webhook CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(charmCALife), IsCA: true, BasicConstraintsValid: true,
+		MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, "", "", fmt.Errorf("create the charm CA: %w", err)
+	}
+	if caCert, err = x509.ParseCertificate(der); err != nil {
+		return nil, nil, "", "", err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(caKey)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	return caCert, caKey, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})), nil
+}
+
+// storedCharmCA is the CA certificate and its key from the secret's content (nils when either is
+// missing, unreadable or they do not match).
+func storedCharmCA(m map[string]string) (*ecdsa.PrivateKey, *x509.Certificate) {
+	caCert := parseCertPEM(m["ca-certificate"])
+	b, _ := pem.Decode([]byte(m["ca-private-key"]))
+	if b == nil || caCert == nil {
+		return nil, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		return nil, nil
+	}
+	caKey, _ := k.(*ecdsa.PrivateKey)
+	if caKey == nil || !caKey.PublicKey.Equal(caCert.PublicKey) {
+		return nil, nil
+	}
+	return caKey, caCert
+}
+
+// signCharmLeaf signs a serving certificate for sans (IP SANs for addresses, DNS names else),
+// returning the certificate and key PEM.
+func signCharmLeaf(caCert *x509.Certificate, caKey *ecdsa.PrivateKey, sans []string, now time.Time) (string, string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", fmt.Errorf("generate a serving key: %w", err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: sans[0]},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(charmCertLife),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	for _, n := range sans {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return "", "", fmt.Errorf("sign a serving certificate: %w", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})), nil
 }
 
 func serial() *big.Int {

@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -110,14 +112,22 @@ type Peers struct {
 	// Address is this unit's ingress address on the peer relation; PeerPort its peer API port.
 	Address  string
 	PeerPort int
-	mine     map[string]string
+	// CA is the charm CA's certificate the peer API's certificates are signed by (nil until
+	// the leader made it); ca the secret's content, tlsCert/tlsKey this unit's pair.
+	CA              []byte
+	ca              map[string]string
+	tlsCert, tlsKey []byte
+	mine            map[string]string
 	// cached: read from the manifest's snapshot (peerAgent); the hook must not write databags.
 	cached bool
 }
 
 // peerAddress is the URL peers reach this unit's peer API at.
 func (p *Peers) peerAddress() string {
-	return fmt.Sprintf("http://%s:%d", p.Address, p.PeerPort)
+	if len(p.tlsCert) == 0 || p.Address == "" {
+		return "" // https only: no address to publish until the unit has its certificate
+	}
+	return "https://" + net.JoinHostPort(p.Address, strconv.Itoa(p.PeerPort))
 }
 
 // PeerAgent is what the peer relation adds to the agent configuration.
@@ -126,6 +136,8 @@ type PeerAgent struct {
 	PeerPort     int
 	Token        string
 	PebbleSocket string
+	// TLSCert and TLSKey serve the peer API (no peer API without them).
+	TLSCert, TLSKey []byte
 }
 
 // Peers reads the peer relation; nil when the unit has none (tools without relations, or
@@ -210,6 +222,9 @@ func (c *Context) Peers(ctx context.Context) (*Peers, error) {
 	if err := c.peerToken(ctx, rt, p); err != nil {
 		return nil, err
 	}
+	if err := c.peerCA(ctx, rt, p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -263,7 +278,7 @@ func (p *Peers) Agent(env Env, webhookPort int) *PeerAgent {
 		return nil
 	}
 	p.PeerPort = PeerPortFor(webhookPort)
-	a := &PeerAgent{Mode: "pinned", PeerPort: p.PeerPort, Token: p.Token, PebbleSocket: workloadPebbleSocket}
+	a := &PeerAgent{Mode: "pinned", PeerPort: p.PeerPort, Token: p.Token, PebbleSocket: workloadPebbleSocket, TLSCert: p.tlsCert, TLSKey: p.tlsKey}
 	if p.Leader {
 		a.Mode = "poll"
 	}
@@ -560,9 +575,13 @@ func (a *PeerAgent) agentSections(cfg, follow map[string]any, p func(string) str
 		follow["pins_file"] = p(PinsPath)
 	}
 	cfg["notify"] = map[string]any{"pebble_socket": a.PebbleSocket}
-	if a.Token != "" {
-		cfg["peer"] = map[string]any{"listen": fmt.Sprintf(":%d", a.PeerPort), "token_file": p(PeerTokenPath)}
+	if a.Token != "" && len(a.TLSCert) > 0 {
+		// Never without TLS: the token and the alerts would cross the pod network in clear.
+		cfg["peer"] = map[string]any{"listen": fmt.Sprintf(":%d", a.PeerPort), "token_file": p(PeerTokenPath),
+			"tls": map[string]any{"cert_file": p(PeerTLSCertPath), "key_file": p(PeerTLSKeyPath)}}
 		add(PeerTokenPath, 0o600, []byte(a.Token+"\n"), true)
+		add(PeerTLSCertPath, 0o600, a.TLSCert, true)
+		add(PeerTLSKeyPath, 0o600, a.TLSKey, true)
 	}
 }
 
@@ -577,6 +596,9 @@ func (c *Context) peerAgent(ctx context.Context, s *Settings, w Workload, m *man
 		}
 		p, err := c.peersFromSnapshot(ctx, w, m.Peers)
 		if err != nil {
+			return nil, nil, err
+		}
+		if err := c.peerCert(ctx, w, p); err != nil {
 			return nil, nil, err
 		}
 		return p.Agent(c.Env, s.WebhookPort), p, nil
@@ -594,6 +616,9 @@ func (c *Context) peerAgent(ctx context.Context, s *Settings, w Workload, m *man
 	}
 	if p == nil {
 		return nil, nil, nil
+	}
+	if err := c.peerCert(ctx, w, p); err != nil {
+		return nil, nil, err
 	}
 	return p.Agent(c.Env, s.WebhookPort), p, nil
 }

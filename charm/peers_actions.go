@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 )
@@ -49,8 +50,13 @@ func (c *Context) PeerUnits(ctx context.Context, p *Peers, local *apiclient.Clie
 			pu.Problem = "no peer address published yet"
 		case p.Token == "":
 			pu.Problem = "no peer token (the leader has not created it yet)"
+		case len(p.CA) == 0:
+			pu.Problem = "no peer CA (the leader has not created it yet)"
+		case !strings.HasPrefix(addr, "https://"):
+			// The token never goes over plain http (a unit of an older revision).
+			pu.Problem = "its peer API is not on https yet"
 		default:
-			cl, err := apiclient.NewRemote(addr, apiclient.RemoteOptions{Token: p.Token, Timeout: apiclient.DefaultPeerTimeout})
+			cl, err := apiclient.NewRemote(addr, apiclient.RemoteOptions{Token: p.Token, CAPEM: p.CA, Timeout: apiclient.DefaultPeerTimeout})
 			if err != nil {
 				pu.Problem = err.Error()
 			}

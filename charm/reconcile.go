@@ -215,14 +215,16 @@ func (c *Context) Reconcile(ctx context.Context) (*Outcome, error) {
 			}
 		}
 		c.Log.Info().Str("inputs", d.InputsHash).Str("was", svc).Msg("agent layer applied, replanned")
-	} else if slices.Contains(out.Pushed, TLSCertPath) || slices.Contains(out.Pushed, TLSKeyPath) {
+	} else if slices.ContainsFunc(out.Pushed, func(f string) bool {
+		return f == TLSCertPath || f == TLSKeyPath || f == PeerTLSCertPath || f == PeerTLSKeyPath
+	}) {
 		// A renewed certificate (the same paths, so the same inputs hash): SIGHUP makes the
 		// agent swap it in behind its listener, which never stops accepting requests.
 		if err := w.Signal(ctx, ServiceName, "SIGHUP"); err != nil {
 			return c.workloadErr(ctx, out, err)
 		}
 		out.Reloaded = true
-		c.Log.Info().Msg("webhook certificate renewed; agent reloaded it without a restart")
+		c.Log.Info().Msg("serving certificate renewed; agent reloaded it without a restart")
 	}
 
 	if err := c.reloadFalcoTLS(ctx, w, s, out); err != nil {

@@ -225,6 +225,9 @@ func BuildDesired(s *Settings, c Creds, env Env, exe, binID string, in ...*Integ
 			// TLS is on belongs in the layer's inputs.
 			h = "tls"
 		}
+		if f.Path == PeerTLSCertPath || f.Path == PeerTLSKeyPath {
+			h = "peer-tls" // likewise, SIGHUP reloads the peer API's certificate
+		}
 		hashes = append(hashes, f.Path+"="+h)
 	}
 	sort.Strings(hashes)

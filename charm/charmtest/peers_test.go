@@ -318,6 +318,22 @@ func TestScaleOutOneDetection(t *testing.T) {
 		t.Errorf("review units %v not-answering %v", res["units"], res["not-answering"])
 	}
 	waitCount(u2, "", "24h", 6)
+	// That review went over https: every unit publishes an https peer URL (its certificate
+	// names its address and is signed by the application's CA; the client trusts that CA only),
+	// and the agents serve the peer API with TLS.
+	for _, u := range a.live() {
+		for _, r := range u.State().Relations {
+			if r.Peer {
+				if addr := r.LocalUnit["peer-address"]; !strings.HasPrefix(addr, "https://") {
+					t.Errorf("%s publishes peer address %q, want https://", u.Unit, addr)
+				}
+			}
+		}
+		cfg, err := os.ReadFile(filepath.Join(u.root, charm.AgentConfigPath))
+		if err != nil || !strings.Contains(string(cfg), charm.PeerTLSCertPath) {
+			t.Errorf("%s agent config without peer.tls: %v", u.Unit, err)
+		}
+	}
 
 	// Tune: refused off the leader with the command to run; on the leader it reaches everyone.
 	if msg := a.actionFails(u1, "tune-rules", map[string]any{"scope": "namespace", "namespace": "team-a"}); !strings.Contains(msg, "juju run falco-k8s/leader tune-rules") {
