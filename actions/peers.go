@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/falco-k8s/falco-k8s/agent/apiclient"
 	"github.com/falco-k8s/falco-k8s/alerts"
@@ -69,35 +68,14 @@ func appAlerts(ctx context.Context, c *charm.Context, f alerts.Filter) (list []*
 	if err != nil {
 		return nil, false, nil, nil, local, err
 	}
-	type answer struct {
-		list      []*alerts.Alert
-		truncated bool
-		err       error
-	}
-	res := make([]answer, len(units))
-	var wg sync.WaitGroup
-	for i, u := range units {
-		if u.Client == nil {
-			res[i].err = fmt.Errorf("no peer address or token published yet")
+	for _, a := range apiclient.FetchPeers(ctx, units, f, 0) {
+		if a.Err != nil {
+			missing = append(missing, fmt.Sprintf("%s (%v)", a.Unit, a.Err))
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pctx, cancel := context.WithTimeout(ctx, apiclient.DefaultPeerTimeout)
-			defer cancel()
-			res[i].list, res[i].truncated, res[i].err = u.Client.Alerts(pctx, f)
-		}()
-	}
-	wg.Wait()
-	for i, r := range res {
-		if r.err != nil {
-			missing = append(missing, fmt.Sprintf("%s (%v)", units[i].Unit, r.err))
-			continue
-		}
-		answered = append(answered, units[i].Unit)
-		list = append(list, r.list...)
-		truncated = truncated || r.truncated
+		answered = append(answered, a.Unit)
+		list = append(list, a.Alerts...)
+		truncated = truncated || a.Truncated
 	}
 	if len(answered) == 0 {
 		return nil, false, nil, missing, local, fmt.Errorf("cannot read alerts: no unit answered: %s", strings.Join(missing, "; "))

@@ -52,44 +52,18 @@ const DefaultPeerTimeout = 10 * time.Second
 // has no alerts and every unit in NotAnswered. With f.Limit, each unit returns at most that
 // many and the review keeps the newest f.Limit of them all (Truncated says so).
 func ReviewPeers(ctx context.Context, peers []Peer, f alerts.Filter, timeout time.Duration) *AppReview {
-	if timeout <= 0 {
-		timeout = DefaultPeerTimeout
-	}
-	type answer struct {
-		list      []*alerts.Alert
-		truncated bool
-		err       error
-	}
-	answers := make([]answer, len(peers))
-	var wg sync.WaitGroup
-	for i, p := range peers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			if p.Client == nil {
-				answers[i].err = fmt.Errorf("no address for the unit")
-				return
-			}
-			answers[i].list, answers[i].truncated, answers[i].err = p.Client.Alerts(pctx, f)
-			if answers[i].err != nil && pctx.Err() != nil && ctx.Err() == nil {
-				answers[i].err = fmt.Errorf("no answer within %s: %w", timeout, answers[i].err)
-			}
-		}()
-	}
-	wg.Wait()
+	answers := FetchPeers(ctx, peers, f, timeout)
 	r := &AppReview{Units: []UnitAlerts{}, NotAnswered: []UnitFailure{}}
 	var all []*alerts.Alert
 	truncated := false
-	for i, a := range answers {
-		if a.err != nil {
-			r.NotAnswered = append(r.NotAnswered, UnitFailure{Unit: peers[i].Unit, Reason: a.err.Error()})
+	for _, a := range answers {
+		if a.Err != nil {
+			r.NotAnswered = append(r.NotAnswered, UnitFailure{Unit: a.Unit, Reason: a.Err.Error()})
 			continue
 		}
-		r.Units = append(r.Units, UnitAlerts{Unit: peers[i].Unit, Alerts: len(a.list), Truncated: a.truncated})
-		all = append(all, a.list...)
-		truncated = truncated || a.truncated
+		r.Units = append(r.Units, UnitAlerts{Unit: a.Unit, Alerts: len(a.Alerts), Truncated: a.Truncated})
+		all = append(all, a.Alerts...)
+		truncated = truncated || a.Truncated
 	}
 	if f.Limit > 0 && len(all) > f.Limit {
 		slices.SortStableFunc(all, func(x, y *alerts.Alert) int { return x.Time.Compare(y.Time) })
@@ -98,6 +72,45 @@ func ReviewPeers(ctx context.Context, peers []Peer, f alerts.Filter, timeout tim
 	r.Review = *alerts.NewReview(all)
 	r.Truncated = truncated
 	return r
+}
+
+// PeerAnswer is one unit's answer to FetchPeers: its alerts, or why it did not answer.
+type PeerAnswer struct {
+	Unit      string
+	Alerts    []*alerts.Alert
+	Truncated bool
+	Err       error
+}
+
+// FetchPeers is the one application-wide journal read: GET /alerts with f from every peer at
+// once, each within timeout (0: DefaultPeerTimeout); answers are in peers' order, a failure in
+// its unit's Err (never the whole call's).
+func FetchPeers(ctx context.Context, peers []Peer, f alerts.Filter, timeout time.Duration) []PeerAnswer {
+	if timeout <= 0 {
+		timeout = DefaultPeerTimeout
+	}
+	answers := make([]PeerAnswer, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		answers[i].Unit = p.Unit
+		if p.Client == nil {
+			answers[i].Err = fmt.Errorf("no peer address or credential published yet")
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			a := &answers[i]
+			a.Alerts, a.Truncated, a.Err = p.Client.Alerts(pctx, f)
+			if a.Err != nil && pctx.Err() != nil && ctx.Err() == nil {
+				a.Err = fmt.Errorf("no answer within %s: %w", timeout, a.Err)
+			}
+		}()
+	}
+	wg.Wait()
+	return answers
 }
 
 // WriteTable prints which units answered (and which did not, with the reason), then the
