@@ -39,7 +39,8 @@ func TestAlertsReviewPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(strings.TrimSpace(string(examples)), "\n") {
+	lines := strings.Split(strings.TrimSpace(string(examples)), "\n")
+	for _, l := range lines {
 		resp, err := http.Post("http://"+a.WebhookAddr().String()+"/k8s-audit", "application/json", strings.NewReader(l))
 		if err != nil {
 			t.Fatal(err)
@@ -47,7 +48,9 @@ func TestAlertsReviewPeers(t *testing.T) {
 		resp.Body.Close()
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for a.Metrics().Snapshot().Evaluated == 0 || a.Journal().Flush(context.Background()) != nil || a.Metrics().Snapshot().Alerts == 0 {
+	// Every posted event evaluated (and its alerts journaled) before the review is compared
+	// with the alert count.
+	for a.Metrics().Snapshot().Evaluated < uint64(len(lines)) || a.Journal().Flush(context.Background()) != nil || a.Metrics().Snapshot().Alerts == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no alerts")
 		}
