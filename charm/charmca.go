@@ -108,13 +108,9 @@ func (c *Context) CharmTLS(ctx context.Context) (cert, key, ca []byte, err error
 	if !ok {
 		return nil, nil, nil, nil
 	}
-	m, err := ot.SecretGetLabel(ctx, CharmCALabel)
-	exists := err == nil
-	if err != nil && !errors.Is(err, ErrOwnedSecretMissing) {
-		return nil, nil, nil, fmt.Errorf("secret-get --label %s: %w", CharmCALabel, err)
-	}
-	for _, k := range []string{"private-key", "ca-private-key"} {
-		c.AddSecret(m[k])
+	m, exists, err := c.readCharmCA(ctx, ot)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	sans := WebhookSANs(c.Env)[:2] // one certificate for every unit: the Service's names
 	fresh := exists && charmCertFresh(m, sans, c.Now())
@@ -140,19 +136,8 @@ func (c *Context) CharmTLS(ctx context.Context) (cert, key, ca []byte, err error
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	for _, k := range []string{"private-key", "ca-private-key"} {
-		c.AddSecret(next[k])
-	}
-	if exists {
-		uri, err := ot.SecretIDLabel(ctx, CharmCALabel)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("secret-info-get --label %s: %w", CharmCALabel, err)
-		}
-		if err := ot.SecretSet(ctx, uri, next); err != nil {
-			return nil, nil, nil, fmt.Errorf("secret-set %s: %w", CharmCALabel, err)
-		}
-	} else if _, err := ot.SecretAdd(ctx, CharmCALabel, next); err != nil {
-		return nil, nil, nil, fmt.Errorf("secret-add %s: %w", CharmCALabel, err)
+	if _, err := c.saveCharmCA(ctx, ot, exists, "", next); err != nil {
+		return nil, nil, nil, err
 	}
 	c.Log.Info().Msg("webhook certificate issued by the charm's own CA")
 	return []byte(next["certificate"]), []byte(next["private-key"]), []byte(next["ca-certificate"]), nil
@@ -164,16 +149,54 @@ func (c *Context) CharmCA(ctx context.Context) ([]byte, error) {
 	if !ok {
 		return nil, nil
 	}
-	m, err := ot.SecretGetLabel(ctx, CharmCALabel)
+	m, exists, err := c.readCharmCA(ctx, ot)
+	if err != nil || !exists {
+		return nil, err
+	}
+	return []byte(m["ca-certificate"]), nil
+}
+
+// readCharmCA reads the charm's CA secret by label (the owner's view), its keys registered for
+// redaction; exists is false when there is none yet.
+func (c *Context) readCharmCA(ctx context.Context, ot OwnedSecretTools) (m map[string]string, exists bool, err error) {
+	m, err = ot.SecretGetLabel(ctx, CharmCALabel)
 	if errors.Is(err, ErrOwnedSecretMissing) {
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("secret-get --label %s: %w", CharmCALabel, err)
+		return nil, false, fmt.Errorf("secret-get --label %s: %w", CharmCALabel, err)
 	}
+	c.addCharmCASecrets(m)
+	return m, true, nil
+}
+
+// addCharmCASecrets registers the private keys of a CA secret's content for redaction.
+func (c *Context) addCharmCASecrets(m map[string]string) {
 	c.AddSecret(m["private-key"])
 	c.AddSecret(m["ca-private-key"])
-	return []byte(m["ca-certificate"]), nil
+}
+
+// saveCharmCA stores next as the charm's CA secret (leader only): secret-set on the existing
+// one (its URI looked up unless given), else secret-add. It returns the secret's URI.
+func (c *Context) saveCharmCA(ctx context.Context, ot OwnedSecretTools, exists bool, uri string, next map[string]string) (string, error) {
+	c.addCharmCASecrets(next)
+	if !exists {
+		uri, err := ot.SecretAdd(ctx, CharmCALabel, next)
+		if err != nil {
+			return "", fmt.Errorf("secret-add %s: %w", CharmCALabel, err)
+		}
+		return uri, nil
+	}
+	if uri == "" {
+		var err error
+		if uri, err = ot.SecretIDLabel(ctx, CharmCALabel); err != nil {
+			return "", fmt.Errorf("secret-info-get --label %s: %w", CharmCALabel, err)
+		}
+	}
+	if err := ot.SecretSet(ctx, uri, next); err != nil {
+		return "", fmt.Errorf("secret-set %s: %w", CharmCALabel, err)
+	}
+	return uri, nil
 }
 
 func charmPairValid(m map[string]string) bool {

@@ -38,14 +38,11 @@ func (c *Context) peerCA(ctx context.Context, rt RelationTools, p *Peers) error 
 	uri := p.App[keyCASecret]
 	var m map[string]string
 	if p.Leader {
+		var exists bool
 		var err error
-		m, err = ot.SecretGetLabel(ctx, CharmCALabel)
-		exists := err == nil
-		if err != nil && !errors.Is(err, ErrOwnedSecretMissing) {
-			return fmt.Errorf("secret-get --label %s: %w", CharmCALabel, err)
+		if m, exists, err = c.readCharmCA(ctx, ot); err != nil {
+			return err
 		}
-		c.AddSecret(m["private-key"])
-		c.AddSecret(m["ca-private-key"])
 		if _, caCert := storedCharmCA(m); caCert == nil {
 			// No CA yet (or an unusable one): the same content CharmTLS makes, so the webhook
 			// finds its certificate there when admission is turned on.
@@ -53,19 +50,8 @@ func (c *Context) peerCA(ctx context.Context, rt RelationTools, p *Peers) error 
 			if err != nil {
 				return err
 			}
-			c.AddSecret(next["private-key"])
-			c.AddSecret(next["ca-private-key"])
-			if exists {
-				if uri == "" {
-					if uri, err = ot.SecretIDLabel(ctx, CharmCALabel); err != nil {
-						return fmt.Errorf("secret-info-get --label %s: %w", CharmCALabel, err)
-					}
-				}
-				if err := ot.SecretSet(ctx, uri, next); err != nil {
-					return fmt.Errorf("secret-set %s: %w", CharmCALabel, err)
-				}
-			} else if uri, err = ot.SecretAdd(ctx, CharmCALabel, next); err != nil {
-				return fmt.Errorf("secret-add %s: %w", CharmCALabel, err)
+			if uri, err = c.saveCharmCA(ctx, ot, exists, uri, next); err != nil {
+				return err
 			}
 			m = next
 		} else if uri == "" {
@@ -84,8 +70,7 @@ func (c *Context) peerCA(ctx context.Context, rt RelationTools, p *Peers) error 
 		if m, err = c.Tools.SecretGet(ctx, uri, false); err != nil {
 			return fmt.Errorf("secret-get peer CA: %w", err)
 		}
-		c.AddSecret(m["private-key"])
-		c.AddSecret(m["ca-private-key"])
+		c.addCharmCASecrets(m)
 	}
 	if _, caCert := storedCharmCA(m); caCert != nil {
 		p.ca = m
